@@ -1,0 +1,17 @@
+"""The `smdo` command: one click group; each sub-command lives in its own module."""
+from __future__ import annotations
+
+import click
+
+
+@click.group()
+@click.version_option(package_name="smdo-hub")
+def main() -> None:
+    """smdo-hub: inter-agency electronic document exchange hub."""
+
+
+# One line per command module: `main.add_command(module.command)`. Keep it sorted.
+
+
+if __name__ == "__main__":
+    main()
