@@ -1,0 +1,18 @@
+"""The hub's journal: every transaction and delivery state, durable and hash-chained."""
+from smdo.journal.committer import GroupCommitter
+from smdo.journal.sqlite import SqliteJournal
+from smdo.journal.store import (
+    Accepted,
+    Claimed,
+    DeliveryState,
+    Duplicate,
+    JournalStore,
+    Rejected,
+    StateChange,
+    TransactionView,
+)
+
+__all__ = [
+    "Accepted", "Claimed", "DeliveryState", "Duplicate", "GroupCommitter", "JournalStore", "Rejected",
+    "SqliteJournal", "StateChange", "TransactionView",
+]

@@ -1,0 +1,487 @@
+"""The journal on SQLite (aiosqlite, WAL, synchronous=FULL): the hub's embedded default store.
+
+Tables: `entries` (the hash chain, the record of truth), `chain_head`, and two views kept for
+queries: `transactions` (one row per packet received or made, with the raw bytes of accepted ones)
+and `deliveries` (one row per packet and receiver, its current state and lease). Every change to
+them is written together with its chain entry, so `verify` can tell an edited or deleted row.
+
+A write is one sync function run on aiosqlite's connection thread: one thread hop and one fsync per
+group of records, however many packets the group holds.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosqlite
+
+from smdo.journal.chain import GENESIS, ChainProblem, canonical, entry_hash, verify_chain
+from smdo.journal.store import (
+    PENDING_STATES,
+    REGISTRATION_STATES,
+    Accepted,
+    Claimed,
+    DeliveryState,
+    DeliveryView,
+    Duplicate,
+    Record,
+    Rejected,
+    StateChange,
+    TransactionView,
+)
+
+T = TypeVar("T")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS entries (
+    seq INTEGER PRIMARY KEY,
+    body TEXT NOT NULL,          -- canonical JSON of the entry, including its seq
+    hash TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS chain_head (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    seq INTEGER NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS transactions (
+    id INTEGER PRIMARY KEY,
+    entry_seq INTEGER NOT NULL,
+    outcome TEXT NOT NULL,       -- accepted | rejected
+    msg_id TEXT,
+    sender TEXT,
+    receivers TEXT NOT NULL,     -- JSON list
+    msg_type INTEGER,
+    acknow INTEGER,
+    ack_for TEXT,
+    origin TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    received_at REAL NOT NULL,
+    deadline REAL,
+    codes TEXT NOT NULL,         -- JSON list
+    stage TEXT,
+    raw BLOB,                    -- accepted packets only
+    answer BLOB
+);
+CREATE UNIQUE INDEX IF NOT EXISTS transactions_accepted_msg_id
+    ON transactions (msg_id) WHERE outcome = 'accepted';
+CREATE INDEX IF NOT EXISTS transactions_msg_id ON transactions (msg_id);
+CREATE INDEX IF NOT EXISTS transactions_received_at ON transactions (received_at);
+CREATE TABLE IF NOT EXISTS deliveries (
+    id INTEGER PRIMARY KEY,
+    msg_id TEXT NOT NULL,
+    receiver TEXT NOT NULL,
+    mode TEXT NOT NULL,          -- push | pull
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_at REAL,
+    deadline REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    detail TEXT NOT NULL DEFAULT '',
+    entry_seq INTEGER NOT NULL,  -- the entry that set the current state
+    claimed_by TEXT,             -- lease: which worker/mailbox fetch holds it, until when
+    claim_until REAL,
+    UNIQUE (msg_id, receiver)
+);
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (mode, next_at)
+    WHERE state IN ('accepted', 'retry-wait', 'forwarding');
+"""
+
+_PENDING = tuple(s.value for s in PENDING_STATES)
+_REGISTRATION = tuple(s.value for s in REGISTRATION_STATES)
+_FINAL = (DeliveryState.DELIVERED.value, DeliveryState.EXPIRED.value)
+
+
+class SqliteJournal:
+    """`JournalStore` on one SQLite file. Several processes may share it (WAL, BEGIN IMMEDIATE)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._db: aiosqlite.Connection | None = None
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: we issue BEGIN IMMEDIATE ourselves, so a group is one transaction.
+        self._db = await aiosqlite.connect(self.path, isolation_level=None)
+        await self._run(_init_schema)
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a sync function on the connection's own thread (one hop for many statements)."""
+        assert self._db is not None, "journal is not open"
+        db = self._db
+        return await db._execute(lambda: fn(db._conn, *args))  # noqa: SLF001 - see module docstring
+
+    async def write(self, records: Sequence[Record]) -> list[Duplicate | None]:
+        return await self._run(_write, list(records))
+
+    async def claim_push(self, worker: str, now: float, lease: float, limit: int) -> list[Claimed]:
+        return await self._run(_claim, "push", None, worker, now, lease, limit)
+
+    async def claim_mailbox(self, receiver: str, now: float, visibility: float, limit: int) -> list[Claimed]:
+        return await self._run(_claim, "pull", receiver, f"mailbox:{receiver}", now, visibility, limit)
+
+    async def delivery(self, delivery_id: int) -> Claimed | None:
+        return await self._run(_delivery, delivery_id)
+
+    async def delivery_state(self, msg_id: str, receiver: str) -> str | None:
+        row = await self._run(
+            lambda c: c.execute(
+                "SELECT state FROM deliveries WHERE msg_id = ? AND receiver = ?", (msg_id, receiver)
+            ).fetchone()
+        )
+        return row[0] if row else None
+
+    async def accepted(self, msg_id: str) -> Accepted | None:
+        return await self._run(_accepted, msg_id)
+
+    async def transaction(self, msg_id: str) -> list[TransactionView]:
+        return await self._run(_views, "t.msg_id = ?", (msg_id,), 1000)
+
+    async def list_transactions(
+        self,
+        *,
+        since: float | None = None,
+        sender: str | None = None,
+        state: str | None = None,
+        limit: int = 100,
+    ) -> list[TransactionView]:
+        where, args = ["1 = 1"], []
+        if since is not None:
+            where.append("t.received_at >= ?")
+            args.append(since)
+        if sender:
+            where.append("t.sender = ?")
+            args.append(sender)
+        if state:
+            if state in ("accepted", "rejected"):
+                where.append("t.outcome = ?")
+            else:
+                where.append("t.msg_id IN (SELECT msg_id FROM deliveries WHERE state = ?)")
+            args.append(state)
+        return await self._run(_views, " AND ".join(where), tuple(args), limit)
+
+    async def release_claims(self) -> int:
+        def release(conn: sqlite3.Connection) -> int:
+            return conn.execute(
+                "UPDATE deliveries SET claimed_by = NULL, claim_until = NULL WHERE claimed_by IS NOT NULL"
+            ).rowcount
+
+        return await self._run(release)
+
+    async def counts(self) -> dict[str, int]:
+        rows = await self._run(
+            lambda c: c.execute("SELECT state, count(*) FROM deliveries GROUP BY state").fetchall()
+        )
+        return {state: n for state, n in rows}
+
+    async def verify(self) -> list[ChainProblem]:
+        return await self._run(_verify)
+
+
+# --- sync parts, run on the connection thread -------------------------------------------------
+
+
+def _init_schema(conn: sqlite3.Connection) -> None:
+    conn.execute("PRAGMA journal_mode=WAL")
+    # FULL: a commit is on disk when it returns, so an answered packet survives power loss.
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA busy_timeout=10000")
+    conn.executescript(SCHEMA)
+
+
+class _Chain:
+    """Appends entries within one open transaction, continuing from the stored head."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        row = conn.execute("SELECT seq, hash FROM chain_head WHERE id = 1").fetchone()
+        self.seq, self.hash = row if row else (0, GENESIS)
+        self.rows: list[tuple[int, str, str]] = []
+
+    def append(self, body: dict[str, object]) -> int:
+        self.seq += 1
+        body["seq"] = self.seq
+        text = canonical(body)
+        self.hash = entry_hash(self.hash, text)
+        self.rows.append((self.seq, text.decode(), self.hash))
+        return self.seq
+
+    def flush(self) -> None:
+        if not self.rows:
+            return
+        self.conn.executemany("INSERT INTO entries (seq, body, hash) VALUES (?, ?, ?)", self.rows)
+        self.conn.execute(
+            "INSERT INTO chain_head (id, seq, hash) VALUES (1, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+            (self.seq, self.hash),
+        )
+
+
+def _in_transaction(conn: sqlite3.Connection, fn: Callable[[_Chain], T]) -> T:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        chain = _Chain(conn)
+        result = fn(chain)
+        chain.flush()
+        conn.execute("COMMIT")
+        return result
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _accepted_entry(r: Accepted) -> dict[str, object]:
+    return {
+        "kind": "accepted",
+        "at": r.received_at,
+        "msg_id": r.msg_id,
+        "sender": r.sender,
+        "receivers": list(r.receivers),
+        "msg_type": r.msg_type,
+        "acknow": r.acknow,
+        "ack_for": r.ack_for,
+        "origin": r.origin,
+        "digest": r.digest,
+        "size": r.size,
+        "deadline": r.deadline,
+        "answer_sha256": hashlib.sha256(r.answer).hexdigest(),
+        "deliveries": [list(d) for d in r.deliveries],
+    }
+
+
+def _rejected_entry(r: Rejected) -> dict[str, object]:
+    return {
+        "kind": "rejected",
+        "at": r.received_at,
+        "msg_id": r.msg_id,
+        "sender": r.sender,
+        "stage": r.stage,
+        "codes": list(r.codes),
+        "digest": r.digest,
+        "size": r.size,
+        "message": r.message,
+    }
+
+
+def _state_entry(msg_id: str, receiver: str, state: str, at: float, **extra: object) -> dict[str, object]:
+    return {"kind": "state", "at": at, "msg_id": msg_id, "receiver": receiver, "state": state, **extra}
+
+
+def _write(conn: sqlite3.Connection, records: list[Record]) -> list[Duplicate | None]:
+    return _in_transaction(conn, lambda chain: [_write_one(conn, chain, r) for r in records])
+
+
+def _write_one(conn: sqlite3.Connection, chain: _Chain, r: Record) -> Duplicate | None:
+    if isinstance(r, Accepted):
+        earlier = conn.execute(
+            "SELECT digest, answer FROM transactions WHERE msg_id = ? AND outcome = 'accepted'", (r.msg_id,)
+        ).fetchone()
+        if earlier:
+            return Duplicate(r.msg_id, earlier[0], earlier[1])
+        seq = chain.append(_accepted_entry(r))
+        conn.execute(
+            "INSERT INTO transactions (entry_seq, outcome, msg_id, sender, receivers, msg_type, acknow,"
+            " ack_for, origin, digest, size, received_at, deadline, codes, raw, answer)"
+            " VALUES (?, 'accepted', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '[100]', ?, ?)",
+            (seq, r.msg_id, r.sender, json.dumps(list(r.receivers)), r.msg_type, r.acknow, r.ack_for,
+             r.origin, r.digest, r.size, r.received_at, r.deadline, r.raw, r.answer),
+        )
+        conn.executemany(
+            "INSERT INTO deliveries (msg_id, receiver, mode, state, next_at, deadline, updated_at, entry_seq)"
+            " VALUES (?, ?, ?, 'accepted', ?, ?, ?, ?)",
+            [(r.msg_id, rcv, mode, r.received_at, r.deadline, r.received_at, seq) for rcv, mode in r.deliveries],
+        )
+        for change in r.also:
+            _write_one(conn, chain, change)
+        return None
+    if isinstance(r, Rejected):
+        seq = chain.append(_rejected_entry(r))
+        conn.execute(
+            "INSERT INTO transactions (entry_seq, outcome, msg_id, sender, receivers, origin, digest, size,"
+            " received_at, codes, stage) VALUES (?, 'rejected', ?, ?, '[]', 'ingress', ?, ?, ?, ?, ?)",
+            (seq, r.msg_id, r.sender, r.digest, r.size, r.received_at, json.dumps(list(r.codes)), r.stage),
+        )
+        return None
+    row = conn.execute(
+        "SELECT state FROM deliveries WHERE msg_id = ? AND receiver = ?", (r.msg_id, r.receiver)
+    ).fetchone()
+    if row is None:
+        raise LookupError(f"no delivery of {r.msg_id} to {r.receiver}")
+    new = DeliveryState(r.state).value
+    if row[0] in _REGISTRATION and new not in _REGISTRATION:
+        return None  # a delivery ack after the registration ack is ignored
+    if row[0] in _FINAL and new not in _REGISTRATION:
+        return None  # a late outcome of a stale attempt changes nothing
+    seq = chain.append(
+        _state_entry(r.msg_id, r.receiver, new, r.at, next_at=r.next_at, detail=r.detail, codes=list(r.codes))
+    )
+    conn.execute(
+        "UPDATE deliveries SET state = ?, next_at = ?, detail = ?, updated_at = ?, entry_seq = ?,"
+        " claimed_by = NULL, claim_until = NULL WHERE msg_id = ? AND receiver = ?",
+        (new, r.next_at, r.detail, r.at, seq, r.msg_id, r.receiver),
+    )
+    return None
+
+
+_CLAIMED_COLUMNS = (
+    "d.id, d.msg_id, d.receiver, t.sender, d.mode, d.attempts, d.deadline, t.acknow, t.msg_type, t.raw"
+)
+
+
+def _claim(
+    conn: sqlite3.Connection, mode: str, receiver: str | None, holder: str, now: float, lease: float, limit: int
+) -> list[Claimed]:
+    def claim(chain: _Chain) -> list[Claimed]:
+        where = (
+            f"d.mode = ? AND d.state IN {_PENDING} AND d.next_at <= ?"
+            " AND (d.claim_until IS NULL OR d.claim_until < ?)"
+        )
+        args: list[object] = [mode, now, now]
+        if receiver is not None:
+            where += " AND d.receiver = ?"
+            args.append(receiver)
+        rows = conn.execute(
+            f"SELECT {_CLAIMED_COLUMNS} FROM deliveries d JOIN transactions t"
+            f" ON t.msg_id = d.msg_id AND t.outcome = 'accepted' WHERE {where} ORDER BY d.next_at LIMIT ?",
+            (*args, limit),
+        ).fetchall()
+        claimed = []
+        for row in rows:
+            seq = chain.append(_state_entry(row[1], row[2], "forwarding", now, attempt=row[5] + 1, by=holder))
+            conn.execute(
+                "UPDATE deliveries SET state = 'forwarding', attempts = attempts + 1, updated_at = ?,"
+                " entry_seq = ?, claimed_by = ?, claim_until = ? WHERE id = ?",
+                (now, seq, holder, now + lease, row[0]),
+            )
+            claimed.append(Claimed(row[0], row[1], row[2], row[3], row[4], row[5] + 1, row[6], row[7], row[8], row[9]))
+        return claimed
+
+    return _in_transaction(conn, claim)
+
+
+def _delivery(conn: sqlite3.Connection, delivery_id: int) -> Claimed | None:
+    row = conn.execute(
+        f"SELECT {_CLAIMED_COLUMNS} FROM deliveries d JOIN transactions t"
+        " ON t.msg_id = d.msg_id AND t.outcome = 'accepted' WHERE d.id = ?",
+        (delivery_id,),
+    ).fetchone()
+    return Claimed(*row) if row else None
+
+
+def _accepted(conn: sqlite3.Connection, msg_id: str) -> Accepted | None:
+    row = conn.execute(
+        "SELECT msg_id, sender, receivers, msg_type, acknow, digest, size, received_at, deadline, raw, answer,"
+        " ack_for, origin FROM transactions WHERE msg_id = ? AND outcome = 'accepted'",
+        (msg_id,),
+    ).fetchone()
+    if row is None:
+        return None
+    deliveries = conn.execute("SELECT receiver, mode FROM deliveries WHERE msg_id = ?", (msg_id,)).fetchall()
+    return Accepted(
+        msg_id=row[0], sender=row[1], receivers=tuple(json.loads(row[2])), msg_type=row[3], acknow=row[4],
+        digest=row[5], size=row[6], received_at=row[7], deadline=row[8], raw=row[9], answer=row[10],
+        deliveries=tuple((r, m) for r, m in deliveries), ack_for=row[11], origin=row[12],
+    )
+
+
+def _views(conn: sqlite3.Connection, where: str, args: tuple[object, ...], limit: int) -> list[TransactionView]:
+    rows = conn.execute(
+        "SELECT t.msg_id, t.outcome, t.sender, t.receivers, t.msg_type, t.digest, t.size, t.received_at,"
+        f" t.codes, t.origin, t.ack_for FROM transactions t WHERE {where} ORDER BY t.id DESC LIMIT ?",
+        (*args, limit),
+    ).fetchall()
+    views = []
+    for row in reversed(rows):
+        deliveries: tuple[DeliveryView, ...] = ()
+        if row[1] == "accepted":
+            deliveries = tuple(
+                DeliveryView(*d)
+                for d in conn.execute(
+                    "SELECT receiver, mode, state, attempts, updated_at, next_at, detail FROM deliveries"
+                    " WHERE msg_id = ? ORDER BY receiver",
+                    (row[0],),
+                )
+            )
+        views.append(
+            TransactionView(
+                msg_id=row[0], outcome=row[1], sender=row[2], receivers=tuple(json.loads(row[3])),
+                msg_type=row[4], digest=row[5], size=row[6], received_at=row[7],
+                codes=tuple(json.loads(row[8])), origin=row[9], ack_for=row[10], deliveries=deliveries,
+            )
+        )
+    return views
+
+
+def _verify(conn: sqlite3.Connection) -> list[ChainProblem]:
+    """The chain itself, then every transaction and delivery row against the entries."""
+    entries = conn.execute("SELECT seq, body, hash FROM entries ORDER BY seq").fetchall()
+    head = conn.execute("SELECT seq, hash FROM chain_head WHERE id = 1").fetchone()
+    problems = verify_chain(entries, tuple(head) if head else None)
+    bodies: dict[int, dict[str, Any]] = {}
+    for seq, body, _ in entries:
+        try:
+            bodies[seq] = json.loads(body)
+        except ValueError:
+            pass
+
+    last_state: dict[tuple[str, str], int] = {}
+    txn_entries: set[int] = set()
+    for seq, e in bodies.items():
+        if e.get("kind") in ("accepted", "rejected"):
+            txn_entries.add(seq)
+        if e.get("kind") == "accepted":
+            for receiver, _mode in e.get("deliveries", []):
+                last_state[(e["msg_id"], receiver)] = seq
+        elif e.get("kind") == "state":
+            last_state[(e["msg_id"], e["receiver"])] = seq
+
+    seen_txn: set[int] = set()
+    for row in conn.execute(
+        "SELECT id, entry_seq, outcome, msg_id, sender, digest, size, codes, raw, answer FROM transactions"
+    ):
+        tid, seq, outcome, msg_id, sender, digest, size, codes, raw, answer = row
+        seen_txn.add(seq)
+        e = bodies.get(seq)
+        if e is None or e.get("kind") != outcome:
+            problems.append(ChainProblem("transactions", tid, f"no {outcome} entry {seq} behind this row"))
+            continue
+        if (e.get("msg_id"), e.get("sender"), e.get("digest"), e.get("size")) != (msg_id, sender, digest, size):
+            problems.append(ChainProblem("transactions", tid, f"differs from journal entry {seq}"))
+        if outcome == "rejected" and json.loads(codes) != e.get("codes"):
+            problems.append(ChainProblem("transactions", tid, f"codes differ from journal entry {seq}"))
+        if outcome == "accepted":
+            if raw is None or hashlib.sha256(raw).hexdigest() != digest:
+                problems.append(ChainProblem("transactions", tid, "stored packet does not match its digest"))
+            if answer is None or hashlib.sha256(answer).hexdigest() != e.get("answer_sha256"):
+                problems.append(ChainProblem("transactions", tid, "stored answer does not match the journal"))
+    for seq in sorted(txn_entries - seen_txn):
+        problems.append(ChainProblem("transactions", f"of entry {seq}", "deleted"))
+
+    seen_delivery: set[tuple[str, str]] = set()
+    for did, msg_id, receiver, state, seq in conn.execute(
+        "SELECT id, msg_id, receiver, state, entry_seq FROM deliveries"
+    ):
+        key = (msg_id, receiver)
+        seen_delivery.add(key)
+        expected_seq = last_state.get(key)
+        e = bodies.get(seq)
+        expected_state = "accepted" if e and e.get("kind") == "accepted" else (e or {}).get("state")
+        if expected_seq is None:
+            problems.append(ChainProblem("deliveries", did, "no journal entry for this delivery"))
+        elif seq != expected_seq or expected_state != state:
+            problems.append(ChainProblem("deliveries", did, f"state '{state}' differs from journal entry {expected_seq}"))
+    for msg_id, receiver in sorted(set(last_state) - seen_delivery):
+        problems.append(ChainProblem("deliveries", f"{msg_id}/{receiver}", "deleted"))
+    return problems
+
+
