@@ -1,0 +1,95 @@
+"""Loading keys and certificates, and the `Signer` that holds them.
+
+Parsing a PEM RSA key costs ~40 ms, so keys are parsed once per file version and the
+parsed key object is what signing code holds on to.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Union
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+PrivateKey = Union[rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey]
+
+_key_cache: dict[tuple[str, int], PrivateKey] = {}
+_key_cache_lock = threading.Lock()
+
+
+def load_private_key(path: str | Path, password: bytes | None = None) -> PrivateKey:
+    """Parse a PEM (or DER) private key once per (path, mtime); later calls return the same object."""
+    resolved = Path(path).resolve()
+    cache_key = (str(resolved), resolved.stat().st_mtime_ns)
+    with _key_cache_lock:
+        cached = _key_cache.get(cache_key)
+    if cached is not None:
+        return cached
+    data = resolved.read_bytes()
+    if b"-----BEGIN" in data:
+        key = serialization.load_pem_private_key(data, password=password)
+    else:
+        key = serialization.load_der_private_key(data, password=password)
+    if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
+        raise ValueError(f"{path}: only RSA and EC private keys are supported, got {type(key).__name__}")
+    with _key_cache_lock:
+        _key_cache[cache_key] = key
+    return key
+
+
+def _parse_certificates(data: bytes, source: str) -> list[x509.Certificate]:
+    if b"-----BEGIN" in data:
+        certs = x509.load_pem_x509_certificates(data)
+    else:
+        certs = [x509.load_der_x509_certificate(data)]
+    if not certs:
+        raise ValueError(f"{source}: no certificate found")
+    return certs
+
+
+def load_certificate(path: str | Path) -> x509.Certificate:
+    """The first certificate of a PEM or DER file."""
+    return _parse_certificates(Path(path).read_bytes(), str(path))[0]
+
+
+def load_certificates(path_or_dir: str | Path) -> list[x509.Certificate]:
+    """Every certificate of a PEM bundle, or of every *.pem / *.crt / *.cer file in a directory."""
+    path = Path(path_or_dir)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".pem", ".crt", ".cer") and p.is_file())
+        certs: list[x509.Certificate] = []
+        for file in files:
+            certs.extend(_parse_certificates(file.read_bytes(), str(file)))
+        return certs
+    return _parse_certificates(path.read_bytes(), str(path))
+
+
+def certificate_fingerprint(cert: x509.Certificate) -> str:
+    """SHA-256 of the certificate's DER, lowercase hex: how the registry binds certificates."""
+    return cert.fingerprint(hashes.SHA256()).hex()
+
+
+def subject_text(cert: x509.Certificate) -> str:
+    """The subject in RFC 4514 form, for messages."""
+    return cert.subject.rfc4514_string()
+
+
+@dataclass(frozen=True)
+class Signer:
+    """A private key with its certificate (and optionally the chain up to, not including, the anchor)."""
+
+    key: PrivateKey
+    certificate: x509.Certificate
+    chain: tuple[x509.Certificate, ...] = ()
+
+    @classmethod
+    def from_files(cls, key_path: str | Path, cert_path: str | Path) -> "Signer":
+        """Key from `key_path`; the first certificate of `cert_path` is the signer's, the rest its chain."""
+        certs = load_certificates(cert_path)
+        key = load_private_key(key_path)
+        if key.public_key().public_numbers() != certs[0].public_key().public_numbers():
+            raise ValueError(f"{key_path} is not the private key of the certificate in {cert_path}")
+        return cls(key=key, certificate=certs[0], chain=tuple(certs[1:]))
