@@ -11,6 +11,9 @@ def main() -> None:
 
 
 # One line per command module: `main.add_command(module.command)`. Keep it sorted.
+from cli import subscribers  # noqa: E402
+
+main.add_command(subscribers.subscribers)
 
 
 if __name__ == "__main__":

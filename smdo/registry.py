@@ -168,12 +168,18 @@ def fingerprint(cert: x509.Certificate) -> str:
 class RegistrySnapshot:
     """An immutable view of the registry for the hot path: lookups are dict reads."""
 
-    def __init__(self, subscribers: Mapping[str, Subscriber], version: int) -> None:
+    def __init__(self, subscribers: Mapping[str, Subscriber], version: int,
+                 certificates: Mapping[str, Sequence[BoundCertificate]] | None = None) -> None:
         self._subscribers = dict(subscribers)
+        self._certificates = {code: tuple(certs) for code, certs in (certificates or {}).items()}
         self.version = version
 
     def get(self, code: str) -> Subscriber | None:
         return self._subscribers.get(code)
+
+    def certificates(self, code: str) -> tuple[BoundCertificate, ...]:
+        """The certificates bound to a subscriber, oldest first (for the directory)."""
+        return self._certificates.get(code, ())
 
     def subscribers(self) -> list[Subscriber]:
         return sorted(self._subscribers.values(), key=lambda s: s.code)
@@ -282,6 +288,15 @@ CREATE INDEX IF NOT EXISTS conclusions_code ON conclusions(code, id);
 """
 
 _UPDATABLE = ("name", "unp", "push_url", "pull", "edms_product", "edms_version", "sys_id", "contact")
+
+
+_CERT_COLUMNS = "fingerprint, subject, issuer, serial, not_before, not_after, pem, added_at"
+
+
+def _bound(row: Sequence[str]) -> BoundCertificate:
+    fp, subject, issuer, serial, not_before, not_after, pem, added_at = row
+    return BoundCertificate(fp, subject, issuer, serial, _parse_time(not_before), _parse_time(not_after), pem,
+                            _parse_time(added_at))
 
 
 def _now() -> datetime:
@@ -418,23 +433,23 @@ class Registry:
             self._db.execute("BEGIN")
             try:
                 version = self._db.execute("SELECT value FROM meta WHERE key = 'data_version'").fetchone()[0]
-                fingerprints: dict[str, set[str]] = {}
-                for code, fp in self._db.execute("SELECT code, fingerprint FROM certificates"):
-                    fingerprints.setdefault(code, set()).add(fp)
+                certificates: dict[str, list[BoundCertificate]] = {}
+                for code, *cert in self._db.execute(
+                        f"SELECT code, {_CERT_COLUMNS} FROM certificates ORDER BY added_at, fingerprint"):
+                    certificates.setdefault(code, []).append(_bound(cert))
                 rows = self._db.execute("SELECT * FROM subscribers").fetchall()
             finally:
                 self._db.execute("COMMIT")
-        subscribers = {row[0]: self._subscriber(row, fingerprints.get(row[0], set())) for row in rows}
-        return RegistrySnapshot(subscribers, version)
+        subscribers = {row[0]: self._subscriber(row, {c.fingerprint for c in certificates.get(row[0], ())})
+                       for row in rows}
+        return RegistrySnapshot(subscribers, version, certificates)
 
     def certificates(self, code: str) -> list[BoundCertificate]:
         self.require(code)
         with self._lock:
-            rows = self._db.execute(
-                "SELECT fingerprint, subject, issuer, serial, not_before, not_after, pem, added_at "
-                "FROM certificates WHERE code = ? ORDER BY added_at, fingerprint", (code,)).fetchall()
-        return [BoundCertificate(fp, subject, issuer, serial, _parse_time(nb), _parse_time(na), pem, _parse_time(added))
-                for fp, subject, issuer, serial, nb, na, pem, added in rows]
+            rows = self._db.execute(f"SELECT {_CERT_COLUMNS} FROM certificates WHERE code = ? "
+                                    "ORDER BY added_at, fingerprint", (code,)).fetchall()
+        return [_bound(row) for row in rows]
 
     def history(self, code: str) -> list[HistoryEntry]:
         with self._lock:
@@ -554,7 +569,8 @@ class Registry:
                 latest = db.execute("SELECT passed FROM conclusions WHERE code = ? ORDER BY id DESC LIMIT 1",
                                     (code,)).fetchone()
                 if latest is None or not latest[0]:
-                    raise RegistryError(f"subscriber {code}: cannot activate without a passing conformance conclusion")
+                    raise RegistryError(f"subscriber {code}: cannot activate without a passing conformance conclusion "
+                                        f"(run `smdo conformance run --subscriber {code}`)")
             self._set_status(db, code, old, status, now, actor, reason)
         return self.require(code)
 
