@@ -1,0 +1,125 @@
+"""Hardened XML parsing: packets come from outside, so no DTD, entity, network or unbounded input.
+
+Every failure is a PacketRejected with code -1 and a message naming the cause and the line.
+"""
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass
+
+from lxml import etree
+
+from smdo.errors import ErrorCode, PacketRejected, Problem
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on what the hub is willing to parse."""
+
+    max_bytes: int = 30 * 1024 * 1024
+    max_depth: int = 64
+
+
+# lxml parsers are not thread-safe: keep one per thread, made on first use.
+_PARSER_OPTIONS = dict(
+    resolve_entities=False,
+    no_network=True,
+    load_dtd=False,
+    dtd_validation=False,
+    huge_tree=False,  # libxml2 then caps depth at 256 and text nodes at 10 MB
+    remove_comments=False,
+    remove_pis=False,
+    collect_ids=False,
+)
+
+
+_local = threading.local()
+
+
+def _parser() -> etree.XMLParser:
+    parser = getattr(_local, "parser", None)
+    if parser is None:
+        parser = etree.XMLParser(**_PARSER_OPTIONS)
+        _local.parser = parser
+    return parser
+
+
+def _reject(message: str, line: int | None = None) -> PacketRejected:
+    where = f" (line {line})" if line else ""
+    return PacketRejected([Problem(int(ErrorCode.XML_UNPARSABLE), message + where, None)])
+
+
+def _line_of(data: bytes, offset: int) -> int:
+    return data.count(b"\n", 0, offset) + 1
+
+
+def parse_xml(data: bytes, limits: Limits = Limits()) -> etree._Element:
+    """Parse untrusted packet bytes into an element tree, or raise PacketRejected (code -1)."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError("parse_xml expects bytes")
+    size = len(data)
+    if size > limits.max_bytes:
+        raise _reject(f"packet too large: {size} bytes, the limit is {limits.max_bytes}")
+    if size == 0:
+        raise _reject("empty packet: no XML")
+    data = bytes(data)
+    # Refuse before libxml2 sees a DTD at all. (A "<!DOCTYPE" inside a comment or CDATA is
+    # refused too: harmless for packets, which have no reason to carry one.)
+    offset = data.find(b"<!DOCTYPE")
+    if offset >= 0:
+        raise _reject("DTD not allowed: the packet contains a DOCTYPE declaration",
+                      _line_of(data, offset))
+    offset = data.find(b"<!ENTITY")
+    if offset >= 0:
+        raise _reject("entity declarations are not allowed", _line_of(data, offset))
+    parser = _parser()
+    try:
+        root = etree.fromstring(data, parser)
+    except etree.XMLSyntaxError as exc:
+        raise _reject(_syntax_message(exc), exc.lineno) from None
+    if root is None:
+        raise _reject("no root element")
+    _check_tree(root, limits)
+    return root
+
+
+def _syntax_message(exc: etree.XMLSyntaxError) -> str:
+    text = str(exc.msg or exc)
+    text = re.sub(r", line \d+, column \d+$", "", text)
+    lowered = text.lower()
+    if "excessive depth" in lowered or "depth" in lowered and "exceed" in lowered:
+        return ("XML nested too deeply: the parser's hard limit (256 levels) was exceeded; "
+                f"packets may nest at most {Limits().max_depth} levels ({text})")
+    if "entity" in lowered:
+        return f"entity references are not allowed ({text})"
+    if "huge" in lowered:
+        return f"XML node too large ({text})"
+    return f"XML cannot be parsed: {text}"
+
+
+def _depth_probe(max_depth: int) -> etree.XPath:
+    # An element at depth max_depth + 1 exists iff this path matches; libxml2 evaluates it
+    # in C, level by level, which costs far less than walking the tree in Python.
+    probe = _DEPTH_PROBES.get(max_depth)
+    if probe is None:
+        probe = etree.XPath("boolean(/" + "/".join(["*"] * (max_depth + 1)) + ")")
+        _DEPTH_PROBES[max_depth] = probe
+    return probe
+
+
+_DEPTH_PROBES: dict[int, etree.XPath] = {}
+
+
+def _check_tree(root: etree._Element, limits: Limits) -> None:
+    """Refuse a DOCTYPE the byte scan could not see (other encodings) and too deep nesting.
+
+    The parser is already bounded (no huge_tree: at most 256 levels), so this is too.
+    """
+    docinfo = root.getroottree().docinfo
+    if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
+        raise _reject("DTD not allowed: the packet contains a DOCTYPE declaration")
+    if _depth_probe(limits.max_depth)(root):
+        deepest = root.xpath("/" + "/".join(["*"] * (limits.max_depth + 1)))[0]
+        raise _reject(f"XML nested too deeply: more than {limits.max_depth} levels",
+                      deepest.sourceline)
