@@ -7,12 +7,13 @@ from smdo.journal.store import (
     DeliveryState,
     Duplicate,
     JournalStore,
+    Record,
     Rejected,
     StateChange,
     TransactionView,
 )
 
 __all__ = [
-    "Accepted", "Claimed", "DeliveryState", "Duplicate", "GroupCommitter", "JournalStore", "Rejected",
+    "Accepted", "Claimed", "DeliveryState", "Duplicate", "GroupCommitter", "JournalStore", "Record", "Rejected",
     "SqliteJournal", "StateChange", "TransactionView",
 ]

@@ -130,6 +130,9 @@ class SqliteJournal:
     async def claim_mailbox(self, receiver: str, now: float, visibility: float, limit: int) -> list[Claimed]:
         return await self._run(_claim, "pull", receiver, f"mailbox:{receiver}", now, visibility, limit)
 
+    async def past_deadline(self, now: float, limit: int) -> list[Claimed]:
+        return await self._run(_past_deadline, now, limit)
+
     async def delivery(self, delivery_id: int) -> Claimed | None:
         return await self._run(_delivery, delivery_id)
 
@@ -343,10 +346,10 @@ def _claim(
 ) -> list[Claimed]:
     def claim(chain: _Chain) -> list[Claimed]:
         where = (
-            f"d.mode = ? AND d.state IN {_PENDING} AND d.next_at <= ?"
+            f"d.mode = ? AND d.state IN {_PENDING} AND d.next_at <= ? AND d.deadline > ?"
             " AND (d.claim_until IS NULL OR d.claim_until < ?)"
         )
-        args: list[object] = [mode, now, now]
+        args: list[object] = [mode, now, now, now]
         if receiver is not None:
             where += " AND d.receiver = ?"
             args.append(receiver)
@@ -367,6 +370,16 @@ def _claim(
         return claimed
 
     return _in_transaction(conn, claim)
+
+
+def _past_deadline(conn: sqlite3.Connection, now: float, limit: int) -> list[Claimed]:
+    rows = conn.execute(
+        f"SELECT {_CLAIMED_COLUMNS} FROM deliveries d JOIN transactions t"
+        f" ON t.msg_id = d.msg_id AND t.outcome = 'accepted' WHERE d.state IN {_PENDING}"
+        " AND d.deadline <= ? AND (d.claim_until IS NULL OR d.claim_until < ?) LIMIT ?",
+        (now, now, limit),
+    ).fetchall()
+    return [Claimed(*row) for row in rows]
 
 
 def _delivery(conn: sqlite3.Connection, delivery_id: int) -> Claimed | None:

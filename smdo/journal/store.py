@@ -172,6 +172,9 @@ class JournalStore(Protocol):
     async def claim_mailbox(self, receiver: str, now: float, visibility: float, limit: int) -> list[Claimed]:
         """Pull deliveries waiting for `receiver` (or offered earlier and not confirmed in time)."""
 
+    async def past_deadline(self, now: float, limit: int) -> list[Claimed]:
+        """Pending deliveries whose deadline has passed and that nobody holds a lease on."""
+
     async def delivery(self, delivery_id: int) -> Claimed | None: ...
 
     async def delivery_state(self, msg_id: str, receiver: str) -> str | None: ...

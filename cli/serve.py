@@ -1,0 +1,45 @@
+"""`smdo serve`: run the hub."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import click
+
+from router.config import load_config
+from router.server import DataDirBusy, serve
+
+
+@click.command("serve")
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="TOML file with settings (a [hub] table); flags override SMDO_* env override the file.")
+@click.option("--data", type=click.Path(file_okay=False, path_type=Path), help="Data folder [SMDO_DATA; ./var].")
+@click.option("--host", help="Address to listen on [127.0.0.1].")
+@click.option("--port", type=int, help="Port [8443]; 0 picks a free one.")
+@click.option("--key", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="The hub's private key.")
+@click.option("--cert", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="The hub's certificate.")
+@click.option("--trust", type=click.Path(exists=True, path_type=Path), help="CA certificates: PEM file or folder.")
+@click.option("--crl", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A CRL (repeatable).")
+@click.option("--client-auth", type=click.Choice(["none", "optional", "required"]), help="mTLS [optional].")
+@click.option("--http", "http", is_flag=True, default=None, help="Plain HTTP, allowed on loopback only.")
+@click.option("--workers", type=int, help="Worker processes sharing the port [1].")
+@click.option("--hub-code", help="The hub's subscriber code on its acknowledgements [HUB].")
+@click.option("--delivery-deadline", help="Give up delivering after this, e.g. 2s, 5m, 72h [72h].")
+@click.option("--retry-base", help="First retry after about this [1s]; doubles per attempt, with jitter.")
+@click.option("--retry-max", help="Longest wait between retries [10m].")
+@click.option("--push-concurrency", type=int, help="Pushes in flight per receiver [8].")
+@click.option("--mailbox-visibility", help="Re-offer an unconfirmed pull delivery after this [60s].")
+@click.option("--max-packet-bytes", type=int, help="Largest packet accepted [30 MB].")
+@click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
+def command(config_file: Path | None, verbose: bool, crl: tuple[Path, ...], **flags: object) -> None:
+    """Run the hub: accept, check, journal, deliver and acknowledge packets."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if crl:
+        flags["crl"] = crl
+    try:
+        config = load_config(config_file, flags=flags).check()
+        serve(config)
+    except (ValueError, DataDirBusy) as exc:
+        raise click.ClickException(str(exc)) from exc

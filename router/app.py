@@ -1,0 +1,50 @@
+"""The hub as an aiohttp application: routes, and the parts started and stopped with it."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from router import ingress, mailbox, ops
+from router.config import HubConfig
+from router.delivery import PushDelivery
+from router.hub import Hub
+from router.keys import HUB
+from router.tls import client_context
+
+
+def create_app(config: HubConfig, *, release_claims: bool = True) -> web.Application:
+    """`release_claims`: the caller has the journal to itself (one hub, just started), so leases
+    left by a previous run are void; with several workers the parent does this once instead."""
+    app = web.Application(client_max_size=config.max_packet_bytes + 1)
+    app.router.add_post("/smdo/v1/packets", ingress.receive_packet)
+    app.router.add_get("/smdo/v1/mailbox", mailbox.fetch)
+    app.router.add_post("/smdo/v1/mailbox/{delivery_id}/ack", mailbox.confirm)
+    app.router.add_get("/smdo/v1/transactions/{msg_id}", ops.transaction)
+    app.router.add_get("/smdo/v1/directory", ops.directory)
+    app.router.add_get("/healthz", ops.healthz)
+    app.router.add_get("/metrics", ops.metrics)
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        hub = Hub(config)
+        await hub.open()
+        if release_claims:
+            await hub.journal.release_claims()
+        app[HUB] = hub
+        push = PushDelivery(hub, client_context(config))
+        push.start()
+        watcher = asyncio.create_task(hub.registry.watch(0.5), name="registry-watch")
+        yield
+        # Shutdown: the server has stopped accepting and finished in-flight requests (each answered
+        # only after its commit); park deliveries, commit what is queued, close the journal.
+        hub.stopping = True
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+        await push.stop()
+        await hub.close()
+
+    app.cleanup_ctx.append(lifecycle)
+    return app

@@ -1,0 +1,125 @@
+"""The hub's settings: one dataclass, filled from a TOML file, then the environment, then flags."""
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def parse_duration(value: str | float | int) -> float:
+    """Seconds from `2s`, `5m`, `72h`, `1.5d`, `250ms` or a bare number of seconds."""
+    if isinstance(value, (int, float)):
+        return float(value)
+    match = _DURATION.match(value)
+    if not match:
+        raise ValueError(f"not a duration: {value!r} (use e.g. 500ms, 2s, 5m, 72h)")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+@dataclass(frozen=True)
+class HubConfig:
+    data: Path = Path("var")
+    host: str = "127.0.0.1"
+    port: int = 8443
+    hub_code: str = "HUB"
+    hub_name: str = "SMDO hub"
+    key: Path | None = None  # the hub's private key (signs its acknowledgements, serves TLS)
+    cert: Path | None = None
+    trust: Path | None = None  # trust anchors + intermediates: file or directory
+    crl: tuple[Path, ...] = ()
+    client_auth: str = "optional"  # none | optional | required (mTLS)
+    http: bool = False  # plain HTTP, loopback only
+    workers: int = 1
+    max_packet_bytes: int = 30 * 1024 * 1024
+    delivery_deadline: float = 72 * 3600.0
+    retry_base: float = 1.0  # first retry after ~this, doubling each attempt (with jitter)
+    retry_max: float = 600.0
+    push_timeout: float = 30.0
+    push_concurrency: int = 8  # in flight per receiver
+    breaker_failures: int = 5  # consecutive failures that open an endpoint's breaker
+    breaker_cooldown: float = 30.0
+    mailbox_visibility: float = 60.0  # an unconfirmed pull delivery is offered again after this
+    poll_interval: float = 0.05  # delivery engine idle poll; new packets wake it at once
+    claim_lease: float = 120.0
+
+    def check(self) -> HubConfig:
+        if self.http and self.host not in LOOPBACK:
+            raise ValueError(
+                f"--http serves plain HTTP and is allowed only on loopback (127.0.0.1, ::1, localhost), "
+                f"not on {self.host!r}: use HTTPS (--key/--cert) for any other address"
+            )
+        if self.client_auth not in ("none", "optional", "required"):
+            raise ValueError(f"client_auth must be none, optional or required, not {self.client_auth!r}")
+        if self.workers < 1:
+            raise ValueError("workers must be at least 1")
+        if not self.http and (self.key is None or self.cert is None):
+            raise ValueError("HTTPS needs the hub's --key and --cert (or use --http on loopback)")
+        if self.key is None or self.cert is None:
+            raise ValueError("the hub signs its acknowledgements: give --key and --cert")
+        if self.trust is None:
+            raise ValueError("give --trust: the CA certificates packets' signatures must chain to")
+        return self
+
+    @property
+    def journal_path(self) -> Path:
+        return self.data / "journal.db"
+
+    @property
+    def registry_path(self) -> Path:
+        return self.data / "registry.db"
+
+
+_DURATIONS = {
+    "delivery_deadline", "retry_base", "retry_max", "push_timeout", "breaker_cooldown",
+    "mailbox_visibility", "poll_interval", "claim_lease",
+}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if name in _DURATIONS:
+        return parse_duration(value)
+    if name in ("data", "key", "cert", "trust"):
+        return Path(value)
+    if name == "crl":
+        items = value.split(",") if isinstance(value, str) else value
+        return tuple(Path(v) for v in items if v)
+    if name in ("port", "workers", "max_packet_bytes", "push_concurrency", "breaker_failures"):
+        return int(value)
+    if name == "http":
+        return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes", "on")
+    return value
+
+
+def load_config(
+    file: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    flags: Mapping[str, Any] | None = None,
+) -> HubConfig:
+    """Defaults < TOML file (a [hub] table or top-level keys) < SMDO_* environment < flags."""
+    names = {f.name for f in fields(HubConfig)}
+    values: dict[str, Any] = {}
+    if file is not None:
+        doc = tomllib.loads(Path(file).read_text())
+        table = doc.get("hub", doc)
+        unknown = set(table) - names
+        if unknown:
+            raise ValueError(f"{file}: unknown setting(s) {', '.join(sorted(unknown))}")
+        values.update({k: _coerce(k, v) for k, v in table.items()})
+    env = os.environ if env is None else env
+    for name in names:
+        if f"SMDO_{name.upper()}" in env:
+            values[name] = _coerce(name, env[f"SMDO_{name.upper()}"])
+    for name, value in (flags or {}).items():
+        if value is not None and name in names:
+            values[name] = _coerce(name, value)
+    return replace(HubConfig(), **values)

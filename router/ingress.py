@@ -1,0 +1,232 @@
+"""`POST /smdo/v1/packets`: a packet's way in, one readable stage after another.
+
+    receive -> read_packet -> validate_packet -> verify_packet -> authorise -> de-duplicate
+            -> journal -> acknowledge
+
+Each stage either passes the packet on or raises `Refused` with its own codes. Whatever happens, the
+answer is an Acknowledgement signed by the hub; a refusal is journaled too (without the body), and
+nobody hears "accepted" (100) before the packet's group is durably committed.
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from aiohttp import web
+from lxml import etree
+
+from signing.keys import certificate_fingerprint
+from smdo.check import read_packet, validate_packet, verify_packet
+from smdo.errors import ErrorCode, PacketRejected, Problem, RegistrationResult
+from smdo.journal import Accepted, DeliveryState, Duplicate, Rejected, StateChange
+from smdo.packet import ACK_REGISTRATION, ACKNOWLEDGEMENT, PacketHeader, read_header
+
+from router.hub import Hub
+from router.keys import HUB
+
+T = TypeVar("T")
+
+REGISTRATION_STATES = {
+    RegistrationResult.REGISTERED: DeliveryState.REGISTERED,
+    RegistrationResult.NOT_REGISTRABLE: DeliveryState.NOT_REGISTRABLE,
+    RegistrationResult.REFUSED: DeliveryState.REFUSED,
+    RegistrationResult.SIGNATURE_NOT_TRUSTED: DeliveryState.SIGNATURE_NOT_TRUSTED,
+}
+
+
+class Refused(Exception):
+    """A stage refused the packet: which stage, why, and the HTTP status that says so."""
+
+    def __init__(self, stage: str, problems: list[Problem], status: int) -> None:
+        super().__init__("; ".join(map(str, problems)))
+        self.stage, self.problems, self.status = stage, problems, status
+
+
+def http_status(code: int) -> int:
+    """docs/design.md: 400 format, 403 signature/trust/authorisation, 409 conflict (40)."""
+    if code == ErrorCode.CONFLICTS_WITH_EARLIER:
+        return 409
+    if code in (ErrorCode.SIGNATURE_INVALID, ErrorCode.SIGNATURE_MISSING, ErrorCode.CERTIFICATE_NOT_TRUSTED,
+                ErrorCode.RECIPIENT_NOT_DEFINED, ErrorCode.ADDRESSEE_BLOCKED):
+        return 403
+    return 400
+
+
+@dataclass
+class Incoming:
+    """What we know about the packet so far; grows stage by stage."""
+
+    received_at: float
+    body: bytes = b""
+    digest: str = ""
+    root: etree._Element | None = None
+    header: PacketHeader | None = None
+    signer_fingerprint: str = ""
+
+
+async def receive_packet(request: web.Request) -> web.Response:
+    hub: Hub = request.app[HUB]
+    packet = Incoming(received_at=time.time())
+    try:
+        await receive(request, hub, packet)
+        timed(hub, "read", lambda: read(hub, packet))
+        timed(hub, "validate", lambda: validate(packet))
+        timed(hub, "verify", lambda: verify(hub, packet))
+        timed(hub, "authorise", lambda: authorise(hub, packet))
+        record = await plan(hub, packet)
+        started = time.perf_counter()
+        [duplicate] = await hub.committer.submit([record])
+        hub.metrics.stage("journal", time.perf_counter() - started)
+        if duplicate is not None:
+            return await deduplicate(hub, packet, duplicate)
+    except Refused as refused:
+        return await refuse(hub, packet, refused)
+    hub.metrics.packets["accepted"] += 1
+    if any(mode == "push" for _, mode in record.deliveries):
+        hub.work_ready.set()
+    return xml_response(record.answer, 200)
+
+
+def timed(hub: Hub, stage: str, run: Callable[[], T]) -> T:
+    started = time.perf_counter()
+    try:
+        return run()
+    finally:
+        hub.metrics.stage(stage, time.perf_counter() - started)
+
+
+async def receive(request: web.Request, hub: Hub, packet: Incoming) -> None:
+    """Stage: the body, refused before reading when it is announced as too large."""
+    limit = hub.config.max_packet_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise Refused("receive", [Problem(ErrorCode.XML_UNPARSABLE,
+                                          f"packet of {request.content_length} bytes exceeds the limit of {limit}")], 413)
+    try:
+        packet.body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise Refused("receive", [Problem(ErrorCode.XML_UNPARSABLE, f"packet exceeds the limit of {limit} bytes")], 413)
+    packet.digest = hashlib.sha256(packet.body).hexdigest()
+
+
+def read(hub: Hub, packet: Incoming) -> None:
+    """Stage: size and hardened parse (-1)."""
+    try:
+        packet.root = read_packet(packet.body, hub.limits)
+    except PacketRejected as exc:
+        status = 413 if len(packet.body) > hub.config.max_packet_bytes else 400
+        raise Refused("read", exc.problems, status) from exc
+    _peek_ids(packet)
+
+
+def _peek_ids(packet: Incoming) -> None:
+    """Before validation, remember msg_id and sender if readable, so a refusal names them."""
+    root = packet.root
+    if root is None:
+        return
+    msg_id = root.get("msg_id")
+    sender = root.find("Header/Sender")
+    packet.header = PacketHeader(  # provisional, replaced after validation
+        msg_id=msg_id or "", msg_type=-1, msg_acknow=0, dtstamp=None, format_type="",  # type: ignore[arg-type]
+        sender_id=(sender.get("id") if sender is not None else "") or "", sender_sys_id="", receiver_ids=(),
+    )
+
+
+def validate(packet: Incoming) -> None:
+    """Stage: XSD and directory checks (format codes)."""
+    try:
+        validate_packet(packet.root)
+    except PacketRejected as exc:
+        raise Refused("validate", exc.problems, 400) from exc
+    packet.header = read_header(packet.root)
+
+
+def verify(hub: Hub, packet: Incoming) -> None:
+    """Stage: the sender's XML signature (-21/-22) and its certificate path (-23)."""
+    try:
+        verified = verify_packet(packet.root, hub.trust)
+    except PacketRejected as exc:
+        raise Refused("verify", exc.problems, 403) from exc
+    packet.signer_fingerprint = certificate_fingerprint(verified.certificate)
+
+
+def authorise(hub: Hub, packet: Incoming) -> None:
+    """Stage: the certificate belongs to Sender@id, sender and receivers are active subscribers."""
+    header = packet.header
+    problems = hub.registry.snapshot.authorise(
+        sender_id=header.sender_id, signer_fingerprint=packet.signer_fingerprint, receiver_ids=header.receiver_ids
+    )
+    if problems:
+        raise Refused("authorise", problems, http_status(problems[0].code))
+
+
+async def plan(hub: Hub, packet: Incoming) -> Accepted:
+    """What to journal: the packet, its deliveries, the hub's signed answer; for a registration
+    ack also the result on the original transaction."""
+    header = packet.header
+    also: tuple[StateChange, ...] = ()
+    if header.msg_type == ACKNOWLEDGEMENT and header.ack_type == ACK_REGISTRATION:
+        also = (await registration_result(hub, packet),)
+    return Accepted(
+        msg_id=header.msg_id, sender=header.sender_id, receivers=header.receiver_ids, msg_type=header.msg_type,
+        acknow=header.msg_acknow, digest=packet.digest, size=len(packet.body), received_at=packet.received_at,
+        deadline=packet.received_at + hub.config.delivery_deadline, raw=packet.body,
+        answer=hub.acks.accepted(header.msg_id, header.sender_id),
+        deliveries=hub.deliveries_for(header.receiver_ids), ack_for=header.ack_msg_id, also=also,
+    )
+
+
+async def registration_result(hub: Hub, packet: Incoming) -> StateChange:
+    """A receiver's registration ack must answer a packet the hub carried to it, and go back to
+    that packet's sender; its result is recorded on the original's delivery to this receiver."""
+    header = packet.header
+    conflict = ErrorCode.CONFLICTS_WITH_EARLIER
+    original = await hub.journal.accepted(header.ack_msg_id or "")
+    if original is None:
+        raise Refused("authorise", [Problem(conflict, f"registration ack for {header.ack_msg_id}, "
+                                            "a message the hub has not carried", "Body/Acknowledgement@msg_id")], 409)
+    if header.sender_id not in original.receivers:
+        raise Refused("authorise", [Problem(conflict, f"{header.sender_id} was not a receiver of "
+                                            f"{original.msg_id}", "Header/Sender@id")], 409)
+    if header.receiver_ids != (original.sender,):
+        raise Refused("authorise", [Problem(conflict, f"a registration ack for {original.msg_id} goes to its "
+                                            f"sender {original.sender} only", "Header/Receiver@id")], 409)
+    code = header.ack_codes[0] if header.ack_codes else -1
+    if code not in REGISTRATION_STATES:
+        raise Refused("validate", [Problem(ErrorCode.WRONG_ATTRIBUTE_TYPE, f"registration result {code} is not "
+                                           "0, 1, 2 or 3", "Body/Acknowledgement/AckResult@errorcode")], 400)
+    inc = packet.root.find("Body/Acknowledgement/IncNumber")
+    detail = f"registration ack {header.msg_id}"
+    if inc is not None:
+        detail += f", incoming number {inc.text or ''} of {inc.get('regdate')}"
+    return StateChange(original.msg_id, header.sender_id, REGISTRATION_STATES[RegistrationResult(code)],
+                       at=packet.received_at, detail=detail, codes=header.ack_codes)
+
+
+async def deduplicate(hub: Hub, packet: Incoming, earlier: Duplicate) -> web.Response:
+    """Stage: a msg_id seen before. Same bytes: the same answer again. Other bytes: code 40."""
+    if earlier.digest == packet.digest:
+        hub.metrics.packets["duplicate"] += 1
+        return xml_response(earlier.answer, 200)
+    problem = Problem(ErrorCode.CONFLICTS_WITH_EARLIER,
+                      f"msg_id {earlier.msg_id} was already used for a packet with other content", "Envelop@msg_id")
+    return await refuse(hub, packet, Refused("deduplicate", [problem], 409))
+
+
+async def refuse(hub: Hub, packet: Incoming, refused: Refused) -> web.Response:
+    header = packet.header
+    msg_id = (header.msg_id or None) if header else None
+    sender = (header.sender_id or None) if header else None
+    codes = tuple(p.code for p in refused.problems)
+    await hub.committer.submit([Rejected(
+        stage=refused.stage, codes=codes, digest=packet.digest, size=len(packet.body),
+        received_at=packet.received_at, msg_id=msg_id, sender=sender, message=str(refused)[:2000],
+    )])
+    hub.metrics.packets[f"rejected_{codes[0]}"] += 1
+    return xml_response(hub.acks.rejected(msg_id, sender, refused.problems), refused.status)
+
+
+def xml_response(body: bytes, status: int) -> web.Response:
+    return web.Response(body=body, status=status, content_type="application/xml")

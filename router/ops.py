@@ -1,0 +1,47 @@
+"""Operators' endpoints: transaction status, liveness, metrics, and the signed directory."""
+from __future__ import annotations
+
+from aiohttp import web
+
+from router.keys import HUB
+
+
+async def transaction(request: web.Request) -> web.Response:
+    hub = request.app[HUB]
+    views = await hub.journal.transaction(request.match_info["msg_id"])
+    if not views:
+        raise web.HTTPNotFound(text="no transaction with this msg_id\n")
+    accepted = [v for v in views if v.outcome == "accepted"]
+    main = (accepted or views)[-1]
+    return web.json_response({**main.as_dict(), "attempts": [v.as_dict() for v in views if v is not main]})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    hub = request.app[HUB]
+    return web.json_response({"status": "stopping" if hub.stopping else "ok",
+                              "registry_version": hub.registry.snapshot.version})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    hub = request.app[HUB]
+    states = await hub.journal.counts()
+    extra = {f'smdo_deliveries{{state="{state}"}}': n for state, n in states.items()}
+    extra["smdo_journal_groups_total"] = hub.committer.groups
+    return web.Response(text=hub.metrics.render(extra), content_type="text/plain", charset="utf-8")
+
+
+async def directory(request: web.Request) -> web.Response:
+    hub = request.app[HUB]
+    try:
+        from smdo.directory import build_directory
+    except ImportError:
+        raise web.HTTPNotImplemented(text="the directory is not available in this build\n")
+    version = hub.registry.snapshot.version
+    cached = request.app.get(_DIRECTORY_CACHE)
+    if cached is None or cached[0] != version:
+        cached = (version, build_directory(hub.registry.snapshot, hub.signer))
+        request.app[_DIRECTORY_CACHE] = cached
+    return web.Response(body=cached[1], content_type="application/xml")
+
+
+_DIRECTORY_CACHE: web.AppKey[tuple[int, bytes]] = web.AppKey("directory_cache")

@@ -1,0 +1,63 @@
+"""Receipts: checking a receiver's signed delivery ack, and what a delivery outcome journals.
+
+A delivery counts only when the receiver answers an Acknowledgement (ack_type 1, errorcode 101) for
+that very msg_id, signed with a certificate bound to that receiver. The sender then gets the hub's
+101 (if it asked for acks); when the deadline passes first, a 102.
+"""
+from __future__ import annotations
+
+import time
+
+from smdo.check import check_packet
+from smdo.errors import ErrorCode, PacketRejected
+from smdo.journal import Claimed, DeliveryState, Record, StateChange
+from smdo.packet import ACK_DELIVERY, ACKNOWLEDGEMENT
+
+from router.hub import Hub
+
+
+class BadReceipt(Exception):
+    """The receiver's answer is not a valid delivery ack for this packet."""
+
+
+def check_delivery_ack(hub: Hub, body: bytes, delivery: Claimed) -> None:
+    """Raise BadReceipt unless `body` is `delivery.receiver`'s signed 101 for `delivery.msg_id`."""
+    try:
+        checked = check_packet(body, hub.trust, limits=hub.limits)
+    except PacketRejected as exc:
+        raise BadReceipt(f"delivery ack refused: {exc}") from exc
+    h = checked.header
+    if h.msg_type != ACKNOWLEDGEMENT or h.ack_type != ACK_DELIVERY:
+        raise BadReceipt(f"expected a delivery acknowledgement, got msg_type {h.msg_type} ack_type {h.ack_type}")
+    if h.ack_msg_id != delivery.msg_id:
+        raise BadReceipt(f"the ack is for {h.ack_msg_id}, not {delivery.msg_id}")
+    if h.sender_id != delivery.receiver:
+        raise BadReceipt(f"the ack comes from {h.sender_id}, not the receiver {delivery.receiver}")
+    bound = hub.registry.by_fingerprint(checked.signer_fingerprint)
+    if bound is None or bound.code != delivery.receiver:
+        raise BadReceipt(f"the ack is not signed with a certificate bound to {delivery.receiver}")
+    if ErrorCode.DELIVERED not in h.ack_codes:
+        raise BadReceipt(f"the receiver answered codes {list(h.ack_codes)}, not 101")
+
+
+def delivered(hub: Hub, delivery: Claimed, detail: str = "") -> list[Record]:
+    now = time.time()
+    records: list[Record] = [StateChange(delivery.msg_id, delivery.receiver, DeliveryState.DELIVERED, at=now,
+                                         detail=detail, codes=(ErrorCode.DELIVERED,))]
+    if delivery.msg_type != ACKNOWLEDGEMENT and delivery.acknow >= 2:
+        records.append(_hub_ack(hub, ErrorCode.DELIVERED, delivery))
+    return records
+
+
+def expired(hub: Hub, delivery: Claimed) -> list[Record]:
+    now = time.time()
+    records: list[Record] = [StateChange(delivery.msg_id, delivery.receiver, DeliveryState.EXPIRED, at=now,
+                                         detail="not delivered within the deadline", codes=(ErrorCode.NOT_DELIVERED,))]
+    if delivery.msg_type != ACKNOWLEDGEMENT and delivery.acknow >= 1:
+        records.append(_hub_ack(hub, ErrorCode.NOT_DELIVERED, delivery))
+    return records
+
+
+def _hub_ack(hub: Hub, code: int, delivery: Claimed) -> Record:
+    ack_id, raw = hub.acks.outcome(code, delivery.msg_id, delivery.sender, delivery.receiver)
+    return hub.hub_packet(msg_id=ack_id, raw=raw, acknowledged=delivery.msg_id, to=delivery.sender)

@@ -1,0 +1,48 @@
+"""The router's view of the subscriber registry: an immutable snapshot, reloaded when it changes.
+
+The registry is written by administrators (another process); `data_version()` tells us when. The
+check runs at most every `interval` seconds on a thread, so the event loop never waits on it.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from smdo.registry import Registry, RegistrySnapshot, Subscriber
+
+log = logging.getLogger(__name__)
+
+
+class RegistryView:
+    def __init__(self, path: Path) -> None:
+        self.registry = Registry(path)
+        self._set(self.registry.snapshot())
+
+    def _set(self, snapshot: RegistrySnapshot) -> None:
+        by_fingerprint = {fp: s for s in snapshot.subscribers() for fp in s.cert_fingerprints}
+        # One assignment each: readers on the loop never see half of a reload.
+        self.snapshot, self._by_fingerprint = snapshot, by_fingerprint
+
+    def by_fingerprint(self, fingerprint: str) -> Subscriber | None:
+        """The subscriber a (client or signing) certificate is bound to."""
+        return self._by_fingerprint.get(fingerprint)
+
+    async def reload_if_changed(self) -> bool:
+        version = await asyncio.to_thread(self.registry.data_version)
+        if version == self.snapshot.version:
+            return False
+        self._set(await asyncio.to_thread(self.registry.snapshot))
+        log.info("registry reloaded at version %s", self.snapshot.version)
+        return True
+
+    async def watch(self, interval: float = 0.5) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.reload_if_changed()
+            except Exception:  # a locked or busy registry: keep the old snapshot, try again
+                log.exception("registry reload failed")
+
+    def close(self) -> None:
+        self.registry.close()

@@ -1,0 +1,118 @@
+"""Running the hub: one process, or N worker processes sharing the port (SO_REUSEPORT), each with
+its own event loop. SIGTERM/SIGINT stop it gracefully: stop accepting, answer requests in flight
+(each only after its commit), park deliveries in the journal."""
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import sys
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import IO
+
+from aiohttp import web
+
+from smdo.journal import SqliteJournal
+
+from router.app import create_app
+from router.config import HubConfig
+from router.tls import server_context
+
+log = logging.getLogger(__name__)
+
+
+class DataDirBusy(RuntimeError):
+    pass
+
+
+def lock_data_dir(data: Path) -> IO[bytes]:
+    """One hub per data folder: the journal's leases are released at start, which is only safe
+    when no other hub is using them."""
+    data.mkdir(parents=True, exist_ok=True)
+    handle = open(data / "serve.lock", "wb")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise DataDirBusy(f"another hub is already serving {data} (serve.lock is held)") from None
+    return handle
+
+
+async def _release_claims(config: HubConfig) -> None:
+    journal = SqliteJournal(config.journal_path)
+    await journal.open()
+    released = await journal.release_claims()
+    await journal.close()
+    if released:
+        log.info("released %d delivery leases left by the previous run", released)
+
+
+def url(config: HubConfig, port: int) -> str:
+    return f"{'http' if config.http else 'https'}://{config.host}:{port}"
+
+
+def serve(config: HubConfig, announce: Callable[[str], None] | None = None) -> None:
+    config.check()
+    announce = announce or (lambda line: print(line, flush=True))
+    lock = lock_data_dir(config.data)
+    try:
+        asyncio.run(_release_claims(config))
+        if config.workers == 1:
+            asyncio.run(_worker(config, announce))
+            return
+        # Hold the port (bound, not listening, so it takes no connections) to learn it when 0 was asked.
+        holder = socket.socket(socket.AF_INET6 if ":" in config.host else socket.AF_INET)
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        holder.bind((config.host, config.port))
+        worker_config = replace(config, port=holder.getsockname()[1])
+        ctx = multiprocessing.get_context("fork")
+        workers = [ctx.Process(target=_worker_process, args=(worker_config, i), daemon=False)
+                   for i in range(config.workers)]
+        for w in workers:
+            w.start()
+
+        def forward(signum: int, _frame: object) -> None:
+            for w in workers:
+                if w.pid:
+                    os.kill(w.pid, signum)
+
+        signal.signal(signal.SIGTERM, forward)
+        signal.signal(signal.SIGINT, forward)
+        announce(f"smdo-hub listening on {url(config, worker_config.port)} ({config.workers} workers)")
+        for w in workers:
+            w.join()
+        holder.close()
+    finally:
+        lock.close()
+
+
+def _worker_process(config: HubConfig, index: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    asyncio.run(_worker(config, lambda line: log.info("worker %d: %s", index, line)))
+
+
+async def _worker(config: HubConfig, announce: Callable[[str], None]) -> None:
+    app = create_app(config, release_claims=False)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=10.0)
+    await runner.setup()
+    site = web.TCPSite(
+        runner, config.host, config.port, ssl_context=None if config.http else server_context(config),
+        reuse_port=config.workers > 1, backlog=1024,
+    )
+    await site.start()
+    port = runner.addresses[0][1]
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    announce(f"smdo-hub listening on {url(config, port)}")
+    await stop.wait()
+    log.info("stopping: no new connections, finishing requests in flight, parking deliveries")
+    await runner.cleanup()
+    print("smdo-hub stopped", file=sys.stderr, flush=True)

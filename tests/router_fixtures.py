@@ -1,0 +1,253 @@
+"""Router test helpers: a working receiving-EDMS emulation, packet builders, and a hub on a real
+TLS socket with a real registry and journal in a temporary data folder.
+
+The receiving EDMS stands for an outside system: it verifies the sender's signature against the
+test PKI, stores each msg_id once in its own SQLite file (de-duplication, as the format requires),
+and answers a delivery acknowledgement signed with its own key.
+"""
+from __future__ import annotations
+
+import base64
+import itertools
+import sqlite3
+import ssl
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+from lxml import etree
+
+from signing.keys import Signer
+from signing.pki import PkiLayout
+from signing.trust import TrustStore
+from signing.xmldsig import sign_enveloped
+from smdo.check import read_packet, validate_packet, verify_packet
+from smdo.errors import PacketRejected, RegistrationResult
+from smdo.packet import (
+    Author, DocTransfer, Document, Envelope, Header, Organization, Receiver, RegNumber, Sender, read_header,
+    to_element,
+)
+from smdo.receipts import delivery_ack, registration_ack
+from smdo.registry import Registry, SubscriberStatus
+from smdo.unp import make_unp
+
+from router.app import create_app
+from router.config import HubConfig
+from router.tls import client_context
+
+_unp_prefixes = itertools.count(10000001)
+
+
+def sender_of(code: str) -> Sender:
+    return Sender(id=code, sys_id=str(uuid.uuid5(uuid.NAMESPACE_URL, code)), system="test-edms",
+                  system_details="1.0", name=f"Organisation {code}")
+
+
+def sign(env: Envelope, signer: Signer) -> bytes:
+    root = to_element(env)
+    sign_enveloped(root, signer)  # appends ds:Signature to root
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+def document(sender: str, receivers: list[str] | tuple[str, ...], *, msg_id: str | None = None,
+             payload: bytes = b"%PDF-1.4 test letter", acknow: int = 2, title: str = "Test letter") -> Envelope:
+    return Envelope(
+        msg_id=msg_id or str(uuid.uuid4()),
+        dtstamp=datetime.now(timezone.utc),
+        header=Header(msg_type=1, sender=sender_of(sender), receivers=tuple(Receiver(id=r) for r in receivers),
+                      msg_acknow=acknow),
+        body=Document(
+            idnumber=f"doc-{uuid.uuid4().hex[:8]}", type=0, kind="01", pages=1,
+            reg_number=RegNumber("01-12/1", date(2026, 11, 20)),
+            authors=(Author(Organization(name=f"Organisation {sender}", id=sender)),),
+            title=title, files=(DocTransfer(name="letter.pdf", type="pdf", data=payload),),
+        ),
+    )
+
+
+def registration(from_code: str, original: Envelope, result: RegistrationResult = RegistrationResult.REGISTERED,
+                 **kw: object) -> Envelope:
+    if result is RegistrationResult.REGISTERED:
+        kw.setdefault("inc_number", RegNumber("in-77", date(2026, 11, 21)))
+    if result is RegistrationResult.REFUSED:
+        kw.setdefault("reason", "no_signature")
+    return registration_ack(acknowledged_msg_id=original.msg_id, sender=sender_of(from_code),
+                            receiver_id=original.header.sender.id, result=result, **kw)
+
+
+# --------------------------------------------------------------------------- receiving EDMS
+
+
+@dataclass
+class ReceivingEdms:
+    """An EDMS in push mode: HTTPS endpoint, signature check, idempotent store, signed ack."""
+
+    code: str
+    signer: Signer
+    trust: TrustStore
+    server_ssl: ssl.SSLContext
+    db_path: Path
+    port: int = 0
+    answer_status: int | None = None  # force an error status (a misbehaving receiver)
+    _runner: web.AppRunner | None = None
+    attempts: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}/inbox"
+
+    async def start(self) -> "ReceivingEdms":
+        db = sqlite3.connect(self.db_path)
+        db.execute("CREATE TABLE IF NOT EXISTS received (msg_id TEXT PRIMARY KEY, sender TEXT, body BLOB, n INTEGER)")
+        db.commit()
+        db.close()
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_post("/inbox", self.receive)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port, ssl_context=self.server_ssl, reuse_address=True)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def receive(self, request: web.Request) -> web.Response:
+        self.attempts += 1
+        if self.answer_status:
+            return web.Response(status=self.answer_status, text="not now")
+        body = await request.read()
+        try:
+            root = read_packet(body)
+            validate_packet(root)
+            verify_packet(root, self.trust)
+        except PacketRejected as exc:
+            return web.Response(status=400, text=str(exc))
+        header = read_header(root)
+        with sqlite3.connect(self.db_path) as db:  # one row per msg_id, however often it arrives
+            db.execute("INSERT INTO received VALUES (?, ?, ?, 1) ON CONFLICT (msg_id) DO UPDATE SET n = n + 1",
+                       (header.msg_id, header.sender_id, body))
+        ack = delivery_ack(acknowledged_msg_id=header.msg_id, sender=sender_of(self.code),
+                           receiver_id=header.sender_id)
+        return web.Response(body=sign(ack, self.signer), content_type="application/xml")
+
+    def received(self) -> dict[str, int]:
+        """msg_id -> how many times it arrived (the store keeps one copy)."""
+        with sqlite3.connect(self.db_path) as db:
+            return dict(db.execute("SELECT msg_id, n FROM received"))
+
+    def packets(self) -> dict[str, bytes]:
+        with sqlite3.connect(self.db_path) as db:
+            return dict(db.execute("SELECT msg_id, body FROM received"))
+
+
+def edms_server_ssl(pki: PkiLayout) -> ssl.SSLContext:
+    """The receivers' endpoints serve the HUB test certificate (it names 127.0.0.1): what matters
+    for these tests is the signed ack inside, made with the receiver's own key."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(pki.cert_path("HUB")), str(pki.key_path("HUB")))
+    return ctx
+
+
+# --------------------------------------------------------------------------- the hub
+
+
+@dataclass
+class HubUnderTest:
+    config: HubConfig
+    pki: PkiLayout
+    registry: Registry
+    runner: web.AppRunner | None = None
+    port: int = 0
+    sessions: dict[str, aiohttp.ClientSession] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    def session(self, code: str | None = None) -> aiohttp.ClientSession:
+        """A client trusting the test CA; with `code`, presenting that subscriber's TLS certificate."""
+        key = code or ""
+        if key not in self.sessions:
+            ctx = ssl.create_default_context(cafile=str(self.pki.ca_bundle_path))
+            if code:
+                ctx.load_cert_chain(str(self.pki.cert_path(code)), str(self.pki.key_path(code)))
+            self.sessions[key] = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx))
+        return self.sessions[key]
+
+    async def post(self, raw: bytes) -> tuple[int, bytes]:
+        async with self.session().post(f"{self.url}/smdo/v1/packets", data=raw,
+                                       headers={"Content-Type": "application/xml"}) as r:
+            return r.status, await r.read()
+
+    async def status(self, msg_id: str) -> dict:
+        async with self.session().get(f"{self.url}/smdo/v1/transactions/{msg_id}") as r:
+            assert r.status == 200, await r.text()
+            return await r.json()
+
+    async def mailbox(self, code: str, limit: int = 50) -> list[dict]:
+        async with self.session(code).get(f"{self.url}/smdo/v1/mailbox", params={"limit": str(limit)}) as r:
+            assert r.status == 200, await r.text()
+            items = (await r.json())["packets"]
+        for item in items:
+            item["packet"] = base64.b64decode(item["packet"])
+        return items
+
+    async def confirm(self, code: str, item: dict, signer: Signer) -> int:
+        header = read_header(read_packet(item["packet"]))
+        ack = delivery_ack(acknowledged_msg_id=header.msg_id, sender=sender_of(code), receiver_id=header.sender_id)
+        async with self.session(code).post(f"{self.url}/smdo/v1/mailbox/{item['delivery_id']}/ack",
+                                           data=sign(ack, signer)) as r:
+            return r.status
+
+    async def start(self) -> "HubUnderTest":
+        app = create_app(self.config)
+        self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
+        await self.runner.setup()
+        from router.tls import server_context
+
+        site = web.TCPSite(self.runner, "127.0.0.1", self.port, ssl_context=server_context(self.config),
+                           reuse_address=True)
+        await site.start()
+        self.port = self.runner.addresses[0][1]
+        return self
+
+    async def stop(self) -> None:
+        for s in self.sessions.values():
+            await s.close()
+        self.sessions.clear()
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
+
+
+def hub_config(data: Path, pki: PkiLayout, **overrides: object) -> HubConfig:
+    base = HubConfig(data=data, host="127.0.0.1", port=0, key=pki.key_path("HUB"), cert=pki.cert_path("HUB"),
+                     trust=pki.trust_dir, retry_base=0.05, retry_max=0.2, poll_interval=0.02,
+                     breaker_failures=1000, mailbox_visibility=0.5)
+    return replace(base, **overrides).check()
+
+
+def register(registry: Registry, pki: PkiLayout, code: str, *, push_url: str | None = None,
+             status: SubscriberStatus = SubscriberStatus.ACTIVE) -> None:
+    registry.add_subscriber(code, name=f"Organisation {code}", unp=_next_unp(),
+                            certificates=[pki.certificate(code)], push_url=push_url, pull=push_url is None,
+                            status=status)
+
+
+def _next_unp() -> str:
+    while True:
+        try:
+            return make_unp(str(next(_unp_prefixes)))
+        except ValueError:
+            continue
+
+
+def client_ssl_for(pki: PkiLayout) -> ssl.SSLContext:
+    return client_context(hub_config(Path("/nonexistent"), pki))
