@@ -143,6 +143,12 @@ class EdmsAdapter(ABC, Generic[Native]):
     #: product name and version put into Sender@system / system_details
     product: str = ""
     version: str = "1.0"
+    #: how packets arrive: "push" (the hub POSTs to our endpoint) or "pull" (we poll the mailbox)
+    inbound: str = "push"
+    #: how packets leave: "direct" (sent as soon as created) or "folder" (files in an outbox folder)
+    outbound: str = "direct"
+    #: first letter of this EDMS's incoming registration numbers ("R" -> "R-2026/0001")
+    number_letter: str = "R"
 
     @abstractmethod
     def to_card(self, record: Native) -> RegistrationCard:

@@ -47,6 +47,9 @@ class DirectumAdapter(EdmsAdapter[Json]):
 
     name = "directum"
     product = "Directum-emulated"
+    inbound = "push"
+    outbound = "direct"
+    number_letter = "D"
 
     def from_card(self, card: RegistrationCard) -> Json:
         doc: Json = {

@@ -54,6 +54,9 @@ class SmbCardAdapter(EdmsAdapter[etree._Element]):
 
     name = "smbusiness"
     product = "SMBusiness-emulated"
+    inbound = "pull"
+    outbound = "folder"
+    number_letter = "S"
 
     def from_card(self, card: RegistrationCard) -> etree._Element:
         root = etree.Element("SmbCard", version="1")

@@ -20,7 +20,7 @@ def full_card(**changes: object) -> RegistrationCard:
         number="01-12/345",
         date=date(2026, 11, 20),
         title="On the schedule of inter-agency meetings",
-        kind="letter",
+        kind="01",
         author=Party("Ministry of Tests", "MINTEST", "I. Ivanov", "Head of Department"),
         signer=Party("Ministry of Tests", "MINTEST", "P. Petrov", "Deputy Minister"),
         addressees=(

@@ -1,0 +1,50 @@
+"""What one emulated EDMS is told when it starts: who it is, where the hub is, how to misbehave."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Named faults, so integrators can see what a failing EDMS looks like.
+FAULTS: dict[str, str] = {
+    "no-registration-acks": "never sends registration acknowledgements",
+    "wrong-key": "signs with a key that is not its certificate's (the hub answers -21)",
+    "accept-invalid": "registers schema-invalid packets instead of answering 'not registrable'",
+    "slow": "answers deliveries slowly (--slow-seconds, default 2 s)",
+}
+
+
+@dataclass(frozen=True)
+class RegistrationRules:
+    """Which incoming documents this agency refuses or does not register, by document kind."""
+
+    refuse_kinds: frozenset[str] = frozenset()
+    not_registrable_kinds: frozenset[str] = frozenset()
+    refuse_reason: str = "documents of this kind are not accepted by this organisation"
+    refuse_reason_code: str = "addressing_error"  # from the closed list (smdo.receipts.REFUSAL_REASONS)
+
+
+@dataclass(frozen=True)
+class EdmsConfig:
+    kind: str  # rekord | smbusiness | directum
+    code: str  # the agency's SMDO subscriber code
+    hub_url: str
+    data_dir: Path
+    key: Path
+    cert: Path
+    trust: Path  # CA certificates (file or directory) for signatures and TLS
+    name: str = ""
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 0
+    faults: frozenset[str] = frozenset()
+    rules: RegistrationRules = field(default_factory=RegistrationRules)
+    number_prefix: str = ""  # incoming numbers; "" means the kind's default ("R-2026/")
+    poll_interval: float = 0.3
+    slow_seconds: float = 2.0
+
+    def __post_init__(self) -> None:
+        unknown = set(self.faults) - set(FAULTS)
+        if unknown:
+            raise ValueError(f"unknown fault(s) {sorted(unknown)}; known: {sorted(FAULTS)}")
+
+    def has(self, fault: str) -> bool:
+        return fault in self.faults

@@ -1,0 +1,393 @@
+"""The working core of an emulated EDMS: create and send documents, receive and register them,
+answer with acknowledgements, and follow what happened to everything it sent.
+
+Transports (push endpoint, mailbox puller, exchange folders) and the local HTTP API live in
+edms_adapters/web.py and edms_adapters/transports.py; they all call into `EdmsService`.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from lxml import etree
+
+from edms_adapters.adapter import EdmsAdapter, ParentRef, Party, RegistrationCard, SenderInfo
+from edms_adapters.config import EdmsConfig
+from edms_adapters.hub_client import HubClient, HubError
+from edms_adapters.sdip import card_to_envelope, envelope_to_card
+from edms_adapters.store import EdmsStore, StoredDocument
+from signing.keys import Signer
+from signing.trust import TrustStore
+from signing.xmldsig import sign_enveloped
+from smdo import packet as p
+from smdo.check import read_packet, validate_packet, verify_packet
+from smdo.errors import ErrorCode, PacketRejected, RegistrationResult
+from smdo.receipts import acknowledgement, registration_ack
+
+log = logging.getLogger("edms")
+
+_IDS = uuid.UUID("0b7f4f52-4c1e-4d36-9d55-2f0f1f7f6a21")  # namespace for this EDMS's derived ids
+
+# Registration result -> the state the sender records for that receiver.
+RESULT_STATES = {
+    RegistrationResult.REGISTERED: "registered",
+    RegistrationResult.NOT_REGISTRABLE: "not-registrable",
+    RegistrationResult.REFUSED: "refused",
+    RegistrationResult.SIGNATURE_NOT_TRUSTED: "untrusted",
+}
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a transport answers the hub: HTTP status and body (our signed delivery ack)."""
+
+    status: int
+    body: bytes
+    content_type: str = "application/xml"
+
+
+@dataclass(frozen=True)
+class Submitted:
+    msg_id: str
+    idnumber: str
+    number: str
+    receivers: tuple[str, ...]
+
+
+def _wrong_key_like(key: object) -> object:
+    """A fresh key of the same type: signatures made with it do not match the certificate."""
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return ec.generate_private_key(key.curve)
+    assert isinstance(key, rsa.RSAPrivateKey)
+    return rsa.generate_private_key(public_exponent=65537, key_size=key.key_size)
+
+
+def safe_file_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "document"
+
+
+class EdmsService:
+    """One agency's EDMS: its store, its key, its rules and its connection to the hub."""
+
+    def __init__(self, config: EdmsConfig, adapter: EdmsAdapter) -> None:
+        self.config = config
+        self.adapter = adapter
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        self.store = EdmsStore(config.data_dir / "edms.db")
+        self.trust = TrustStore.from_paths(config.trust)
+        signer = Signer.from_files(config.key, config.cert)
+        if config.has("wrong-key"):
+            signer = Signer(key=_wrong_key_like(signer.key), certificate=signer.certificate,
+                            chain=signer.chain)
+        self.signer = signer
+        self.sender = SenderInfo(
+            code=config.code, name=config.name or config.code,
+            sys_id=str(uuid.uuid5(_IDS, f"{adapter.name}:{config.code}")),
+            system=adapter.product, system_details=adapter.version,
+        )
+        self.hub = HubClient(config.hub_url, trust=config.trust, cert=config.cert, key=config.key)
+        self.outbox_dir = config.data_dir / "outbox"
+        self.inbox_dir = config.data_dir / "inbox"
+        if adapter.outbound == "folder":
+            for folder in (self.outbox_dir, self.outbox_dir / "sent", self.outbox_dir / "failed",
+                           self.inbox_dir):
+                folder.mkdir(parents=True, exist_ok=True)
+        self._wake = asyncio.Event()
+
+    async def close(self) -> None:
+        await self.hub.close()
+        self.store.close()
+
+    # -- numbering ---------------------------------------------------------------------------
+    def _incoming_prefix(self) -> str:
+        return self.config.number_prefix or f"{self.adapter.number_letter}-{date.today().year}/"
+
+    def _outgoing_prefix(self) -> str:
+        return f"{self.config.code}-OUT-{date.today().year}/"
+
+    # -- signing -----------------------------------------------------------------------------
+    def sign(self, env: p.Envelope) -> bytes:
+        root = p.to_element(env)
+        sign_enveloped(root, self.signer)
+        return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+    def _sdip_sender(self) -> p.Sender:
+        s = self.sender
+        return p.Sender(id=s.code, sys_id=s.sys_id, system=s.system,
+                        system_details=s.system_details, name=s.name)
+
+    def _ack(self, *, acknowledged: str, ack_type: int, to: str, results: list[tuple[int, str]],
+             msg_id: str, inc_number: p.RegNumber | None = None,
+             reg_number: p.RegNumber | None = None) -> bytes:
+        env = acknowledgement(
+            acknowledged_msg_id=acknowledged, ack_type=ack_type, sender=self._sdip_sender(),
+            receiver_id=to, results=results, reg_number=reg_number, inc_number=inc_number,
+            msg_id=msg_id,
+        )
+        return self.sign(env)
+
+    def delivery_ack(self, msg_id: str, sender_id: str) -> bytes:
+        """Our signed delivery acknowledgement (ack_type 1, code 101) of a packet we received."""
+        return self._ack(acknowledged=msg_id, ack_type=p.ACK_DELIVERY, to=sender_id,
+                         results=[(ErrorCode.DELIVERED, f"delivered to {self.config.code}")],
+                         msg_id=str(uuid.uuid5(_IDS, f"delivery:{self.config.code}:{msg_id}")))
+
+    # -- creating and sending ----------------------------------------------------------------
+    def prepare(self, native: bytes, *, reply_to: str | None = None) -> RegistrationCard:
+        """A new document's card from native bytes; a reply gets its DocParent and addressee."""
+        card = self.adapter.to_card(self.adapter.load(native))
+        if reply_to is not None:
+            card = self._as_reply(card, reply_to)
+        return card
+
+    def _as_reply(self, card: RegistrationCard, reply_to: str) -> RegistrationCard:
+        stored = self.store.received_native(reply_to)
+        if stored is None:
+            raise LookupError(f"no received document with msg_id {reply_to}")
+        native, sender_code, _ = stored
+        original = self.adapter.to_card(self.adapter.load(native)) if native else None
+        parent = ParentRef(
+            msg_id=reply_to,
+            idnumber=original.idnumber if original and original.idnumber else reply_to,
+            organisation_code=sender_code,
+            reg_number=original.number if original and original.number else "-",
+            reg_date=original.date if original else date.today(),
+        )
+        addressees = card.addressees
+        if not card.receiver_codes:
+            org = original.signer.organisation if original else sender_code
+            addressees = (Party(org, sender_code),)
+        return card.with_changes(parent=parent, addressees=addressees)
+
+    def send(self, card: RegistrationCard) -> Submitted:
+        """Number the card if needed, sign it as SDIP, store it and queue it for the hub."""
+        if not card.number:
+            card = card.with_changes(number=self.store.next_number(self._outgoing_prefix()),
+                                     date=date.today())
+        if not card.idnumber:
+            card = card.with_changes(idnumber=card.number)
+        env = card_to_envelope(card, sender=self.sender)
+        packet = self.sign(env)
+        receivers = tuple(r.id for r in env.header.receivers)
+        self.store.add_sent(
+            msg_id=env.msg_id, msg_type=env.header.msg_type, idnumber=card.idnumber,
+            kind=card.kind, title=card.title, receivers=receivers, number=card.number,
+            native=self.adapter.dump(self.adapter.from_card(card)), packet=packet,
+        )
+        self._wake.set()
+        log.info("%s: created %s (%s) for %s", self.config.code, env.msg_id, card.number,
+                 ",".join(receivers))
+        return Submitted(env.msg_id, card.idnumber, card.number, receivers)
+
+    def submit(self, native: bytes, *, reply_to: str | None = None) -> Submitted:
+        return self.send(self.prepare(native, reply_to=reply_to))
+
+    def drop_in_outbox(self, card: RegistrationCard) -> tuple[Path, str]:
+        """Exchange-folder systems: write the card as a file the outbox poller will send.
+
+        Returns the file and the card's idnumber (by which the sent document can be found).
+        """
+        if not card.idnumber:
+            card = card.with_changes(idnumber=f"{self.config.code}-{uuid.uuid4().hex[:12]}")
+        name = safe_file_name(card.idnumber) + ".xml"
+        tmp = self.outbox_dir / (name + ".part")
+        tmp.write_bytes(self.adapter.dump(self.adapter.from_card(card)))
+        target = self.outbox_dir / name
+        tmp.replace(target)  # the poller only picks up complete *.xml files
+        return target, card.idnumber
+
+    def scan_outbox(self) -> list[Submitted]:
+        """Send every complete card file in the outbox folder; move it to sent/ or failed/."""
+        done = []
+        for path in sorted(self.outbox_dir.glob("*.xml")):
+            try:
+                submitted = self.submit(path.read_bytes())
+            except (ValueError, LookupError) as exc:
+                path.replace(self.outbox_dir / "failed" / path.name)
+                (self.outbox_dir / "failed" / (path.name + ".error.txt")).write_text(f"{exc}\n")
+                log.warning("%s: outbox file %s refused: %s", self.config.code, path.name, exc)
+                continue
+            path.replace(self.outbox_dir / "sent" / path.name)
+            done.append(submitted)
+        return done
+
+    async def flush(self) -> int:
+        """Post every due queued packet to the hub once; returns how many were settled."""
+        settled = 0
+        for item in self.store.due():
+            try:
+                answer = await self.hub.send_packet(item.packet)
+            except HubError as exc:
+                self.store.mark_failed(item.id, str(exc), retry_in=min(0.2 * 2 ** item.attempts, 10))
+                continue
+            if answer.status == 200:
+                self.store.mark_sent(item.id)
+                self.store.advance(item.msg_id, None, "accepted", code=ErrorCode.ACCEPTED)
+                settled += 1
+            elif 400 <= answer.status < 500:
+                codes, text = _answer_codes(answer.body)
+                self.store.mark_failed(item.id, f"HTTP {answer.status}: {text}", retry_in=None)
+                self.store.advance(item.msg_id, None, "rejected", code=codes[0] if codes else None,
+                                   reason=text or f"HTTP {answer.status}")
+                log.warning("%s: hub rejected %s: %s", self.config.code, item.msg_id, text)
+                settled += 1
+            else:  # 5xx: the hub is busy or restarting; it has not taken the packet
+                self.store.mark_failed(item.id, f"HTTP {answer.status}",
+                                       retry_in=min(0.2 * 2 ** item.attempts, 10))
+        return settled
+
+    async def run_sender(self) -> None:
+        """Keep the outgoing queue moving: on every new packet, and every poll interval."""
+        while True:
+            await self.flush()
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.config.poll_interval)
+            except TimeoutError:
+                pass
+
+    # -- receiving ---------------------------------------------------------------------------
+    def receive(self, data: bytes) -> Answer:
+        """Take one packet from the hub; answer with our signed delivery acknowledgement.
+
+        A document is registered (or refused, or found not registrable or not trusted) and the
+        registration acknowledgement is queued for its sender in the same transaction that
+        stores it. A packet already received is acknowledged again but not registered twice.
+        """
+        try:
+            root = read_packet(data)
+            header = p.read_header(root)
+        except PacketRejected as exc:
+            return Answer(400, str(exc).encode(), "text/plain")
+        except (AttributeError, TypeError, ValueError) as exc:
+            return Answer(400, f"code {ErrorCode.HEADER_ATTRIBUTE_MISSING}: no readable header ({exc})"
+                          .encode(), "text/plain")
+        if header.msg_type == p.ACKNOWLEDGEMENT:
+            try:
+                validate_packet(root)
+                verify_packet(root, self.trust)
+            except PacketRejected as exc:
+                return Answer(403 if exc.code in (-21, -22, -23) else 400, str(exc).encode(),
+                              "text/plain")
+            self._apply_acknowledgement(root, header)
+            return Answer(200, self.delivery_ack(header.msg_id, header.sender_id))
+        if self.store.is_received(header.msg_id):
+            log.info("%s: duplicate %s acknowledged again, not registered again",
+                     self.config.code, header.msg_id)
+            return Answer(200, self.delivery_ack(header.msg_id, header.sender_id))
+        self._register(data, root, header)
+        return Answer(200, self.delivery_ack(header.msg_id, header.sender_id))
+
+    def _register(self, data: bytes, root: etree._Element, header: p.PacketHeader) -> None:
+        card: RegistrationCard | None = None
+        result, reason, number = RegistrationResult.REGISTERED, "", ""
+        try:
+            if not self.config.has("accept-invalid"):
+                validate_packet(root)
+            try:
+                verify_packet(root, self.trust)
+            except PacketRejected as exc:
+                result, reason = RegistrationResult.SIGNATURE_NOT_TRUSTED, str(exc)
+            try:
+                card = envelope_to_card(p.from_element(root))
+            except (AttributeError, TypeError, ValueError, IndexError, KeyError, PacketRejected):
+                if not self.config.has("accept-invalid"):
+                    raise
+        except PacketRejected as exc:
+            result, reason = RegistrationResult.NOT_REGISTRABLE, str(exc)
+        rules = self.config.rules
+        if result == RegistrationResult.REGISTERED and card is not None:
+            if card.kind in rules.refuse_kinds:
+                result, reason = RegistrationResult.REFUSED, f"{rules.refuse_reason} (kind {card.kind})"
+            elif card.kind in rules.not_registrable_kinds:
+                result, reason = (RegistrationResult.NOT_REGISTRABLE,
+                                  f"documents of kind {card.kind} are not subject to registration")
+        if result == RegistrationResult.REGISTERED:
+            number = self.store.next_number(self._incoming_prefix())
+        today = date.today()
+        native = self.adapter.dump(self.adapter.from_card(card)) if card is not None else None
+        answer = None
+        if not self.config.has("no-registration-acks"):
+            ack_id = str(uuid.uuid5(_IDS, f"registration:{self.config.code}:{header.msg_id}"))
+            refused = result == RegistrationResult.REFUSED
+            text = {
+                RegistrationResult.REGISTERED: f"registered as {number}",
+                RegistrationResult.NOT_REGISTRABLE: f"not registrable: {reason}",
+                RegistrationResult.REFUSED: f"refused: {reason}",
+                RegistrationResult.SIGNATURE_NOT_TRUSTED: f"signature not trusted: {reason}",
+            }[result][:2000]
+            env = registration_ack(
+                acknowledged_msg_id=header.msg_id, sender=self._sdip_sender(),
+                receiver_id=header.sender_id, result=result, text=text, msg_id=ack_id,
+                reason=rules.refuse_reason_code if refused else None,
+                inc_number=p.RegNumber(number, today) if number else None,
+                reg_number=p.RegNumber(card.number, card.date) if card and card.number else None,
+            )
+            answer = (ack_id, self.sign(env))
+        stored = self.store.add_received(
+            msg_id=header.msg_id, msg_type=header.msg_type,
+            idnumber=card.idnumber if card else "", kind=card.kind if card else "",
+            title=card.title if card else "", sender=header.sender_id, number=number,
+            status=RESULT_STATES[result], reason=reason, native=native, packet=data, answer=answer,
+        )
+        if stored and native is not None and self.adapter.outbound == "folder" and number:
+            (self.inbox_dir / (safe_file_name(number) + ".xml")).write_bytes(native)
+        self._wake.set()
+        log.info("%s: received %s from %s: %s %s", self.config.code, header.msg_id,
+                 header.sender_id, RESULT_STATES[result], number or reason)
+
+    def _apply_acknowledgement(self, root: etree._Element, header: p.PacketHeader) -> None:
+        ack = p.from_element(root).body
+        assert isinstance(ack, p.Acknowledgement)
+        target = ack.msg_id
+        sent = self.store.sent_packet(target)
+        if sent is None:
+            return  # about something we did not send as a document (e.g. our own registration ack)
+        receivers = p.read_header(read_packet(sent)).receiver_ids
+        for result in ack.results:
+            if ack.ack_type == p.ACK_DELIVERY:
+                receiver = _receiver_named(result.text, receivers)
+                state = {ErrorCode.ACCEPTED: "accepted", ErrorCode.DELIVERED: "delivered",
+                         ErrorCode.NOT_DELIVERED: "not-delivered"}.get(result.errorcode, "rejected")
+                self.store.advance(target, receiver, state, code=result.errorcode, reason=result.text)
+            elif ack.ack_type == p.ACK_REGISTRATION:
+                state = RESULT_STATES.get(RegistrationResult(result.errorcode), "refused") \
+                    if result.errorcode in set(RegistrationResult) else "refused"
+                number = ack.inc_number.number if ack.inc_number is not None else ""
+                self.store.advance(target, header.sender_id, state, code=result.errorcode,
+                                   number=number, reason=result.text)
+
+    # -- reading -----------------------------------------------------------------------------
+    def documents(self, direction: str | None = None) -> list[StoredDocument]:
+        return self.store.documents(direction)
+
+
+def _receiver_named(text: str, receivers: tuple[str, ...]) -> str | None:
+    """Which receiver a hub delivery ack is about: the one it names, or the only one."""
+    words = set(re.split(r"[\s,;:()]+", text or ""))
+    named = [r for r in receivers if r in words]
+    if len(named) == 1:
+        return named[0]
+    return receivers[0] if len(receivers) == 1 else None
+
+
+def _answer_codes(body: bytes) -> tuple[list[int], str]:
+    """The error codes and texts of the hub's answer (a signed Acknowledgement, or plain text)."""
+    try:
+        ack = p.from_element(read_packet(body)).body
+        if isinstance(ack, p.Acknowledgement):
+            return ([r.errorcode for r in ack.results],
+                    "; ".join(r.text or str(r.errorcode) for r in ack.results))
+    except (PacketRejected, AttributeError, TypeError, ValueError, IndexError, KeyError):
+        pass
+    return [], body[:300].decode("utf-8", "replace")
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
