@@ -11,8 +11,10 @@ def main() -> None:
 
 
 # One line per command module: `main.add_command(module.command)`. Keep it sorted.
-from cli import subscribers  # noqa: E402
+from cli import journal, serve, subscribers  # noqa: E402
 
+main.add_command(journal.command)
+main.add_command(serve.command)
 main.add_command(subscribers.subscribers)
 
 

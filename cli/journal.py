@@ -1,0 +1,108 @@
+"""`smdo journal verify|show|list`: read the hub's journal."""
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import click
+
+from router.config import parse_duration
+from smdo.journal import SqliteJournal, TransactionView
+
+
+def _data_option(fn):
+    return click.option("--data", type=click.Path(file_okay=False, path_type=Path), envvar="SMDO_DATA",
+                        default=Path("var"), show_default=True, help="The hub's data folder [SMDO_DATA].")(fn)
+
+
+async def _with_journal(data: Path, action):
+    path = data / "journal.db"
+    if not path.exists():
+        raise click.ClickException(f"no journal at {path}")
+    journal = SqliteJournal(path)
+    await journal.open()
+    try:
+        return await action(journal)
+    finally:
+        await journal.close()
+
+
+def _when(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@click.group("journal")
+def command() -> None:
+    """Verify and read the hub's journal."""
+
+
+@command.command("verify")
+@_data_option
+def verify(data: Path) -> None:
+    """Check the hash chain and every row against it; exit 1 naming each edited or deleted row."""
+    problems = asyncio.run(_with_journal(data, lambda j: j.verify()))
+    if problems:
+        for problem in problems:
+            click.echo(f"journal broken: {problem}", err=True)
+        sys.exit(1)
+    click.echo("journal ok: hash chain intact, every transaction and delivery matches it")
+
+
+@command.command("show")
+@_data_option
+@click.argument("msg_id")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def show(data: Path, msg_id: str, as_json: bool) -> None:
+    """Everything the journal holds about MSG_ID."""
+    views = asyncio.run(_with_journal(data, lambda j: j.transaction(msg_id)))
+    if not views:
+        raise click.ClickException(f"no transaction with msg_id {msg_id}")
+    if as_json:
+        click.echo(json.dumps([v.as_dict() for v in views], indent=2))
+        return
+    for v in views:
+        click.echo(f"msg_id     {v.msg_id}\noutcome    {v.outcome} (codes {', '.join(map(str, v.codes))})\n"
+                   f"sender     {v.sender or '-'}\nreceivers  {', '.join(v.receivers) or '-'}\n"
+                   f"type       {v.msg_type}\nreceived   {_when(v.received_at)}\nsize       {v.size} bytes\n"
+                   f"digest     {v.digest}")
+        if v.ack_for:
+            click.echo(f"acks       {v.ack_for}")
+        for d in v.deliveries:
+            click.echo(f"  -> {d.receiver:<12} {d.mode:<5} {d.state:<22} attempts {d.attempts}  "
+                       f"{_when(d.updated_at)}  {d.detail}")
+        click.echo("")
+
+
+@command.command("list")
+@_data_option
+@click.option("--since", help="Only transactions received in this last period (e.g. 10m, 24h) or after an ISO time.")
+@click.option("--sender", help="Only from this subscriber code.")
+@click.option("--state", help="accepted, rejected, or a delivery state (delivered, retry-wait, expired, ...).")
+@click.option("--limit", type=int, default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def list_(data: Path, since: str | None, sender: str | None, state: str | None, limit: int, as_json: bool) -> None:
+    """The latest transactions as a table."""
+    since_ts = None
+    if since:
+        try:
+            since_ts = time.time() - parse_duration(since)
+        except ValueError:
+            since_ts = datetime.fromisoformat(since).timestamp()
+    views: list[TransactionView] = asyncio.run(_with_journal(
+        data, lambda j: j.list_transactions(since=since_ts, sender=sender, state=state, limit=limit)))
+    if as_json:
+        click.echo(json.dumps([v.as_dict() for v in views], indent=2))
+        return
+    click.echo(f"{'received (UTC)':<20} {'msg_id':<36} {'sender':<10} {'type':>4} {'outcome':<9} {'codes':<8} deliveries")
+    for v in views:
+        deliveries = ", ".join(f"{d.receiver}:{d.state}" for d in v.deliveries) or "-"
+        click.echo(f"{_when(v.received_at):<20} {(v.msg_id or '-'):<36} {(v.sender or '-'):<10} "
+                   f"{'-' if v.msg_type is None else v.msg_type:>4} {v.outcome:<9} "
+                   f"{','.join(map(str, v.codes)):<8} {deliveries}")
+    click.echo(f"{len(views)} transaction(s)")
