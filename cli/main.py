@@ -11,7 +11,9 @@ def main() -> None:
 
 
 # One line per command module: `main.add_command(module.command)`. Keep it sorted.
-from cli import journal, serve, subscribers  # noqa: E402
+from cli import edms, journal, serve, subscribers  # noqa: E402
+
+main.add_command(edms.edms)
 
 main.add_command(journal.command)
 main.add_command(serve.command)
