@@ -16,8 +16,11 @@ from cli import edms, journal, serve, subscribers  # noqa: E402
 main.add_command(edms.edms)
 
 main.add_command(journal.command)
+main.add_command(pki.pki)
 main.add_command(serve.command)
+main.add_command(signatures.sign)
 main.add_command(subscribers.subscribers)
+main.add_command(signatures.verify)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,82 @@
+"""`smdo pki init|issue|revoke`: the test PKI (root CA -> republican CA -> subscribers).
+
+The README's "Test PKI" section lists the files these commands write.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import click
+
+from signing.pki import PkiLayout, init_pki, issue_certificate, revoke_certificate
+
+_DIR = click.option("--dir", "directory", required=True, type=click.Path(file_okay=False, path_type=Path),
+                    help="The PKI's folder.")
+_KEY_TYPE = click.option("--key-type", type=click.Choice(["rsa", "ec"]), default="rsa", show_default=True,
+                         help="RSA-2048 or EC P-256.")
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    raise SystemExit(1)
+
+
+@click.group("pki")
+def pki() -> None:
+    """A test PKI shaped like the national one: root CA, republican issuing CA, subscribers, CRL."""
+
+
+@pki.command("init")
+@_DIR
+@_KEY_TYPE
+def init(directory: Path, key_type: str) -> None:
+    """Create the root CA and the republican issuing CA in DIR."""
+    try:
+        layout = init_pki(directory, key_type=key_type)
+    except FileExistsError as exc:
+        _fail(str(exc))
+    click.echo(f"root CA:    {layout.root_cert_path}")
+    click.echo(f"issuing CA: {layout.ca_cert_path}")
+    click.echo(f"trust dir:  {layout.trust_dir}  (use with: smdo verify --trust)")
+    click.echo(f"CRL:        {layout.crl_path}")
+
+
+@pki.command("issue")
+@_DIR
+@click.argument("code")
+@click.option("--name", default=None, help="Organisation name (default: the code).")
+@click.option("--tls-host", "tls_hosts", multiple=True, help="A DNS name or IP the certificate serves TLS for (repeatable).")
+@_KEY_TYPE
+@click.option("--days", type=int, default=365, show_default=True, help="Validity in days.")
+@click.option("--valid-from", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]), default=None,
+              help="Start of validity, UTC (default now); with a short --days, gives an expired certificate.")
+def issue(directory: Path, code: str, name: str | None, tls_hosts: tuple[str, ...], key_type: str, days: int,
+          valid_from: dt.datetime | None) -> None:
+    """Issue subscriber CODE's key and certificate from the issuing CA."""
+    if not PkiLayout(directory).index_path.exists():
+        _fail(f"{directory} holds no PKI: run `smdo pki init --dir {directory}` first")
+    start = valid_from.replace(tzinfo=dt.timezone.utc) if valid_from else None
+    try:
+        issued = issue_certificate(directory, code, name, key_type=key_type, tls_hostnames=tls_hosts, days=days,
+                                   not_before=start)
+    except ValueError as exc:
+        _fail(str(exc))
+    click.echo(f"key:         {issued.key_path}")
+    click.echo(f"certificate: {issued.cert_path}")
+    click.echo(f"chain:       {issued.chain_path}")
+    click.echo(f"fingerprint: {issued.fingerprint}")
+
+
+@pki.command("revoke")
+@_DIR
+@click.argument("code")
+def revoke(directory: Path, code: str) -> None:
+    """Revoke CODE's certificate and re-issue the issuing CA's CRL."""
+    if not PkiLayout(directory).index_path.exists():
+        _fail(f"{directory} holds no PKI")
+    try:
+        crl = revoke_certificate(directory, code)
+    except KeyError as exc:
+        _fail(str(exc.args[0]))
+    click.echo(f"revoked {code}; CRL: {crl}")
