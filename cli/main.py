@@ -11,11 +11,12 @@ def main() -> None:
 
 
 # One line per command module: `main.add_command(module.command)`. Keep it sorted.
-from cli import edms, journal, serve, subscribers  # noqa: E402
+from cli import edms, journal, packets, pki, serve, signatures, subscribers  # noqa: E402
 
 main.add_command(edms.edms)
 
 main.add_command(journal.command)
+main.add_command(packets.validate_command)
 main.add_command(pki.pki)
 main.add_command(serve.command)
 main.add_command(signatures.sign)

@@ -78,6 +78,7 @@ class _Structure:
     """Which child element names each SDIP element may contain, read from the XSD."""
 
     children: dict[str, frozenset[str]]
+    required: dict[str, frozenset[str]]  # children a sequence requires (minOccurs >= 1, not in a choice)
     known: frozenset[str]
 
 
@@ -92,17 +93,20 @@ def _schema_structure() -> _Structure:
         q = "{%s}" % XSD_NS
         types = {t.get("name"): t for t in xsd.iter(q + "complexType") if t.get("name")}
 
-        def type_children(node: etree._Element) -> set[str]:
+        def type_children(node: etree._Element, required_only: bool = False) -> set[str]:
             names: set[str] = set()
             for element in node.iter(q + "element"):
+                if required_only and (element.get("minOccurs") == "0" or element.getparent().tag == q + "choice"):
+                    continue
                 names.add(element.get("name") or element.get("ref", "").replace("ds:", "{%s}" % DS_NS))
             for extension in node.iter(q + "extension"):
                 base = types.get(extension.get("base", ""))
                 if base is not None:
-                    names |= type_children(base)
+                    names |= type_children(base, required_only)
             return names
 
         children: dict[str, set[str]] = {}
+        required: dict[str, set[str]] = {}
         for element in xsd.iter(q + "element"):
             name = element.get("name")
             if not name:
@@ -111,8 +115,10 @@ def _schema_structure() -> _Structure:
             if declared is None:
                 declared = element.find(q + "complexType")
             children.setdefault(name, set()).update(type_children(declared) if declared is not None else ())
+            required.setdefault(name, set()).update(type_children(declared, True) if declared is not None else ())
         _structure = _Structure(
             children={k: frozenset(v) for k, v in children.items()},
+            required={k: frozenset(v) for k, v in required.items()},
             known=frozenset(children),
         )
     return _structure
@@ -401,12 +407,13 @@ def _unexpected_child(name: str, parent: str, path: str, expected: tuple[str, ..
         return Problem(int(ErrorCode.DUPLICATE_ZONE), f"duplicate zone: Body already has a zone, {name} is another",
                        path)
     if name in allowed:
-        # The element belongs here: either one too many, or something required is missing before it.
-        missing = [e for e in expected if e not in siblings]
-        if missing and len(missing) == len(expected):
-            return _missing_child(parent, tuple(missing), _clean_path(path.rsplit("/", 1)[0]))
+        # The element belongs here: one too many, something required missing before it, or out of order.
         if previous is not None and _local(previous.tag) == name:
             return Problem(int(ErrorCode.WRONG_ELEMENT_COUNT), f"too many {name} elements in {parent}", path)
+        required = structure.required.get(parent, frozenset())
+        missing = tuple(e for e in expected if e in required and e not in siblings)
+        if missing:
+            return _missing_child(parent, missing, _clean_path(path.rsplit("/", 1)[0]))
         return Problem(int(ErrorCode.WRONG_NESTING), f"{name} is out of order in {parent}"
                        + (f": expected {', '.join(expected)}" if expected else ""), path)
     if name in structure.known:
@@ -443,26 +450,19 @@ def _fact_from_xmlschema(error, root: etree._Element) -> _Fact:
             return _Fact("missing_child", path, element, None, expected, reason)
         child = error.invalid_child
         return _Fact("unexpected_child", _path_of(child), _local(child.tag), None, expected, reason)
-    attribute = None
-    match = re.search(r"attribute '?([A-Za-z_][\w.-]*)'?", reason)
-    if "missing required attribute" in reason and match:
-        return _Fact("missing_attribute", path, element, match.group(1), (), reason)
-    if ("is not an attribute" in reason or "not allowed" in reason) and match:
-        return _Fact("unexpected_attribute", path, element, match.group(1), (), reason)
-    if isinstance(error.obj, str) and node is not None:
-        for name, value in node.attrib.items():
-            if value == error.obj and (f"'{name}'" in reason or error.path and error.path.endswith("@" + name)):
-                attribute = name
-                break
-        if attribute is None:
-            attribute = next((n for n, v in node.attrib.items() if v == error.obj), None) \
-                if (node.text or "") != error.obj else None
     if node is not None and node.getparent() is None and element != "Envelop":
         return _Fact("wrong_root", path, element, None, (), reason)
-    if attribute:
-        return _Fact("bad_attribute", path, element, attribute, (), reason)
-    if "character data" in reason.lower() or "simple content" in reason.lower() or "mixed" in reason.lower():
-        return _Fact("bad_content", path, element, None, (), reason)
+    if "content is empty" in reason and node is not None and any(isinstance(c.tag, str) for c in node):
+        return _Fact("content_not_allowed", path, element, None, (), reason)
+    match = re.search(r"missing required attribute '([^']+)'", reason)
+    if match:
+        return _Fact("missing_attribute", path, element, match.group(1), (), reason)
+    match = re.search(r"'([^']+)' attribute not allowed", reason)
+    if match:
+        return _Fact("unexpected_attribute", path, element, match.group(1), (), reason)
+    match = re.match(r"attribute ([^=\s]+)=", reason)
+    if match:
+        return _Fact("bad_attribute", path, element, match.group(1), (), reason)
     return _Fact("bad_content", path, element, None, (), reason)
 
 
@@ -515,10 +515,11 @@ def _node_at(root: etree._Element, path: str) -> etree._Element | None:
 
 
 def _dedupe(problems: list[Problem]) -> list[Problem]:
-    seen: set[tuple[int, str, str | None]] = set()
+    # One problem per code and place: the schema and a rule in code may both see one defect.
+    seen: set[tuple[int, str | None]] = set()
     unique = []
     for problem in problems:
-        key = (problem.code, problem.message, problem.path)
+        key = (problem.code, problem.path)
         if key not in seen:
             seen.add(key)
             unique.append(problem)
