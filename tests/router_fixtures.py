@@ -251,3 +251,62 @@ def _next_unp() -> str:
 
 def client_ssl_for(pki: PkiLayout) -> ssl.SSLContext:
     return client_context(hub_config(Path("/nonexistent"), pki))
+
+
+# --------------------------------------------------------------------------- a small network
+
+
+@dataclass
+class Network:
+    """A hub; ORG-B and ORG-C receive by push (emulated EDMS); ORG-A pulls from its mailbox."""
+
+    hub: HubUnderTest
+    edms: dict[str, ReceivingEdms]
+    registry: Registry
+
+    async def stop(self) -> None:
+        await self.hub.stop()
+        for receiver in self.edms.values():
+            await receiver.stop()
+        self.registry.close()
+
+
+async def start_network(tmp_path: Path, pki: PkiLayout, trust: TrustStore, **overrides: object) -> Network:
+    edms = {}
+    for code in ("ORG-B", "ORG-C"):
+        edms[code] = await ReceivingEdms(code, pki.signer(code), trust, edms_server_ssl(pki),
+                                         tmp_path / f"{code}.db").start()
+    registry = Registry(tmp_path / "data" / "registry.db")
+    register(registry, pki, "ORG-A")
+    for code, receiver in edms.items():
+        register(registry, pki, code, push_url=receiver.url)
+    hub = await HubUnderTest(hub_config(tmp_path / "data", pki, **overrides), pki, registry).start()
+    return Network(hub, edms, registry)
+
+
+async def eventually(check, timeout: float = 10.0, interval: float = 0.02):
+    """Poll `check` (sync or async) until it returns something truthy; return that."""
+    import asyncio
+    import inspect
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(interval)
+
+
+def ack_of(body: bytes):
+    """The routing header of an acknowledgement (ack_msg_id, ack_codes, ...)."""
+    return read_header(etree.fromstring(body))
+
+
+async def delivery_state(hub: HubUnderTest, msg_id: str, receiver: str) -> str:
+    status = await hub.status(msg_id)
+    return next(d["state"] for d in status["deliveries"] if d["receiver"] == receiver)

@@ -1,79 +1,177 @@
-"""The hub over real sockets and real TLS: ingress, push and pull delivery, receipts, duplicates."""
+"""The hub over real sockets and real TLS: push and pull delivery, fan-out, retries, deadlines,
+duplicates and relayed registration acknowledgements."""
 from __future__ import annotations
 
 import asyncio
-import inspect
-import time
 
 import pytest
-from lxml import etree
 
 from smdo.errors import RegistrationResult
-from smdo.packet import read_header
-from smdo.registry import Registry
 
-from router_fixtures import (
-    HubUnderTest, ReceivingEdms, document, edms_server_ssl, hub_config, register, registration, sign,
-)
-
-
-async def eventually(check, timeout: float = 10.0, interval: float = 0.02):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if inspect.isawaitable(result):
-            result = await result
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(interval)
-
-
-def ack_codes(body: bytes) -> tuple[int, ...]:
-    return read_header(etree.fromstring(body)).ack_codes
+from router_fixtures import ack_of, delivery_state, document, eventually, registration, sign, start_network
 
 
 @pytest.fixture
 async def network(tmp_path, test_pki, trust_store):
-    """A hub; ORG-B and ORG-C receive by push (emulated EDMS), ORG-A pulls from its mailbox."""
-    edms = {}
-    for code in ("ORG-B", "ORG-C"):
-        edms[code] = await ReceivingEdms(code, test_pki.signer(code), trust_store, edms_server_ssl(test_pki),
-                                         tmp_path / f"{code}.db").start()
-    registry = Registry(tmp_path / "data" / "registry.db")
-    register(registry, test_pki, "ORG-A")
-    for code, receiver in edms.items():
-        register(registry, test_pki, code, push_url=receiver.url)
-    hub = await HubUnderTest(hub_config(tmp_path / "data", test_pki), test_pki, registry).start()
-    yield hub, edms
-    await hub.stop()
-    for receiver in edms.values():
-        await receiver.stop()
-    registry.close()
+    net = await start_network(tmp_path, test_pki, trust_store)
+    yield net
+    await net.stop()
 
 
 async def test_push_delivery_and_the_101_ack_in_the_senders_mailbox(network, test_pki):
-    hub, edms = network
+    hub, edms = network.hub, network.edms
     packet = document("ORG-A", ["ORG-B"])
     raw = sign(packet, test_pki.signer("ORG-A"))
     status, body = await hub.post(raw)
-    assert status == 200 and ack_codes(body) == (100,)
-    ack = read_header(etree.fromstring(body))
-    assert ack.ack_msg_id == packet.msg_id and ack.sender_id == "HUB"
+    assert status == 200
+    ack = ack_of(body)
+    assert ack.ack_codes == (100,) and ack.ack_msg_id == packet.msg_id and ack.sender_id == "HUB"
 
     await eventually(lambda: packet.msg_id in edms["ORG-B"].received())
-    received = edms["ORG-B"].packets()[packet.msg_id]
-    assert received == raw  # the original signed bytes, unchanged
+    assert edms["ORG-B"].packets()[packet.msg_id] == raw  # the original signed bytes, unchanged
+    assert await eventually(lambda: _is(delivery_state(hub, packet.msg_id, "ORG-B"), "delivered"))
 
-    async def delivered():
-        return (await hub.status(packet.msg_id))["deliveries"][0]["state"] == "delivered"
-
-    await eventually(delivered)
-    # ORG-A is in pull mode: the hub's 101 waits in its mailbox.
-    items = await eventually(lambda: hub.mailbox("ORG-A"))
-    [item] = items
-    header = read_header(etree.fromstring(item["packet"]))
-    assert header.ack_msg_id == packet.msg_id and header.ack_codes == (101,)
+    # ORG-A is in pull mode: the hub's 101 waits in its mailbox until confirmed.
+    [item] = await eventually(lambda: network.hub.mailbox("ORG-A"))
+    header = ack_of(item["packet"])
+    assert header.ack_msg_id == packet.msg_id and header.ack_codes == (101,) and header.sender_id == "HUB"
     assert await hub.confirm("ORG-A", item, test_pki.signer("ORG-A")) == 200
     assert await hub.mailbox("ORG-A") == []
+
+
+async def _is(awaitable, expected):
+    return (await awaitable) == expected
+
+
+async def test_fan_out_delivers_to_each_receiver_independently(network, test_pki):
+    hub, edms = network.hub, network.edms
+    await edms["ORG-C"].stop()  # one receiver down must not hold up the other
+    packet = document("ORG-A", ["ORG-B", "ORG-C"])
+    status, _ = await hub.post(sign(packet, test_pki.signer("ORG-A")))
+    assert status == 200
+    await eventually(lambda: _is(delivery_state(hub, packet.msg_id, "ORG-B"), "delivered"))
+    assert await delivery_state(hub, packet.msg_id, "ORG-C") in ("retry-wait", "forwarding")
+    await edms["ORG-C"].start()  # back on the same port
+    await eventually(lambda: _is(delivery_state(hub, packet.msg_id, "ORG-C"), "delivered"))
+    assert edms["ORG-B"].received() == {packet.msg_id: 1}
+    assert edms["ORG-C"].received() == {packet.msg_id: 1}
+    items = await eventually(lambda: _at_least(hub.mailbox("ORG-A"), 2))
+    assert sorted(ack_of(i["packet"]).ack_codes for i in items) == [(101,), (101,)]
+
+
+async def _at_least(awaitable, n):
+    items = await awaitable
+    return items if len(items) >= n else None
+
+
+async def test_retries_with_backoff_until_the_receiver_is_back(network, test_pki):
+    hub, edms = network.hub, network.edms
+    edms["ORG-B"].answer_status = 503  # up, but failing
+    packet = document("ORG-A", ["ORG-B"])
+    await hub.post(sign(packet, test_pki.signer("ORG-A")))
+    await eventually(lambda: edms["ORG-B"].attempts >= 3)
+    status = await hub.status(packet.msg_id)
+    assert status["deliveries"][0]["state"] in ("retry-wait", "forwarding")
+    assert "HTTP 503" in status["deliveries"][0]["detail"] or status["deliveries"][0]["attempts"] >= 3
+    edms["ORG-B"].answer_status = None
+    await eventually(lambda: _is(delivery_state(hub, packet.msg_id, "ORG-B"), "delivered"))
+    assert edms["ORG-B"].received() == {packet.msg_id: 1}
+
+
+async def test_same_packet_twice_gets_the_same_answer_and_is_delivered_once(network, test_pki):
+    hub, edms = network.hub, network.edms
+    packet = document("ORG-A", ["ORG-B"])
+    raw = sign(packet, test_pki.signer("ORG-A"))
+    (s1, a1), (s2, a2) = await asyncio.gather(hub.post(raw), hub.post(raw))
+    s3, a3 = await hub.post(raw)
+    assert s1 == s2 == s3 == 200 and a1 == a2 == a3
+    await eventually(lambda: _is(delivery_state(hub, packet.msg_id, "ORG-B"), "delivered"))
+    await asyncio.sleep(0.2)
+    assert edms["ORG-B"].attempts == 1 and edms["ORG-B"].received() == {packet.msg_id: 1}
+
+    other = document("ORG-A", ["ORG-B"], msg_id=packet.msg_id, title="Something else")
+    status, body = await hub.post(sign(other, test_pki.signer("ORG-A")))
+    assert status == 409 and ack_of(body).ack_codes == (40,)
+
+
+async def test_pull_delivery_is_offered_again_until_confirmed(network, test_pki):
+    hub, edms = network.hub, network.edms
+    packet = document("ORG-B", ["ORG-A"])
+    raw = sign(packet, test_pki.signer("ORG-B"))
+    assert (await hub.post(raw))[0] == 200
+    [first] = await hub.mailbox("ORG-A")
+    assert first["packet"] == raw and first["msg_id"] == packet.msg_id
+    assert await hub.mailbox("ORG-A") == []  # leased to the first fetch
+    [again] = await eventually(lambda: hub.mailbox("ORG-A"), timeout=5)  # visibility timeout passed
+    assert again["delivery_id"] == first["delivery_id"]
+    # Someone else's certificate cannot confirm it; a wrong ack is refused.
+    assert await hub.confirm("ORG-C", again, test_pki.signer("ORG-C")) == 404
+    assert await hub.confirm("ORG-A", again, test_pki.signer("ORG-A")) == 200
+    assert await delivery_state(hub, packet.msg_id, "ORG-A") == "delivered"
+    # The sender (push mode) gets the hub's 101 at its endpoint.
+    acks = await eventually(lambda: [m for m in edms["ORG-B"].packets() if m != packet.msg_id])
+    assert len(acks) == 1
+    assert ack_of(edms["ORG-B"].packets()[acks[0]]).ack_codes == (101,)
+
+
+async def test_mailbox_needs_a_bound_client_certificate(network):
+    async with network.hub.session().get(f"{network.hub.url}/smdo/v1/mailbox") as r:
+        assert r.status == 401
+
+
+async def test_registration_ack_is_recorded_and_relayed_to_the_sender(network, test_pki):
+    hub = network.hub
+    original = document("ORG-A", ["ORG-B", "ORG-C"])
+    await hub.post(sign(original, test_pki.signer("ORG-A")))
+    await eventually(lambda: _is(delivery_state(hub, original.msg_id, "ORG-B"), "delivered"))
+
+    registered = registration("ORG-B", original, RegistrationResult.REGISTERED)
+    status, body = await hub.post(sign(registered, test_pki.signer("ORG-B")))
+    assert status == 200 and ack_of(body).ack_codes == (100,)
+    refused = registration("ORG-C", original, RegistrationResult.REFUSED)
+    assert (await hub.post(sign(refused, test_pki.signer("ORG-C"))))[0] == 200
+
+    status = await hub.status(original.msg_id)
+    states = {d["receiver"]: d for d in status["deliveries"]}
+    assert states["ORG-B"]["state"] == "registered" and "in-77" in states["ORG-B"]["detail"]
+    assert states["ORG-C"]["state"] == "refused"
+    # Whenever ORG-C's delivery ack comes, after the registration ack it changes nothing.
+    await asyncio.sleep(0.3)
+    assert await delivery_state(hub, original.msg_id, "ORG-C") == "refused"
+
+    items = await eventually(lambda: _relayed(hub, {registered.msg_id, refused.msg_id}))
+    assert {ack_of(i["packet"]).ack_type for i in items} == {2}
+
+
+async def _relayed(hub, wanted):
+    items = [i for i in await hub.mailbox("ORG-A", limit=100) if i["msg_id"] in wanted]
+    return items if len(items) == len(wanted) else None
+
+
+async def test_registration_ack_must_come_from_a_receiver_of_the_original(network, test_pki):
+    hub = network.hub
+    original = document("ORG-A", ["ORG-B"])
+    await hub.post(sign(original, test_pki.signer("ORG-A")))
+    forged = registration("ORG-C", original)
+    status, body = await hub.post(sign(forged, test_pki.signer("ORG-C")))
+    assert status == 409 and ack_of(body).ack_codes == (40,)
+    unknown = registration("ORG-B", document("ORG-A", ["ORG-B"]))  # never sent through the hub
+    status, body = await hub.post(sign(unknown, test_pki.signer("ORG-B")))
+    assert status == 409 and ack_of(body).ack_codes == (40,)
+
+
+async def test_deadline_expiry_sends_the_sender_a_102(tmp_path, test_pki, trust_store):
+    net = await start_network(tmp_path, test_pki, trust_store, delivery_deadline=0.6)
+    try:
+        await net.edms["ORG-B"].stop()
+        packet = document("ORG-A", ["ORG-B"])
+        assert (await net.hub.post(sign(packet, test_pki.signer("ORG-A"))))[0] == 200
+        await eventually(lambda: _is(delivery_state(net.hub, packet.msg_id, "ORG-B"), "expired"))
+        [item] = await eventually(lambda: net.hub.mailbox("ORG-A"))
+        ack = ack_of(item["packet"])
+        assert ack.ack_msg_id == packet.msg_id and ack.ack_codes == (102,)
+        await net.edms["ORG-B"].start()
+        await asyncio.sleep(0.3)
+        assert net.edms["ORG-B"].received() == {}  # not retried after the deadline
+    finally:
+        await net.stop()
