@@ -400,7 +400,8 @@ def write_signed(directory: Path = HERE) -> list[Path]:
             written.append(target / "trust" / pem.name)
         for name, make in VALID.items():
             env = make()
-            root = sign_enveloped(to_element(env), signers[env.header.sender.id])
+            root = to_element(env)
+            sign_enveloped(root, signers[env.header.sender.id])  # appends ds:Signature to root
             path = target / f"{name}.xml"
             path.write_bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
             written.append(path)
