@@ -33,6 +33,7 @@ class Hub:
         self.metrics.gauges["smdo_journal_queue_depth"] = lambda: self.committer.depth
         self.work_ready = asyncio.Event()  # set when new push deliveries were journaled
         self.stopping = False
+        self.directory: tuple[int, bytes] | None = None  # (registry version, signed directory)
 
     async def open(self) -> None:
         await self.journal.open()

@@ -37,11 +37,6 @@ async def directory(request: web.Request) -> web.Response:
     except ImportError:
         raise web.HTTPNotImplemented(text="the directory is not available in this build\n")
     version = hub.registry.snapshot.version
-    cached = request.app.get(_DIRECTORY_CACHE)
-    if cached is None or cached[0] != version:
-        cached = (version, build_directory(hub.registry.snapshot, hub.signer))
-        request.app[_DIRECTORY_CACHE] = cached
-    return web.Response(body=cached[1], content_type="application/xml")
-
-
-_DIRECTORY_CACHE: web.AppKey[tuple[int, bytes]] = web.AppKey("directory_cache")
+    if hub.directory is None or hub.directory[0] != version:  # signed once per registry version
+        hub.directory = (version, build_directory(hub.registry.snapshot, hub.signer))
+    return web.Response(body=hub.directory[1], content_type="application/xml")
