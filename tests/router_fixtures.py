@@ -310,3 +310,46 @@ def ack_of(body: bytes):
 async def delivery_state(hub: HubUnderTest, msg_id: str, receiver: str) -> str:
     status = await hub.status(msg_id)
     return next(d["state"] for d in status["deliveries"] if d["receiver"] == receiver)
+
+
+# --------------------------------------------------------------------------- `smdo serve` as a process
+
+
+class ServeProcess:
+    """`smdo serve` in a subprocess on port 0; `url` is read from the line it prints when ready."""
+
+    def __init__(self, data: Path, pki: PkiLayout, *extra: str) -> None:
+        import subprocess
+        import sys
+
+        self.args = [sys.executable, "-m", "cli.main", "serve", "--data", str(data), "--host", "127.0.0.1",
+                     "--port", "0", "--key", str(pki.key_path("HUB")), "--cert", str(pki.cert_path("HUB")),
+                     "--trust", str(pki.trust_dir), "--retry-base", "50ms", "--retry-max", "200ms", *extra]
+        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     cwd=Path(__file__).resolve().parent.parent)
+        self.url = ""
+
+    async def ready(self, timeout: float = 20.0) -> "ServeProcess":
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        line = await asyncio.wait_for(loop.run_in_executor(None, self.proc.stdout.readline), timeout)
+        if b"listening on" not in line:
+            raise RuntimeError(f"smdo serve did not start: {line!r} {self.proc.stderr.read()[-2000:]!r}")
+        self.url = line.split(b"listening on ")[1].split()[0].decode()
+        return self
+
+    def kill(self) -> None:
+        self.proc.kill()  # SIGKILL: no cleanup at all
+        self.proc.wait()
+
+    def terminate(self, timeout: float = 20.0) -> int:
+        self.proc.terminate()
+        return self.proc.wait(timeout)
+
+
+def hub_client(pki: PkiLayout, code: str | None = None) -> aiohttp.ClientSession:
+    ctx = ssl.create_default_context(cafile=str(pki.ca_bundle_path))
+    if code:
+        ctx.load_cert_chain(str(pki.cert_path(code)), str(pki.key_path(code)))
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx, limit=64))

@@ -1,0 +1,90 @@
+"""kill -9 the hub while it takes a stream of packets, restart it on the same data folder: every
+packet it answered with 100 reaches the receiver, none twice in the receiver's store, and the hub
+records each as delivered exactly once."""
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+
+from smdo.registry import Registry
+
+from router_fixtures import (
+    ReceivingEdms, ServeProcess, ack_of, document, edms_server_ssl, eventually, hub_client, register, sign,
+)
+
+
+async def test_kill_9_mid_stream_loses_nothing_and_duplicates_nothing(tmp_path, test_pki, trust_store):
+    data = tmp_path / "data"
+    receiver = await ReceivingEdms("ORG-B", test_pki.signer("ORG-B"), trust_store, edms_server_ssl(test_pki),
+                                   tmp_path / "ORG-B.db").start()
+    with Registry(data / "registry.db") as registry:
+        register(registry, test_pki, "ORG-A")
+        register(registry, test_pki, "ORG-B", push_url=receiver.url)
+    signer = test_pki.signer("ORG-A")
+    packets = [document("ORG-A", ["ORG-B"], payload=b"%PDF " + bytes([i % 256]) * 2000) for i in range(400)]
+    raws = [sign(p, signer) for p in packets]
+
+    hub = await ServeProcess(data, test_pki).ready()
+    accepted: set[str] = set()
+    sent = 0
+    client = hub_client(test_pki)
+
+    async def sender(queue: asyncio.Queue) -> None:
+        nonlocal sent
+        while not queue.empty():
+            packet, raw = queue.get_nowait()
+            try:
+                async with client.post(f"{hub.url}/smdo/v1/packets", data=raw) as r:
+                    body = await r.read()
+                sent += 1
+                if r.status == 200 and ack_of(body).ack_codes == (100,):
+                    accepted.add(packet.msg_id)
+            except (OSError, asyncio.TimeoutError, Exception):
+                pass  # the hub died under us: this packet was never acknowledged
+
+    queue: asyncio.Queue = asyncio.Queue()
+    for item in zip(packets, raws):
+        queue.put_nowait(item)
+    senders = [asyncio.create_task(sender(queue)) for _ in range(8)]
+    await eventually(lambda: len(accepted) >= 120, timeout=30)
+    hub.kill()  # mid-stream: requests in flight, deliveries claimed, groups half-written
+    await asyncio.gather(*senders)
+    await client.close()
+    killed_at = len(accepted)
+    assert 120 <= killed_at < len(packets), "the hub was not killed mid-stream"
+
+    hub = await ServeProcess(data, test_pki).ready()
+    try:
+        await eventually(lambda: accepted <= set(receiver.received()), timeout=30)
+        stored = receiver.received()
+        assert accepted <= set(stored)  # none lost
+        # Every stored msg_id is one the sender sent; the receiver's store holds each once (primary key).
+        assert set(stored) <= {p.msg_id for p in packets}
+        await eventually(lambda: accepted <= delivered_in_journal(data), timeout=30)
+    finally:
+        assert hub.terminate() == 0
+        await receiver.stop()
+
+    with sqlite3.connect(data / "journal.db") as db:
+        rows = db.execute("SELECT msg_id, state FROM deliveries WHERE receiver = 'ORG-B'").fetchall()
+        delivered_entries = db.execute(
+            "SELECT json_extract(body, '$.msg_id'), count(*) FROM entries WHERE json_extract(body, '$.kind') = 'state'"
+            " AND json_extract(body, '$.state') = 'delivered' AND json_extract(body, '$.receiver') = 'ORG-B'"
+            " GROUP BY 1").fetchall()
+    states = dict(rows)
+    assert all(states[m] == "delivered" for m in accepted), {states[m] for m in accepted}
+    assert all(n == 1 for _, n in delivered_entries), "a delivery was recorded twice"
+    assert {m for m, _ in delivered_entries} >= accepted
+
+    verify = await asyncio.create_subprocess_exec(
+        *ServeProcess(data, test_pki).args[:3], "journal", "verify", "--data", str(data),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await verify.communicate()
+    assert verify.returncode == 0, err.decode()
+    assert b"journal ok" in out
+
+
+def delivered_in_journal(data) -> set[str]:
+    with sqlite3.connect(data / "journal.db") as db:
+        return {m for (m,) in db.execute("SELECT msg_id FROM deliveries WHERE state = 'delivered'")}
