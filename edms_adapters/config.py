@@ -19,7 +19,7 @@ class RegistrationRules:
 
     refuse_kinds: frozenset[str] = frozenset()
     not_registrable_kinds: frozenset[str] = frozenset()
-    refuse_reason: str = "documents of this kind are not accepted by this organisation"
+    refuse_reason: str = "is not accepted by this organisation"
     refuse_reason_code: str = "addressing_error"  # from the closed list (smdo.receipts.REFUSAL_REASONS)
 
 

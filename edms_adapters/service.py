@@ -28,7 +28,7 @@ from signing.xmldsig import sign_enveloped
 from smdo import packet as p
 from smdo.check import read_packet, validate_packet, verify_packet
 from smdo.errors import ErrorCode, PacketRejected, RegistrationResult
-from smdo.receipts import acknowledgement, registration_ack
+from smdo.receipts import REFUSAL_REASONS, acknowledgement, registration_ack
 
 log = logging.getLogger("edms")
 
@@ -304,7 +304,7 @@ class EdmsService:
         rules = self.config.rules
         if result == RegistrationResult.REGISTERED and card is not None:
             if card.kind in rules.refuse_kinds:
-                result, reason = RegistrationResult.REFUSED, f"{rules.refuse_reason} (kind {card.kind})"
+                result, reason = RegistrationResult.REFUSED, f"kind {card.kind} {rules.refuse_reason}"
             elif card.kind in rules.not_registrable_kinds:
                 result, reason = (RegistrationResult.NOT_REGISTRABLE,
                                   f"documents of kind {card.kind} are not subject to registration")
@@ -318,8 +318,9 @@ class EdmsService:
             refused = result == RegistrationResult.REFUSED
             text = {
                 RegistrationResult.REGISTERED: f"registered as {number}",
-                RegistrationResult.NOT_REGISTRABLE: f"not registrable: {reason}",
-                RegistrationResult.REFUSED: f"refused: {reason}",
+                RegistrationResult.NOT_REGISTRABLE: f"not subject to registration: {reason}",
+                RegistrationResult.REFUSED: f"registration refused: "
+                f"{REFUSAL_REASONS.get(rules.refuse_reason_code, '')} ({reason})",
                 RegistrationResult.SIGNATURE_NOT_TRUSTED: f"signature not trusted: {reason}",
             }[result][:2000]
             env = registration_ack(
