@@ -67,9 +67,23 @@ def load_certificates(path_or_dir: str | Path) -> list[x509.Certificate]:
     return _parse_certificates(path.read_bytes(), str(path))
 
 
+_fingerprints: dict[int, tuple[x509.Certificate, str]] = {}
+
+
 def certificate_fingerprint(cert: x509.Certificate) -> str:
-    """SHA-256 of the certificate's DER, lowercase hex: how the registry binds certificates."""
-    return cert.fingerprint(hashes.SHA256()).hex()
+    """SHA-256 of the certificate's DER, lowercase hex: how the registry binds certificates.
+
+    Cached by object identity (the entry holds the certificate, so the id cannot be reused):
+    the hot path asks for the same parsed signer certificates again and again.
+    """
+    entry = _fingerprints.get(id(cert))
+    if entry is not None and entry[0] is cert:
+        return entry[1]
+    fingerprint = cert.fingerprint(hashes.SHA256()).hex()
+    if len(_fingerprints) >= 4096:
+        _fingerprints.clear()
+    _fingerprints[id(cert)] = (cert, fingerprint)
+    return fingerprint
 
 
 def subject_text(cert: x509.Certificate) -> str:
