@@ -98,7 +98,7 @@ def _schema_structure() -> _Structure:
             for element in node.iter(q + "element"):
                 if required_only and (element.get("minOccurs") == "0" or element.getparent().tag == q + "choice"):
                     continue
-                names.add(element.get("name") or element.get("ref", "").replace("ds:", "{%s}" % DS_NS))
+                names.add(element.get("name") or element.get("ref", ""))  # refs: "ds:Signature", like _local
             for extension in node.iter(q + "extension"):
                 base = types.get(extension.get("base", ""))
                 if base is not None:
@@ -373,7 +373,7 @@ def _classify(fact: _Fact, root: etree._Element) -> Problem:
         child = next((c for c in node if isinstance(c.tag, str)), None) if node is not None else None
         if child is not None:
             return _unexpected_child(_local(child.tag), element, _path_of(child), (), child)
-        return Problem(int(ErrorCode.WRONG_NESTING), f"{element} may not contain elements", path)
+        return Problem(int(ErrorCode.WRONG_ELEMENT_TYPE), f"{element} must be empty: it may not contain text", path)
     if fact.kind == "unexpected_child":
         parent_path = path.rsplit("/", 1)[0]
         parent = parent_path.rsplit("/", 1)[-1].split("[")[0] or "Envelop"
