@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from aiohttp import web
 
@@ -72,10 +72,15 @@ def serve(config: HubConfig, announce: Callable[[str], None] | None = None) -> N
         holder.bind((config.host, config.port))
         worker_config = replace(config, port=holder.getsockname()[1])
         ctx = multiprocessing.get_context("fork")
-        workers = [ctx.Process(target=_worker_process, args=(worker_config, i), daemon=False)
+        ready = [ctx.Event() for _ in range(config.workers)]
+        workers = [ctx.Process(target=_worker_process, args=(worker_config, i, ready[i]), daemon=False)
                    for i in range(config.workers)]
         for w in workers:
             w.start()
+        for i, event in enumerate(ready):  # announce only once every worker listens
+            while not event.wait(0.5):
+                if not workers[i].is_alive():
+                    raise RuntimeError(f"worker {i} exited with code {workers[i].exitcode} before listening")
 
         def forward(signum: int, _frame: object) -> None:
             for w in workers:
@@ -92,9 +97,12 @@ def serve(config: HubConfig, announce: Callable[[str], None] | None = None) -> N
         lock.close()
 
 
-def _worker_process(config: HubConfig, index: int) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    asyncio.run(_worker(config, lambda line: log.info("worker %d: %s", index, line)))
+def _worker_process(config: HubConfig, index: int, ready: Any) -> None:
+    def announce(line: str) -> None:
+        log.info("worker %d: %s", index, line)
+        ready.set()
+
+    asyncio.run(_worker(config, announce))
 
 
 async def _worker(config: HubConfig, announce: Callable[[str], None]) -> None:

@@ -315,19 +315,42 @@ async def delivery_state(hub: HubUnderTest, msg_id: str, receiver: str) -> str:
 # --------------------------------------------------------------------------- `smdo serve` as a process
 
 
+SMDO = [__import__("sys").executable, "-m", "cli.main"]
+REPO = Path(__file__).resolve().parent.parent
+
+
+def serve_args(data: Path, pki: PkiLayout, *extra: str) -> list[str]:
+    return [*SMDO, "serve", "--data", str(data), "--host", "127.0.0.1", "--port", "0",
+            "--key", str(pki.key_path("HUB")), "--cert", str(pki.cert_path("HUB")), "--trust", str(pki.trust_dir),
+            "--retry-base", "50ms", "--retry-max", "200ms", *extra]
+
+
+async def smdo(*args: str) -> tuple[int, str, str]:
+    """Run an `smdo` command in a subprocess: (exit code, stdout, stderr)."""
+    import asyncio
+
+    proc = await asyncio.create_subprocess_exec(*SMDO, *args, cwd=REPO, stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate()
+    return proc.returncode, out.decode(), err.decode()
+
+
 class ServeProcess:
     """`smdo serve` in a subprocess on port 0; `url` is read from the line it prints when ready."""
 
     def __init__(self, data: Path, pki: PkiLayout, *extra: str) -> None:
         import subprocess
-        import sys
 
-        self.args = [sys.executable, "-m", "cli.main", "serve", "--data", str(data), "--host", "127.0.0.1",
-                     "--port", "0", "--key", str(pki.key_path("HUB")), "--cert", str(pki.cert_path("HUB")),
-                     "--trust", str(pki.trust_dir), "--retry-base", "50ms", "--retry-max", "200ms", *extra]
+        self.args = serve_args(data, pki, *extra)
         self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     cwd=Path(__file__).resolve().parent.parent)
+                                     cwd=REPO)
         self.url = ""
+        __import__("atexit").register(self._reap)  # a failed test must not leave a hub running
+
+    def _reap(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
 
     async def ready(self, timeout: float = 20.0) -> "ServeProcess":
         import asyncio

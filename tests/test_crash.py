@@ -10,7 +10,7 @@ import sqlite3
 from smdo.registry import Registry
 
 from router_fixtures import (
-    ReceivingEdms, ServeProcess, ack_of, document, edms_server_ssl, eventually, hub_client, register, sign,
+    ReceivingEdms, ServeProcess, ack_of, document, edms_server_ssl, eventually, hub_client, register, sign, smdo,
 )
 
 
@@ -77,12 +77,8 @@ async def test_kill_9_mid_stream_loses_nothing_and_duplicates_nothing(tmp_path, 
     assert all(n == 1 for _, n in delivered_entries), "a delivery was recorded twice"
     assert {m for m, _ in delivered_entries} >= accepted
 
-    verify = await asyncio.create_subprocess_exec(
-        *ServeProcess(data, test_pki).args[:3], "journal", "verify", "--data", str(data),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await verify.communicate()
-    assert verify.returncode == 0, err.decode()
-    assert b"journal ok" in out
+    code, out, err = await smdo("journal", "verify", "--data", str(data))
+    assert code == 0 and "journal ok" in out, err
 
 
 def delivered_in_journal(data) -> set[str]:
