@@ -96,9 +96,34 @@ def _c14n(node: etree._Element, exclusive: bool, with_comments: bool,
           prefixes: tuple[str, ...] = ()) -> bytes:
     # The document root canonicalizes as the whole document (URI="" includes top-level PIs);
     # any other element as its subtree, with the namespaces in scope (lxml copies them in).
-    target = node.getroottree() if node.getparent() is None else node
-    return etree.tostring(target, method="c14n", exclusive=exclusive, with_comments=with_comments,
-                          inclusive_ns_prefixes=list(prefixes) or None)
+    if node.getparent() is None:
+        return etree.tostring(node.getroottree(), method="c14n", exclusive=exclusive,
+                              with_comments=with_comments, inclusive_ns_prefixes=list(prefixes) or None)
+    inherited = {} if exclusive else _inherited_xml_attributes(node)
+    if not inherited:
+        return etree.tostring(node, method="c14n", exclusive=exclusive, with_comments=with_comments,
+                              inclusive_ns_prefixes=list(prefixes) or None)
+    # Inclusive C14N of a subtree renders the xml:lang/xml:space/xml:base it inherits on its apex
+    # (C14N 1.0, section 2.4); lxml does not, so lend them to the element for the duration.
+    for name, value in inherited.items():
+        node.set(name, value)
+    try:
+        return etree.tostring(node, method="c14n", exclusive=False, with_comments=with_comments)
+    finally:
+        for name in inherited:
+            del node.attrib[name]
+
+
+XML_NS = "{http://www.w3.org/XML/1998/namespace}"
+
+
+def _inherited_xml_attributes(node: etree._Element) -> dict[str, str]:
+    inherited: dict[str, str] = {}
+    for ancestor in node.iterancestors():
+        for name, value in ancestor.attrib.items():
+            if name.startswith(XML_NS) and name not in inherited and name not in node.attrib:
+                inherited[name] = value
+    return inherited
 
 
 def _document_c14n_without(root: etree._Element, signature: etree._Element, exclusive: bool,

@@ -300,12 +300,9 @@ def test_signxml_signature_verifies_with_ours(test_pki, code, c14n):
     assert result.certificate == signer.certificate
 
 
-@pytest.mark.parametrize("code", KEYS)
-@pytest.mark.parametrize("c14n", C14N)
-@pytest.mark.parametrize("comments", [False, True])
-def test_libxmlsec1_signature_verifies_with_ours(test_pki, code, c14n, comments):
+def _xmlsec_sign(test_pki, document: bytes, code: str, c14n: str, comments: bool = False) -> bytes:
     transform = _xmlsec_transform(c14n, comments)
-    root = etree.fromstring(DOCUMENT)
+    root = etree.fromstring(document)
     method = xmlsec.Transform.RSA_SHA256 if code == "ORG-A" else xmlsec.Transform.ECDSA_SHA256
     signature = xmlsec.template.create(root, transform, method, ns="ds")
     root.append(signature)
@@ -318,7 +315,21 @@ def test_libxmlsec1_signature_verifies_with_ours(test_pki, code, c14n, comments)
     context = xmlsec.SignatureContext()
     context.key = key
     context.sign(signature)
-    data = etree.tostring(root)
+    return etree.tostring(root.getroottree())
+
+
+def _xmlsec_verify(test_pki, data: bytes, code: str) -> None:
+    root = etree.fromstring(data)
+    context = xmlsec.SignatureContext()
+    context.key = xmlsec.Key.from_file(str(test_pki.cert_path(code)), xmlsec.KeyFormat.CERT_PEM)
+    context.verify(root[-1])  # raises xmlsec.VerificationError if not valid
+
+
+@pytest.mark.parametrize("code", KEYS)
+@pytest.mark.parametrize("c14n", C14N)
+@pytest.mark.parametrize("comments", [False, True])
+def test_libxmlsec1_signature_verifies_with_ours(test_pki, code, c14n, comments):
+    data = _xmlsec_sign(test_pki, DOCUMENT, code, c14n, comments)
     assert verify_bytes(data).certificate == test_pki.certificate(code)
     with pytest.raises(InvalidSignature):
         verify_bytes(data.replace(b"Pay 100", b"Pay 101"))
@@ -345,3 +356,68 @@ def test_our_signature_verifies_with_libxmlsec1(test_pki, code, c14n):
     root.find("{urn:sdip}Body")[0].text = "Pay 101"
     with pytest.raises(xmlsec.Error):
         context.verify(root[-1])
+
+
+EDGE_DOCUMENTS = {
+    # inclusive C14N of SignedInfo must render the xml:* attributes it inherits from the root
+    "inherited-xml-attributes": b'<Envelop xmlns="urn:sdip" xml:lang="ru" xml:space="preserve"><Body>t</Body></Envelop>',
+    # URI="" is the whole document: top-level PIs count, comments do not
+    "top-level-pi-and-comments": b'<?xml version="1.0"?>\n<?app data?>\n<!-- before -->\n'
+                                 b'<Envelop xmlns="urn:sdip"><Body>t</Body></Envelop>\n<!-- after -->',
+    # C14N works on characters: the encoding of the bytes does not matter
+    "windows-1251": '<?xml version="1.0" encoding="windows-1251"?>\n<Envelop xmlns="urn:sdip">'
+                    '<Body>Министерство</Body></Envelop>'.encode("cp1251"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EDGE_DOCUMENTS))
+@pytest.mark.parametrize("c14n", C14N)
+def test_edge_documents_interoperate_with_libxmlsec1(test_pki, name, c14n):
+    document = EDGE_DOCUMENTS[name]
+    assert verify_bytes(_xmlsec_sign(test_pki, document, "ORG-A", c14n)).certificate == test_pki.certificate("ORG-A")
+    root = etree.fromstring(document)
+    sign_enveloped(root, test_pki.signer("ORG-A"), c14n=c14n)
+    _xmlsec_verify(test_pki, etree.tostring(root.getroottree()), "ORG-A")
+
+
+def test_top_level_processing_instructions_are_signed(rsa):
+    document = EDGE_DOCUMENTS["top-level-pi-and-comments"]
+    root = etree.fromstring(document)
+    sign_enveloped(root, rsa)
+    data = etree.tostring(root.getroottree())
+    verify_bytes(data.replace(b"<!-- before -->", b"<!-- changed -->"))  # comments are outside URI=""
+    with pytest.raises(InvalidSignature, match="digest"):
+        verify_bytes(data.replace(b"<?app data?>", b"<?app other?>"))
+
+
+# ---------------------------------------------------------------- keys
+
+
+def test_private_keys_are_parsed_once_per_file_version(tmp_path, test_pki):
+    import os
+    import shutil
+
+    from signing.keys import load_private_key
+
+    path = tmp_path / "key.pem"
+    shutil.copy(test_pki.key_path("ORG-A"), path)
+    first = load_private_key(path)
+    assert load_private_key(path) is first
+    shutil.copy(test_pki.key_path("ORG-B"), path)
+    os.utime(path, ns=(1, path.stat().st_mtime_ns + 1_000_000))
+    second = load_private_key(path)
+    assert second is not first
+    assert second.public_key().public_numbers() == test_pki.certificate("ORG-B").public_key().public_numbers()
+
+
+def test_signer_refuses_a_key_that_does_not_match_the_certificate(test_pki):
+    from signing.keys import Signer
+
+    with pytest.raises(ValueError, match="is not the private key of the certificate"):
+        Signer.from_files(test_pki.key_path("ORG-A"), test_pki.cert_path("ORG-B"))
+    chained = Signer.from_files(test_pki.key_path("ORG-A"), test_pki.chain_path("ORG-A"))
+    assert chained.chain == (test_pki.ca_cert,)
+    root = etree.fromstring(DOCUMENT)
+    sign_enveloped(root, chained)
+    assert len(root.findall(".//ds:X509Certificate", NS)) == 2
+    assert verify_enveloped(root).certificate == test_pki.certificate("ORG-A")  # the first one signs
