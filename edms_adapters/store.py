@@ -229,8 +229,6 @@ class EdmsStore:
                 sql += " AND receiver = ?"
                 args = (msg_id, receiver)
             for row in self._db.execute(sql, args).fetchall():
-                if STATE_RANK[state] <= STATE_RANK[row["state"]]:
-                    continue
                 history = json.loads(row["history"])
                 entry: dict[str, object] = {"state": state, "at": now_text()}
                 if code is not None:
@@ -239,6 +237,16 @@ class EdmsStore:
                     entry["number"] = number
                 if reason:
                     entry["reason"] = reason
+                if STATE_RANK[state] <= STATE_RANK[row["state"]]:
+                    # Overtaken (e.g. the hub's 101 after the registration ack): the state stays,
+                    # the history notes it once, so the document's life still shows every step.
+                    if not any(h["state"] == state for h in history):
+                        history.append({**entry, "late": True})
+                        self._db.execute(
+                            "UPDATE deliveries SET history = ? WHERE msg_id = ? AND receiver = ?",
+                            (json.dumps(history), msg_id, row["receiver"]),
+                        )
+                    continue
                 history.append(entry)
                 self._db.execute(
                     "UPDATE deliveries SET state = ?, code = ?, number = ?, reason = ?, history = ? "
