@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from signing.pki import PkiLayout, init_pki, issue_certificate, revoke_certificate
+from signing.pki import PkiLayout, init_pki, issue_certificate, refresh_crl, revoke_certificate
 
 _DIR = click.option("--dir", "directory", required=True, type=click.Path(file_okay=False, path_type=Path),
                     help="The PKI's folder.")
@@ -80,3 +80,12 @@ def revoke(directory: Path, code: str) -> None:
     except KeyError as exc:
         _fail(str(exc.args[0]))
     click.echo(f"revoked {code}; CRL: {crl}")
+
+
+@pki.command("crl")
+@_DIR
+def crl(directory: Path) -> None:
+    """Re-issue the issuing CA's CRL (same revocations, next update in 30 days)."""
+    if not PkiLayout(directory).index_path.exists():
+        _fail(f"{directory} holds no PKI")
+    click.echo(f"CRL: {refresh_crl(directory)}")

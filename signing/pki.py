@@ -345,6 +345,14 @@ def issue_certificate(directory: Path, code: str, name: str | None = None, *, ke
                              chain_path=layout.chain_path(code), certificate=cert)
 
 
+def refresh_crl(directory: Path) -> Path:
+    """Re-issue the issuing CA's CRL with the same revocations and a new next_update (CRLs go stale)."""
+    layout = PkiLayout(Path(directory))
+    revoked = layout.index().get("revoked", {})
+    pairs = [(int(serial, 16), dt.datetime.fromisoformat(at)) for serial, at in sorted(revoked.items())]
+    return _write_crl(layout, layout.ca_cert, load_private_key(layout.ca_key_path), pairs, layout.crl_path)
+
+
 def revoke_certificate(directory: Path, code: str, *, when: dt.datetime | None = None) -> Path:
     """Revoke `code`'s current certificate and re-issue the issuing CA's CRL; returns the CRL path."""
     layout = PkiLayout(Path(directory))
@@ -357,7 +365,5 @@ def revoke_certificate(directory: Path, code: str, *, when: dt.datetime | None =
     # Revocations survive re-issue: keep a list of every revoked serial, not only current entries.
     revoked = index.setdefault("revoked", {})
     revoked[entry["serial"]] = entry["revoked_at"]
-    pairs = [(int(serial, 16), dt.datetime.fromisoformat(at)) for serial, at in sorted(revoked.items())]
-    path = _write_crl(layout, layout.ca_cert, load_private_key(layout.ca_key_path), pairs, layout.crl_path)
     _write_index(layout, index)
-    return path
+    return refresh_crl(layout.directory)

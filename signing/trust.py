@@ -193,7 +193,11 @@ class TrustStore:
             raise UntrustedCertificate(
                 f"the CRL of {issuer_name} is out of date (next update was due {next_update:%Y-%m-%d %H:%M:%S}Z)")
         revoked = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
-        if revoked is not None and revoked.revocation_date_utc <= at:
-            raise UntrustedCertificate(
-                f"certificate {_subject(cert)} was revoked on {revoked.revocation_date_utc:%Y-%m-%d %H:%M:%S}Z")
+        if revoked is not None:
+            if revoked.revocation_date_utc <= at:
+                raise UntrustedCertificate(
+                    f"certificate {_subject(cert)} was revoked on {revoked.revocation_date_utc:%Y-%m-%d %H:%M:%S}Z")
+            # Trusted at `at`, but only until the revocation: a cached result must not outlive it.
+            until = revoked.revocation_date_utc - dt.timedelta(microseconds=1)
+            return until if next_update is None else min(next_update, until)
         return next_update

@@ -99,3 +99,16 @@ def test_revoking_an_unknown_code_is_refused(pki_dir):
     result = CliRunner().invoke(main, ["pki", "revoke", "--dir", str(pki_dir), "NOBODY"])
     assert result.exit_code == 1
     assert "no certificate issued for 'NOBODY'" in result.output
+
+
+def test_crl_refresh_keeps_revocations_and_moves_next_update(pki_dir):
+    layout = PkiLayout(pki_dir)
+    run("pki", "issue", "--dir", str(pki_dir), "ORG-R2", "--key-type", "ec")
+    run("pki", "revoke", "--dir", str(pki_dir), "ORG-R2")
+    before = load_crl(layout.crl_path)
+    run("pki", "crl", "--dir", str(pki_dir))
+    after = load_crl(layout.crl_path)
+    serial = layout.certificate("ORG-R2").serial_number
+    assert after.get_revoked_certificate_by_serial_number(serial) is not None
+    assert len(list(after)) == len(list(before))
+    assert after.next_update_utc >= before.next_update_utc

@@ -147,3 +147,15 @@ def test_a_cached_result_still_respects_expiry(issue_cert, test_pki):
     assert store.validate(short.certificate, at=at)
     with pytest.raises(UntrustedCertificate, match="expired"):
         store.validate(short.certificate, at=at + dt.timedelta(seconds=2))  # same hour bucket
+
+
+def test_a_cached_result_does_not_outlive_a_future_revocation(test_pki, issue_cert):
+    """A certificate revoked at T is trusted just before T; the cached answer must stop at T."""
+    issued = issue_cert("REVOKED-LATER")
+    # half past the next hour: the two checks below fall in the same (fingerprint, hour) cache slot
+    when = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)).replace(minute=30, second=0, microsecond=0)
+    store = TrustStore([test_pki.root_cert], [test_pki.ca_cert],
+                       [load_crl(revoke_certificate(test_pki.directory, "REVOKED-LATER", when=when))])
+    assert store.validate(issued.certificate, at=when - dt.timedelta(seconds=1))
+    with pytest.raises(UntrustedCertificate, match="revoked"):
+        store.validate(issued.certificate, at=when)
