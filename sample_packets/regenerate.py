@@ -334,11 +334,17 @@ HOSTILE: dict[str, bytes] = {
 <!DOCTYPE Envelop [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
 <Envelop type="SDIP-2.1" subject="&xxe;"/>
 """.encode("utf-16"),
+    # Billion laughs in UTF-16: reaches libxml2, whose amplification limit stops it.
+    "code--1-billion-laughs-utf16": b"",  # filled in below from the UTF-8 one
     # An undeclared entity reference.
     "code--1-undeclared-entity": b"""<?xml version="1.0"?>
 <Envelop type="SDIP-2.1">&xxe;</Envelop>
 """,
 }
+
+
+HOSTILE["code--1-billion-laughs-utf16"] = HOSTILE["code--1-billion-laughs"].decode().replace(
+    '<?xml version="1.0"?>', '<?xml version="1.0" encoding="UTF-16"?>').encode("utf-16")
 
 
 def _xml(root: etree._Element) -> bytes:

@@ -15,13 +15,16 @@ from smdo.errors import ErrorCode, PacketRejected, Problem
 
 @dataclass(frozen=True)
 class Limits:
-    """Bounds on what the hub is willing to parse."""
+    """Bounds on what the hub is willing to parse.
+
+    Without huge_tree, libxml2 itself also refuses nesting beyond 256 levels and any single
+    text node over 10 MB, so a file larger than that travels as a part beside the envelope.
+    """
 
     max_bytes: int = 30 * 1024 * 1024
     max_depth: int = 64
 
 
-# lxml parsers are not thread-safe: keep one per thread, made on first use.
 _PARSER_OPTIONS = dict(
     resolve_entities=False,
     no_network=True,
@@ -34,6 +37,7 @@ _PARSER_OPTIONS = dict(
 )
 
 
+# lxml parsers are not thread-safe: keep one per thread, made on first use.
 _local = threading.local()
 
 
@@ -77,24 +81,26 @@ def parse_xml(data: bytes, limits: Limits = Limits()) -> etree._Element:
     try:
         root = etree.fromstring(data, parser)
     except etree.XMLSyntaxError as exc:
-        raise _reject(_syntax_message(exc), exc.lineno) from None
+        raise _reject(_syntax_message(exc, limits), exc.lineno) from None
     if root is None:
         raise _reject("no root element")
     _check_tree(root, limits)
     return root
 
 
-def _syntax_message(exc: etree.XMLSyntaxError) -> str:
-    text = str(exc.msg or exc)
-    text = re.sub(r", line \d+, column \d+$", "", text)
+def _syntax_message(exc: etree.XMLSyntaxError, limits: Limits) -> str:
+    text = re.sub(r", line \d+, column \d+$", "", str(exc.msg or exc))
     lowered = text.lower()
-    if "excessive depth" in lowered or "depth" in lowered and "exceed" in lowered:
+    if "excessive depth" in lowered:
         return ("XML nested too deeply: the parser's hard limit (256 levels) was exceeded; "
-                f"packets may nest at most {Limits().max_depth} levels ({text})")
+                f"packets may nest at most {limits.max_depth} levels ({text})")
+    if "text node too long" in lowered:
+        return ("a text node is longer than the parser's 10 MB limit: send a large file as a part "
+                f"beside the envelope (Data/@referenceid) ({text})")
     if "entity" in lowered:
         return f"entity references are not allowed ({text})"
-    if "huge" in lowered:
-        return f"XML node too large ({text})"
+    if "resource limit" in lowered:
+        return f"XML exceeds a parser resource limit ({text})"
     return f"XML cannot be parsed: {text}"
 
 
