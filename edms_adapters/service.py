@@ -28,7 +28,7 @@ from signing.xmldsig import sign_enveloped
 from smdo import packet as p
 from smdo.check import read_packet, validate_packet, verify_packet
 from smdo.errors import ErrorCode, PacketRejected, RegistrationResult
-from smdo.receipts import REFUSAL_REASONS, acknowledgement, registration_ack
+from smdo.receipts import REFUSAL_REASONS, delivery_ack, registration_ack
 
 log = logging.getLogger("edms")
 
@@ -122,21 +122,15 @@ class EdmsService:
         return p.Sender(id=s.code, sys_id=s.sys_id, system=s.system,
                         system_details=s.system_details, name=s.name)
 
-    def _ack(self, *, acknowledged: str, ack_type: int, to: str, results: list[tuple[int, str]],
-             msg_id: str, inc_number: p.RegNumber | None = None,
-             reg_number: p.RegNumber | None = None) -> bytes:
-        env = acknowledgement(
-            acknowledged_msg_id=acknowledged, ack_type=ack_type, sender=self._sdip_sender(),
-            receiver_id=to, results=results, reg_number=reg_number, inc_number=inc_number,
-            msg_id=msg_id,
-        )
-        return self.sign(env)
-
     def delivery_ack(self, msg_id: str, sender_id: str) -> bytes:
         """Our signed delivery acknowledgement (ack_type 1, code 101) of a packet we received."""
-        return self._ack(acknowledged=msg_id, ack_type=p.ACK_DELIVERY, to=sender_id,
-                         results=[(ErrorCode.DELIVERED, f"delivered to {self.config.code}")],
-                         msg_id=str(uuid.uuid5(_IDS, f"delivery:{self.config.code}:{msg_id}")))
+        env = delivery_ack(
+            acknowledged_msg_id=msg_id, sender=self._sdip_sender(), receiver_id=sender_id,
+            text=f"delivered to {self.config.code}",
+            # the same packet always gets the same ack id: a repeated delivery is one event
+            msg_id=str(uuid.uuid5(_IDS, f"delivery:{self.config.code}:{msg_id}")),
+        )
+        return self.sign(env)
 
     # -- creating and sending ----------------------------------------------------------------
     def prepare(self, native: bytes, *, reply_to: str | None = None) -> RegistrationCard:

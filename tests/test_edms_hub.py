@@ -65,9 +65,11 @@ class Exchange:
 def start_exchange(tmp_path, test_pki, edms_certs):
     started: list[Exchange] = []
 
-    async def start(faults: dict[str, frozenset[str]] | None = None, **config_changes) -> Exchange:
+    async def start(faults: dict[str, frozenset[str]] | None = None, hub_overrides: dict | None = None,
+                    **config_changes) -> Exchange:
         registry = Registry(tmp_path / "hub" / "registry.db")
-        hub = await HubUnderTest(hub_config(tmp_path / "hub", test_pki), test_pki, registry).start()
+        config = hub_config(tmp_path / "hub", test_pki, **(hub_overrides or {}))
+        hub = await HubUnderTest(config, test_pki, registry).start()
         edms = {}
         for kind, code in CODES.items():
             cert = edms_certs[code]
@@ -239,3 +241,12 @@ async def test_fault_slow_still_delivers(exchange_factory):
     from datetime import datetime
     waited = datetime.fromisoformat(history["delivered"]) - datetime.fromisoformat(history["accepted"])
     assert waited.total_seconds() >= 0.3  # the push answer was held back by the fault
+
+
+async def test_a_document_the_hub_cannot_deliver_in_time_ends_not_delivered(exchange_factory):
+    ex = await exchange_factory(hub_overrides={"delivery_deadline": 1.0})
+    await ex.edms["directum"].stop()  # the receiver is down for longer than the deadline
+    created = await ex.create("rekord", card_to(CODES["directum"], 10))
+    delivery = await ex.final("rekord", created["idnumber"], CODES["directum"])
+    assert delivery["state"] == "not-delivered" and delivery["code"] == 102
+    ex.edms.pop("directum")
