@@ -97,6 +97,8 @@ def _syntax_message(exc: etree.XMLSyntaxError, limits: Limits) -> str:
     if "text node too long" in lowered:
         return ("a text node is longer than the parser's 10 MB limit: send a large file as a part "
                 f"beside the envelope (Data/@referenceid) ({text})")
+    if "amplification" in lowered:
+        return f"entity expansion refused: the packet declares entities that expand exponentially ({text})"
     if "entity" in lowered:
         return f"entity references are not allowed ({text})"
     if "resource limit" in lowered:
