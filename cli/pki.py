@@ -46,7 +46,8 @@ def init(directory: Path, key_type: str) -> None:
 @_DIR
 @click.argument("code")
 @click.option("--name", default=None, help="Organisation name (default: the code).")
-@click.option("--tls-host", "tls_hosts", multiple=True, help="A DNS name or IP the certificate serves TLS for (repeatable).")
+@click.option("--tls-host", "tls_hosts", multiple=True,
+              help="A DNS name or IP the certificate serves TLS for (repeatable).")
 @_KEY_TYPE
 @click.option("--days", type=int, default=365, show_default=True, help="Validity in days.")
 @click.option("--valid-from", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]), default=None,

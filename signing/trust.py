@@ -134,7 +134,8 @@ class TrustStore:
             issuer = self._issuer_of(current)
             if issuer is None:
                 if current.issuer == current.subject:
-                    raise UntrustedCertificate(f"{_subject(current)} is a self-signed certificate that is not a trust anchor")
+                    raise UntrustedCertificate(
+                        f"{_subject(current)} is a self-signed certificate that is not a trust anchor")
                 known = current.issuer in self._by_subject
                 reason = ("but no configured CA of that name signed it (unknown CA)" if known
                           else "which is not a configured CA (unknown CA)")
@@ -150,8 +151,8 @@ class TrustStore:
         for position, cert in enumerate(chain):
             subject = _subject(cert)
             if at < cert.not_valid_before_utc:
-                raise UntrustedCertificate(
-                    f"certificate {subject} is not yet valid (valid from {cert.not_valid_before_utc:%Y-%m-%d %H:%M:%S}Z)")
+                raise UntrustedCertificate(f"certificate {subject} is not yet valid "
+                                           f"(valid from {cert.not_valid_before_utc:%Y-%m-%d %H:%M:%S}Z)")
             if at > cert.not_valid_after_utc:
                 raise UntrustedCertificate(
                     f"certificate {subject} expired on {cert.not_valid_after_utc:%Y-%m-%d %H:%M:%S}Z")
@@ -163,11 +164,12 @@ class TrustStore:
             else:
                 constraints = _extension(cert, x509.BasicConstraints)
                 if constraints is None or not constraints.ca:
-                    raise UntrustedCertificate(f"certificate {subject} is not a CA (basicConstraints CA:TRUE missing)")
+                    raise UntrustedCertificate(
+                        f"certificate {subject} is not a CA (basicConstraints CA:TRUE missing)")
                 below = position - 1  # CA certificates under this one, not counting the leaf
                 if constraints.path_length is not None and below > constraints.path_length:
-                    raise UntrustedCertificate(
-                        f"CA {subject} allows {constraints.path_length} CA(s) below it (pathlen), the chain has {below}")
+                    raise UntrustedCertificate(f"CA {subject} allows {constraints.path_length} CA(s) below it "
+                                               f"(pathlen), the chain has {below}")
                 if usage is not None and not usage.key_cert_sign:
                     raise UntrustedCertificate(f"CA {subject} has the wrong key usage: keyCertSign missing")
             if position + 1 < len(chain):

@@ -353,33 +353,30 @@ def verify_enveloped(root: etree._Element) -> VerifiedSignature:
 
 def _check_signature_value(public_key: object, key_kind: str, method: str, hash_algorithm: hashes.HashAlgorithm,
                            value: bytes, data: bytes, certificate: x509.Certificate) -> None:
-    subject = _Subject(certificate)  # formatted only if a message needs it: that costs ~15 us
     try:
         if key_kind == "rsa":
             if not isinstance(public_key, rsa.RSAPublicKey):
-                raise InvalidSignature(f"SignatureMethod {method} needs an RSA key; the certificate of {subject} is not RSA")
+                raise InvalidSignature(
+                    f"SignatureMethod {method} needs an RSA key; the certificate of {_subject(certificate)} is not RSA")
             if public_key.key_size < MIN_RSA_BITS:
-                raise InvalidSignature(f"the RSA key of {subject} has {public_key.key_size} bits; at least {MIN_RSA_BITS} needed")
+                raise InvalidSignature(f"the RSA key of {_subject(certificate)} has {public_key.key_size} bits; "
+                                       f"at least {MIN_RSA_BITS} are needed")
             public_key.verify(value, data, padding.PKCS1v15(), hash_algorithm)
         else:
             if not isinstance(public_key, ec.EllipticCurvePublicKey) or public_key.curve.name != "secp256r1":
-                raise InvalidSignature(f"SignatureMethod {method} needs a P-256 key; the certificate of {subject} has none")
+                raise InvalidSignature(
+                    f"SignatureMethod {method} needs a P-256 key; the certificate of {_subject(certificate)} has none")
             if len(value) != 64:
                 raise InvalidSignature(f"an ECDSA P-256 SignatureValue is 64 bytes (r||s), found {len(value)}")
             der = encode_dss_signature(int.from_bytes(value[:32], "big"), int.from_bytes(value[32:], "big"))
             public_key.verify(der, data, ec.ECDSA(hash_algorithm))
     except _CryptoInvalidSignature:
-        raise InvalidSignature(f"SignatureValue does not verify with the key of {subject}") from None
+        raise InvalidSignature(f"SignatureValue does not verify with the key of {_subject(certificate)}") from None
 
 
-class _Subject:
-    def __init__(self, certificate: x509.Certificate) -> None:
-        self.certificate = certificate
-
-    def __str__(self) -> str:
-        return self.certificate.subject.rfc4514_string()
-
-    __format__ = lambda self, spec: format(str(self), spec)  # noqa: E731
+def _subject(certificate: x509.Certificate) -> str:
+    # Only for messages: formatting a subject costs ~15 us, more than a hash of the packet.
+    return certificate.subject.rfc4514_string()
 
 
 # ---------------------------------------------------------------- sign

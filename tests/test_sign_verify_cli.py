@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import main
-from signing.pki import init_pki, issue_certificate, revoke_certificate
+from signing.pki import init_pki, issue_certificate
 
 PACKET = b"""<?xml version="1.0" encoding="UTF-8"?>
 <Envelop xmlns="urn:sdip" type="SDIP-2.1.1" msg_id="4b8e">

@@ -360,7 +360,8 @@ def test_our_signature_verifies_with_libxmlsec1(test_pki, code, c14n):
 
 EDGE_DOCUMENTS = {
     # inclusive C14N of SignedInfo must render the xml:* attributes it inherits from the root
-    "inherited-xml-attributes": b'<Envelop xmlns="urn:sdip" xml:lang="ru" xml:space="preserve"><Body>t</Body></Envelop>',
+    "inherited-xml-attributes": b'<Envelop xmlns="urn:sdip" xml:lang="ru" xml:space="preserve">'
+                                b'<Body>t</Body></Envelop>',
     # URI="" is the whole document: top-level PIs count, comments do not
     "top-level-pi-and-comments": b'<?xml version="1.0"?>\n<?app data?>\n<!-- before -->\n'
                                  b'<Envelop xmlns="urn:sdip"><Body>t</Body></Envelop>\n<!-- after -->',
