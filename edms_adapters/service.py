@@ -11,7 +11,7 @@ import logging
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -33,6 +33,13 @@ from smdo.receipts import REFUSAL_REASONS, delivery_ack, registration_ack
 log = logging.getLogger("edms")
 
 _IDS = uuid.UUID("0b7f4f52-4c1e-4d36-9d55-2f0f1f7f6a21")  # namespace for this EDMS's derived ids
+
+# Codes of the hub's delivery acks -> the state the sender records (others: "rejected").
+DELIVERY_STATES = {
+    ErrorCode.ACCEPTED: "accepted",
+    ErrorCode.DELIVERED: "delivered",
+    ErrorCode.NOT_DELIVERED: "not-delivered",
+}
 
 # Registration result -> the state the sender records for that receiver.
 RESULT_STATES = {
@@ -338,24 +345,23 @@ class EdmsService:
                  header.sender_id, RESULT_STATES[result], number or reason)
 
     def _apply_acknowledgement(self, root: etree._Element, header: p.PacketHeader) -> None:
+        """Record what an acknowledgement says about a document we sent, per receiver."""
         ack = p.from_element(root).body
         assert isinstance(ack, p.Acknowledgement)
-        target = ack.msg_id
-        sent = self.store.sent_packet(target)
+        sent = self.store.sent_packet(ack.msg_id)
         if sent is None:
-            return  # about something we did not send as a document (e.g. our own registration ack)
+            return  # not about one of our documents (e.g. the hub's 101 for our registration ack)
         receivers = p.read_header(read_packet(sent)).receiver_ids
         for result in ack.results:
             if ack.ack_type == p.ACK_DELIVERY:
-                receiver = _receiver_named(result.text, receivers)
-                state = {ErrorCode.ACCEPTED: "accepted", ErrorCode.DELIVERED: "delivered",
-                         ErrorCode.NOT_DELIVERED: "not-delivered"}.get(result.errorcode, "rejected")
-                self.store.advance(target, receiver, state, code=result.errorcode, reason=result.text)
-            elif ack.ack_type == p.ACK_REGISTRATION:
-                state = RESULT_STATES.get(RegistrationResult(result.errorcode), "refused") \
-                    if result.errorcode in set(RegistrationResult) else "refused"
+                state = DELIVERY_STATES.get(result.errorcode, "rejected")
+                self.store.advance(ack.msg_id, _receiver_named(result.text, receivers), state,
+                                   code=result.errorcode, reason=result.text)
+            elif ack.ack_type == p.ACK_REGISTRATION and header.sender_id in receivers:
+                # The hub checked that the signer is bound to Sender@id: this is that receiver's answer.
+                state = RESULT_STATES.get(result.errorcode, "refused")
                 number = ack.inc_number.number if ack.inc_number is not None else ""
-                self.store.advance(target, header.sender_id, state, code=result.errorcode,
+                self.store.advance(ack.msg_id, header.sender_id, state, code=result.errorcode,
                                    number=number, reason=result.text)
 
     # -- reading -----------------------------------------------------------------------------
@@ -383,6 +389,3 @@ def _answer_codes(body: bytes) -> tuple[list[int], str]:
         pass
     return [], body[:300].decode("utf-8", "replace")
 
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)

@@ -4,9 +4,7 @@ sender, and what the named faults look like from the other side."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
-from datetime import date
-from pathlib import Path
+from dataclasses import dataclass
 
 import aiohttp
 import pytest

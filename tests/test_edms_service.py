@@ -2,18 +2,14 @@
 answers with signed acknowledgements, never registers twice, and misbehaves only when told to."""
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from pathlib import Path
 
-import aiohttp
 import pytest
 from lxml import etree
 
 from edms_adapters.adapter import Party, SenderInfo
 from edms_adapters.config import EdmsConfig, RegistrationRules
-from edms_adapters.hub_client import client_ssl_context
-from edms_adapters.runner import start_edms
 from edms_adapters.sdip import card_to_envelope
 from edms_adapters.service import EdmsService
 from edms_adapters.kinds import adapter_for
@@ -23,6 +19,7 @@ from signing.xmldsig import sign_enveloped, verify_enveloped
 from smdo import packet as p
 from smdo.check import read_packet, verify_packet
 from smdo.receipts import delivery_ack, registration_ack
+from smdo.errors import ErrorCode
 from smdo.errors import RegistrationResult
 
 HUB_URL = "https://127.0.0.1:9"  # nobody listens: these tests read what the EDMS queued for the hub
@@ -183,3 +180,41 @@ async def test_fault_wrong_key_makes_signatures_that_do_not_verify(make_service,
         else:
             with pytest.raises(InvalidSignature):
                 verify_enveloped(root)
+
+
+async def test_receipts_move_each_receivers_state_forward_only(make_service, signer_for):
+    service = make_service()
+    sent = service.send(full_card(addressees=(Party("A", "ORG-A"), Party("B", "ORG-B"))))
+    sender = lambda code: p.Sender(id=code, sys_id="6f1c2a8e-0000-4000-8000-00000000000b",  # noqa: E731
+                                   system="x", system_details="1")
+
+    def state(receiver: str) -> str:
+        [doc] = service.documents("sent")
+        return next(d.state for d in doc.deliveries if d.receiver == receiver)
+
+    reg = registration_ack(acknowledged_msg_id=sent.msg_id, sender=sender("ORG-A"), receiver_id="EDMS-T",
+                           result=RegistrationResult.REGISTERED,
+                           inc_number=p.RegNumber("IN-1", full_card().date))
+    assert service.receive(signed(reg, signer_for("ORG-A"))).status == 200
+    assert state("ORG-A") == "registered" and state("ORG-B") == "created"
+    # the hub's 101 naming ORG-A arrives late: kept in the history, the state stays
+    late = delivery_ack(acknowledged_msg_id=sent.msg_id, sender=sender("HUB"), receiver_id="EDMS-T",
+                        text="delivered to the addressee ORG-A")
+    service.receive(signed(late, signer_for("HUB")))
+    [doc] = service.documents("sent")
+    a = next(d for d in doc.deliveries if d.receiver == "ORG-A")
+    assert a.state == "registered" and a.number == "IN-1"
+    assert [h["state"] for h in a.history] == ["created", "registered", "delivered"]
+    assert state("ORG-B") == "created"
+    # a registration ack from someone who is not a receiver changes nothing
+    stranger = registration_ack(acknowledged_msg_id=sent.msg_id, sender=sender("ORG-C"),
+                                receiver_id="EDMS-T", result=RegistrationResult.REFUSED,
+                                reason="no_text")
+    service.receive(signed(stranger, signer_for("ORG-C")))
+    assert state("ORG-B") == "created"
+    # an ack whose signature does not verify is refused and changes nothing
+    forged = delivery_ack(acknowledged_msg_id=sent.msg_id, sender=sender("HUB"), receiver_id="EDMS-T",
+                          code=ErrorCode.NOT_DELIVERED, text="not delivered ORG-B")
+    data = signed(forged, signer_for("HUB")).replace(b"not delivered ORG-B", b"not delivered ORG-A")
+    assert service.receive(data).status == 403
+    assert state("ORG-B") == "created"
