@@ -422,3 +422,32 @@ def test_signer_refuses_a_key_that_does_not_match_the_certificate(test_pki):
     sign_enveloped(root, chained)
     assert len(root.findall(".//ds:X509Certificate", NS)) == 2
     assert verify_enveloped(root).certificate == test_pki.certificate("ORG-A")  # the first one signs
+
+
+def test_a_signature_method_that_does_not_fit_the_key_is_refused(rsa):
+    root = etree.fromstring(signed_bytes(rsa))
+    root.find(".//ds:SignatureMethod", NS).set("Algorithm", "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256")
+    with pytest.raises(InvalidSignature, match="needs a P-256 key"):
+        verify_enveloped(root)
+
+
+def test_a_short_rsa_key_is_refused():
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import rsa as rsa_keys
+    from cryptography.x509.oid import NameOID
+
+    from signing.keys import Signer
+
+    key = rsa_keys.generate_private_key(public_exponent=65537, key_size=1024)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "weak")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
+            .sign(key, hashes.SHA256()))
+    root = etree.fromstring(DOCUMENT)
+    sign_enveloped(root, Signer(key=key, certificate=cert))
+    with pytest.raises(InvalidSignature, match="1024 bits; at least 2048"):
+        verify_enveloped(root)
