@@ -112,3 +112,52 @@ def test_crl_refresh_keeps_revocations_and_moves_next_update(pki_dir):
     assert after.get_revoked_certificate_by_serial_number(serial) is not None
     assert len(list(after)) == len(list(before))
     assert after.next_update_utc >= before.next_update_utc
+
+
+def _handshake(client, server, hostname: str):
+    """A TLS handshake between two in-memory endpoints; returns the server side once done."""
+    import ssl
+
+    c_in, c_out, s_in, s_out = ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO()
+    client_side = client.wrap_bio(c_in, c_out, server_hostname=hostname)
+    server_side = server.wrap_bio(s_in, s_out, server_side=True)
+    done = {"client": False, "server": False}
+    for _ in range(20):
+        for name, side, outgoing, incoming in (("client", client_side, c_out, s_in),
+                                               ("server", server_side, s_out, c_in)):
+            if not done[name]:
+                try:
+                    side.do_handshake()
+                    done[name] = True
+                except ssl.SSLWantReadError:
+                    pass
+            incoming.write(outgoing.read())
+        if all(done.values()):
+            return server_side
+    raise AssertionError("handshake did not finish")
+
+
+@pytest.mark.parametrize("hostname", ["localhost", "127.0.0.1"])
+def test_issued_certificates_work_for_mutual_tls_with_openssl(test_pki, hostname):
+    """The HUB certificate serves TLS for its names and ORG-A's authenticates as a client (strict X.509)."""
+    import ssl
+
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(test_pki.chain_path("HUB"), test_pki.key_path("HUB"))
+    server.load_verify_locations(cafile=test_pki.ca_bundle_path)
+    server.verify_mode = ssl.CERT_REQUIRED
+    client = ssl.create_default_context(cafile=str(test_pki.ca_bundle_path))
+    client.verify_flags |= ssl.VERIFY_X509_STRICT
+    client.load_cert_chain(test_pki.chain_path("ORG-A"), test_pki.key_path("ORG-A"))
+    server_side = _handshake(client, server, hostname)
+    assert dict(x[0] for x in server_side.getpeercert()["subject"])["commonName"] == "Organisation A"
+
+
+def test_tls_refuses_a_host_name_not_in_the_certificate(test_pki):
+    import ssl
+
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(test_pki.chain_path("HUB"), test_pki.key_path("HUB"))
+    client = ssl.create_default_context(cafile=str(test_pki.ca_bundle_path))
+    with pytest.raises(ssl.SSLCertVerificationError, match="Hostname mismatch|doesn't match"):
+        _handshake(client, server, "hub.example.org")
