@@ -276,12 +276,11 @@ def _check_doc_transfer(transfer: etree._Element) -> list[Problem]:
     problems: list[Problem] = []
     data = transfer.find("Data")
     if data is not None:
-        path = _path_of(data)
         if data.get("referenceid") is not None and (data.text or "").strip():
             problems.append(Problem(int(ErrorCode.WRONG_ELEMENT_TYPE),
-                                    "Data carries both inline content and a referenceid; use one", path))
+                                    "Data carries both inline content and a referenceid; use one", _path_of(data)))
         elif not _is_base64_text(data.text):
-            problems.append(Problem(int(ErrorCode.WRONG_ELEMENT_TYPE), "Data content is not base64", path))
+            problems.append(Problem(int(ErrorCode.WRONG_ELEMENT_TYPE), "Data content is not base64", _path_of(data)))
     for signature in transfer.iterfind("Signature"):
         if not _is_base64_text(signature.text):
             problems.append(Problem(int(ErrorCode.WRONG_ELEMENT_TYPE),

@@ -67,16 +67,18 @@ def parse_xml(data: bytes, limits: Limits = Limits()) -> etree._Element:
         raise _reject(f"packet too large: {size} bytes, the limit is {limits.max_bytes}")
     if size == 0:
         raise _reject("empty packet: no XML")
-    data = bytes(data)
+    data = bytes(data)  # no copy when it already is bytes
     # Refuse before libxml2 sees a DTD at all. (A "<!DOCTYPE" inside a comment or CDATA is
-    # refused too: harmless for packets, which have no reason to carry one.)
-    offset = data.find(b"<!DOCTYPE")
-    if offset >= 0:
-        raise _reject("DTD not allowed: the packet contains a DOCTYPE declaration",
-                      _line_of(data, offset))
-    offset = data.find(b"<!ENTITY")
-    if offset >= 0:
-        raise _reject("entity declarations are not allowed", _line_of(data, offset))
+    # refused too: harmless for packets, which have no reason to carry one.) Searching for one
+    # byte is memchr-fast, a 9-byte needle is ~40x slower, so most packets skip the long search.
+    if b"!" in data:
+        offset = data.find(b"<!DOCTYPE")
+        if offset >= 0:
+            raise _reject("DTD not allowed: the packet contains a DOCTYPE declaration",
+                          _line_of(data, offset))
+        offset = data.find(b"<!ENTITY")
+        if offset >= 0:
+            raise _reject("entity declarations are not allowed", _line_of(data, offset))
     parser = _parser()
     try:
         root = etree.fromstring(data, parser)
