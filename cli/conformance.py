@@ -1,0 +1,299 @@
+"""`smdo conformance run`: test an EDMS against the hub's conformance suite.
+
+    --subscriber CODE   through the hub: the suite is the hub's test counterpart SMDO-TEST; it needs
+                        the hub's data folder (registry, journal), URL and keys, and stores the
+                        hub-signed conclusion (a pass certifies the subscriber).
+    --endpoint URL      before registration: the suite plays the hub and POSTs straight to the EDMS's
+                        push endpoint; point the EDMS's hub URL at the suite's listener (--listen).
+
+The suite asks the EDMS for a document of its own (case outgoing-document): --reply-hook runs a
+command with {msg_id} and {code} filled in (e.g. a curl to the EDMS's API); without it, a person
+sends one while the suite waits.
+"""
+from __future__ import annotations
+
+import asyncio
+import shlex
+import ssl
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import click
+from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
+
+from cli.subscribers import default_actor
+from signing.keys import Signer, certificate_fingerprint, load_certificate, load_certificates
+from signing.trust import TrustStore
+from smdo.conformance.cases import Context, Timing
+from smdo.conformance.certification import prepare_counterpart, prepare_subscriber, record_result
+from smdo.conformance.conclusion import conclusion_xml
+from smdo.conformance.counterpart import Counterpart
+from smdo.conformance.packets import PacketFactory
+from smdo.conformance.report import junit_xml, table
+from smdo.conformance.routes import EndpointRoute, HubRoute, Route
+from smdo.conformance.runner import SuiteResult, run_suite
+from smdo.registry import Conclusion, Registry, RegistryError
+
+MAX_BODY = 40 * 1024 * 1024  # above the hub's 30 MB packet limit
+
+
+class CounterpartListener:
+    """The suite's HTTP side: the hub pushes to /counterpart; an EDMS under --endpoint posts to the
+    hub's own path /smdo/v1/packets. Both land in the counterpart's inbox."""
+
+    def __init__(self, counterpart: Counterpart, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.counterpart = counterpart
+        self.host, self.port = host, port
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def _handle(self, request: web.Request, *, as_hub: bool) -> web.Response:
+        answer = await self.counterpart.take(await request.read(), as_hub=as_hub)
+        return web.Response(status=answer.status, body=answer.body, content_type=answer.content_type)
+
+    async def _as_subscriber(self, request: web.Request) -> web.Response:
+        return await self._handle(request, as_hub=False)
+
+    async def _as_hub(self, request: web.Request) -> web.Response:
+        return await self._handle(request, as_hub=True)
+
+    async def start(self) -> CounterpartListener:
+        app = web.Application(client_max_size=MAX_BODY)
+        app.router.add_post("/counterpart", self._as_subscriber)
+        app.router.add_post("/smdo/v1/packets", self._as_hub)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self.host, self.port).start()
+        self.port = self._runner.addresses[0][1]
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+
+@dataclass
+class RunSettings:
+    signer: Signer  # the test counterpart's key and certificate (SMDO-TEST)
+    trust: TrustStore
+    trust_path: Path
+    subscriber: str | None = None  # --subscriber mode
+    data: Path | None = None
+    hub_url: str | None = None
+    hub_signer: Signer | None = None  # signs the conclusion
+    endpoint: str | None = None  # --endpoint mode
+    edms_cert: x509.Certificate | None = None
+    code: str | None = None
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 0
+    timing: Timing = field(default_factory=Timing)
+    actor: str = "conformance"
+    settle: float = 10.0  # how long to wait for the hub to see registry changes
+
+
+def client_session(trust_path: Path, signer: Signer, cert_path: Path | None = None,
+                   key_path: Path | None = None) -> aiohttp.ClientSession:
+    """HTTPS trusting the given CAs; presents the counterpart's certificate where mTLS is asked for."""
+    context = ssl.create_default_context(cadata="".join(
+        c.public_bytes(Encoding.PEM).decode() for c in load_certificates(trust_path)))
+    if cert_path is not None and key_path is not None:
+        context.load_cert_chain(str(cert_path), str(key_path))
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context),
+                                 timeout=aiohttp.ClientTimeout(total=300))
+
+
+async def _hub_has_seen(session: aiohttp.ClientSession, hub_url: str, version: int, wait: float) -> bool:
+    """Wait until the hub's registry snapshot includes our changes (its /healthz says its version)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    while loop.time() < deadline:
+        try:
+            async with session.get(f"{hub_url.rstrip('/')}/healthz") as r:
+                if r.status == 200 and (await r.json()).get("registry_version", -1) >= version:
+                    return True
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+            pass
+        await asyncio.sleep(0.1)
+    return False
+
+
+async def run_conformance(settings: RunSettings, *, progress: Callable[[str], None],
+                          ask_for_document: Callable[[str], Awaitable[None]] | None = None,
+                          cert_path: Path | None = None, key_path: Path | None = None,
+                          listening: Callable[[str], Awaitable[None]] | None = None,
+                          ) -> tuple[SuiteResult, Conclusion | None]:
+    """Start the listener, prepare the route, run every case; store the conclusion in --subscriber mode.
+
+    `listening(url)` is awaited once the listener is up: an --endpoint EDMS needs that URL as its hub,
+    so a caller may start the EDMS there and only then fill in `settings.endpoint`.
+    """
+    counterpart = Counterpart(settings.signer, settings.trust)
+    listener = await CounterpartListener(counterpart, settings.listen_host, settings.listen_port).start()
+    session = client_session(settings.trust_path, settings.signer, cert_path, key_path)
+    registry: Registry | None = None
+    try:
+        progress(f"suite listening at {listener.url}")
+        if listening is not None:
+            await listening(listener.url)
+        route: Route
+        if settings.subscriber is not None:
+            assert settings.data is not None and settings.hub_url is not None
+            registry = Registry.in_data_dir(settings.data)
+            sub = prepare_subscriber(registry, settings.subscriber, actor=settings.actor)
+            prepare_counterpart(registry, settings.signer.certificate, f"{listener.url}/counterpart",
+                                actor=settings.actor)
+            if not await _hub_has_seen(session, settings.hub_url, registry.data_version(), settings.settle):
+                progress(f"warning: the hub at {settings.hub_url} did not confirm the registry change within "
+                         f"{settings.settle:.0f} s; running anyway")
+            code, fingerprints, sys_id = sub.code, sub.cert_fingerprints, sub.sys_id or None
+            route = HubRoute(settings.hub_url, session, counterpart, code, sub.delivery_mode,
+                             settings.data / "journal.db")
+        else:
+            assert settings.endpoint is not None and settings.edms_cert is not None and settings.code is not None
+            code, fingerprints, sys_id = settings.code, frozenset({certificate_fingerprint(settings.edms_cert)}), None
+            route = EndpointRoute(settings.endpoint, session, counterpart, code, fingerprints)
+        ctx = Context(code=code, route=route, counterpart=counterpart,
+                      factory=PacketFactory(settings.signer, code), fingerprints=fingerprints, sys_id=sys_id,
+                      timing=settings.timing, ask_for_document=ask_for_document)
+        result = await run_suite(ctx, progress=progress)
+        conclusion = None
+        if registry is not None:
+            conclusion = record_result(registry, result, settings.hub_signer or settings.signer, actor=settings.actor)
+        return result, conclusion
+    finally:
+        await session.close()
+        await listener.stop()
+        if registry is not None:
+            registry.close()
+
+
+def code_from_certificate(cert: x509.Certificate) -> str | None:
+    """The subscriber code the test PKI puts in the certificate's UID attribute, if any."""
+    values = cert.subject.get_attributes_for_oid(NameOID.USER_ID)
+    return str(values[0].value) if values else None
+
+
+def make_reply_hook(command: str, code: str) -> Callable[[str], Awaitable[None]]:
+    async def ask(msg_id: str) -> None:
+        line = command.format(msg_id=shlex.quote(msg_id), code=shlex.quote(code))
+        process = await asyncio.create_subprocess_shell(line, stdout=asyncio.subprocess.DEVNULL)
+        status = await process.wait()
+        if status != 0:
+            click.echo(f"    reply hook exited with status {status}: {line}", err=True)
+    return ask
+
+
+@click.group("conformance")
+def conformance() -> None:
+    """Test an EDMS against the hub's conformance suite."""
+
+
+@conformance.command("run")
+@click.option("--subscriber", help="Test registered subscriber CODE through the hub (certifies it on a pass).")
+@click.option("--endpoint", help="Test the EDMS push endpoint at URL directly (before registration).")
+@click.option("--cert", "edms_cert", help="With --endpoint: the EDMS's signing certificate (PEM).")
+@click.option("--code", help="With --endpoint: the EDMS's subscriber code (default: the certificate's UID).")
+@click.option("--data", "data_dir", envvar="SMDO_DATA", default="./var", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path), help="The hub's data folder (registry, journal).")
+@click.option("--hub", "hub_url", envvar="SMDO_HUB_URL", default="https://127.0.0.1:8443", show_default=True,
+              help="The hub's URL (--subscriber mode).")
+@click.option("--trust", envvar="SMDO_TRUST", required=True, type=click.Path(exists=True, path_type=Path),
+              help="Trusted CA certificates (PEM bundle or folder).")
+@click.option("--crl", "crls", multiple=True, help="CRL files (repeatable).")
+@click.option("--key", "key_path", envvar="SMDO_COUNTERPART_KEY", required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path), help="The test counterpart's key.")
+@click.option("--counterpart-cert", "cert_path", envvar="SMDO_COUNTERPART_CERT", required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The test counterpart's certificate (SMDO-TEST).")
+@click.option("--hub-key", envvar="SMDO_HUB_KEY", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The hub's key: signs the certification conclusion.")
+@click.option("--hub-cert", envvar="SMDO_HUB_CERT", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--listen", default="127.0.0.1:0", show_default=True, help="HOST:PORT of the suite's listener.")
+@click.option("--reply-hook", help="Shell command asking the EDMS for a document; {msg_id} and {code} filled in.")
+@click.option("--junit", "junit_path", type=click.Path(dir_okay=False, path_type=Path), help="Write a JUnit XML report.")
+@click.option("--conclusion", "conclusion_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the signed conclusion to this file.")
+@click.option("--delivery-limit", default=1.0, show_default=True, help="Seconds for a delivery acknowledgement.")
+@click.option("--registration-limit", default=10.0, show_default=True, help="Seconds for a registration ack.")
+@click.option("--patience", default=30.0, show_default=True, help="Seconds other cases wait for an answer.")
+@click.option("--document-wait", default=60.0, show_default=True, help="Seconds to wait for the EDMS's document.")
+@click.option("--actor", envvar="SMDO_ACTOR", default=None, help="Who runs it (recorded in the registry history).")
+def run(subscriber: str | None, endpoint: str | None, edms_cert: str | None, code: str | None, data_dir: Path,
+        hub_url: str, trust: Path, crls: tuple[str, ...], key_path: Path, cert_path: Path, hub_key: Path | None,
+        hub_cert: Path | None, listen: str, reply_hook: str | None, junit_path: Path | None,
+        conclusion_path: Path | None, delivery_limit: float, registration_limit: float, patience: float,
+        document_wait: float, actor: str | None) -> None:
+    """Run the conformance suite against one EDMS; exit 0 only if every case passes."""
+    def fail(message: str) -> None:
+        click.echo(f"error: {message}", err=True)
+        sys.exit(1)
+
+    if (subscriber is None) == (endpoint is None):
+        fail("give exactly one of --subscriber CODE (through the hub) or --endpoint URL (directly)")
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit():
+        fail(f"--listen must be HOST:PORT, not {listen!r}")
+    try:
+        signer = Signer.from_files(key_path, cert_path)
+        store = TrustStore.from_paths(trust, crls)
+        hub_signer = Signer.from_files(hub_key, hub_cert) if hub_key and hub_cert else None
+        settings = RunSettings(signer=signer, trust=store, trust_path=trust, listen_host=host, listen_port=int(port),
+                               timing=Timing(delivery=delivery_limit, registration=registration_limit,
+                                             patience=patience, document=document_wait),
+                               actor=actor or default_actor())
+        if subscriber is not None:
+            if hub_signer is None:
+                fail("--subscriber mode signs a certification conclusion: give --hub-key and --hub-cert")
+            settings.subscriber, settings.data, settings.hub_url, settings.hub_signer = (
+                subscriber, data_dir, hub_url, hub_signer)
+            target = subscriber
+        else:
+            if edms_cert is None:
+                fail("--endpoint needs --cert: the EDMS's signing certificate")
+            settings.endpoint, settings.edms_cert = endpoint, load_certificate(edms_cert)
+            settings.code = code or code_from_certificate(settings.edms_cert)
+            if not settings.code:
+                fail("give --code: the EDMS's subscriber code (its certificate has no UID attribute)")
+            target = settings.code
+    except (OSError, ValueError) as exc:
+        fail(str(exc))
+
+    async def listening(url: str) -> None:
+        if endpoint is not None:
+            click.echo(f"point the EDMS's hub URL at {url} (it sends its acknowledgements and documents there)")
+
+    hook = make_reply_hook(reply_hook, target) if reply_hook else None
+    try:
+        result, conclusion = asyncio.run(run_conformance(
+            settings, progress=click.echo, ask_for_document=hook, cert_path=cert_path, key_path=key_path,
+            listening=listening))
+    except RegistryError as exc:
+        fail(str(exc))
+    click.echo("")
+    click.echo(table(result))
+    if junit_path is not None:
+        junit_path.write_bytes(junit_xml(result))
+        click.echo(f"JUnit report: {junit_path}")
+    if conclusion_path is not None:
+        document = conclusion.document if conclusion else conclusion_xml(result, settings.hub_signer or signer)
+        conclusion_path.write_bytes(document)
+        click.echo(f"signed conclusion: {conclusion_path}")
+    if conclusion is not None:
+        click.echo(f"conclusion {conclusion.id} stored in the registry; {result.subscriber} is now "
+                   f"{_status(settings.data, result.subscriber)}")
+    sys.exit(0 if result.passed else 1)
+
+
+def _status(data: Path | None, code: str) -> str:
+    with Registry.in_data_dir(data or Path("var")) as registry:
+        return registry.require(code).status.value

@@ -1,0 +1,136 @@
+"""What the suite sends: ordinary documents, a reply, a task, a supplement, a 20 MB attachment,
+and the deliberately broken ones (a tampered signature, a schema-invalid packet)."""
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+
+from lxml import etree
+
+from signing.keys import Signer
+from signing.xmldsig import sign_enveloped
+from smdo import packet as p
+from smdo.conformance import SUITE_VERSION
+from smdo.registry import TEST_COUNTERPART_CODE
+
+_IDS = uuid.UUID("5d0c8f7e-3a51-4c2b-9a7e-6c1e2f3a4b5c")
+COUNTERPART = p.Sender(id=TEST_COUNTERPART_CODE, sys_id=str(uuid.uuid5(_IDS, "counterpart")),
+                       system="smdo-hub conformance suite", system_details=SUITE_VERSION,
+                       name="SMDO hub test counterpart")
+COUNTERPART_ORG = p.Organization(name="SMDO hub test counterpart", id=TEST_COUNTERPART_CODE)
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A packet the suite sends: its envelope (as meant) and the signed bytes (as sent)."""
+
+    envelope: p.Envelope
+    raw: bytes
+
+    @property
+    def msg_id(self) -> str:
+        return self.envelope.msg_id
+
+
+def sign(root: etree._Element, signer: Signer) -> bytes:
+    sign_enveloped(root, signer)  # appends ds:Signature to root
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+class PacketFactory:
+    """Builds the suite's packets from the counterpart to one receiver, numbered per run."""
+
+    def __init__(self, signer: Signer, receiver: str) -> None:
+        self.signer = signer
+        self.receiver = receiver
+        self.run = uuid.uuid4().hex[:8]
+        self._serial = 0
+        self.sent: set[str] = set()  # every msg_id made, so a reply to one of them can be checked
+
+    def _number(self) -> p.RegNumber:
+        self._serial += 1
+        return p.RegNumber(f"CT-{self.run}/{self._serial}", date.today())
+
+    def _envelope(self, msg_type: int, body: p.Zone, subject: str) -> p.Envelope:
+        return p.Envelope(msg_id=p.new_msg_id(), dtstamp=datetime.now(timezone.utc), subject=subject,
+                          header=p.Header(msg_type=msg_type, sender=COUNTERPART,
+                                          receivers=(p.Receiver(id=self.receiver),), msg_acknow=2),
+                          body=body)
+
+    def signed(self, env: p.Envelope) -> Outgoing:
+        self.sent.add(env.msg_id)
+        return Outgoing(env, sign(p.to_element(env), self.signer))
+
+    def document(self, title: str, *, files: tuple[p.DocTransfer, ...] | None = None) -> Outgoing:
+        number = self._number()
+        letter = p.DocTransfer(name="letter.txt", type="txt", char_set="UTF-8",
+                               data=f"{title}\nConformance suite {SUITE_VERSION}, run {self.run}.\n".encode())
+        body = p.Document(idnumber=f"{TEST_COUNTERPART_CODE}-{number.number}", type=0, kind="01", pages=1,
+                          reg_number=number, title=title, files=files if files is not None else (letter,),
+                          authors=(p.Author(COUNTERPART_ORG, signdate=date.today()),))
+        return self.signed(self._envelope(p.DOCUMENT, body, title))
+
+    def reply(self, parent: p.DocParent, title: str) -> Outgoing:
+        number = self._number()
+        body = p.Document(idnumber=f"{TEST_COUNTERPART_CODE}-{number.number}", type=0, kind="12", pages=1,
+                          reg_number=number, title=title, doc_parent=parent,
+                          files=(p.DocTransfer(name="reply.txt", type="txt", char_set="UTF-8", data=b"Reply.\n"),),
+                          authors=(p.Author(COUNTERPART_ORG, signdate=date.today()),))
+        return self.signed(self._envelope(p.REPLY, body, title))
+
+    def task(self, referred: p.Referred, text: str) -> Outgoing:
+        number = self._number()
+        body = p.Task(idnumber=f"{TEST_COUNTERPART_CODE}-T-{number.number}", task_reg=True, task_copy=False,
+                      kind="15", task_text=text, deadline=date.today(),
+                      task_number=p.TaskNumber(number.number, number.regdate), referred=(referred,),
+                      author_organizations=(p.Participant(COUNTERPART_ORG),),
+                      executors=(p.Executor(p.Organization(name=self.receiver, id=self.receiver), responsible=True),))
+        return self.signed(self._envelope(p.DOCUMENT, body, "Conformance task"))
+
+    def supplement(self, referred: p.Referred, note: str) -> Outgoing:
+        body = p.AddDocuments(folders=(p.Folder(
+            add_type=0, note=note, referred=(referred,),
+            files=(p.DocTransfer(name="annex.txt", type="txt", char_set="UTF-8", data=b"Annex 1.\n"),)),))
+        return self.signed(self._envelope(p.SUPPLEMENT, body, "Conformance supplement"))
+
+    def large_document(self, size: int) -> Outgoing:
+        # Random bytes do not compress, so no layer can cheat on the size.
+        attachment = p.DocTransfer(name="large.bin", type="bin", description=f"{size} bytes", data=os.urandom(size))
+        return self.document(f"Conformance: document with a {size // (1024 * 1024)} MB attachment",
+                             files=(attachment,))
+
+    def tampered(self, title: str) -> Outgoing:
+        """Signed, then changed: the signature no longer matches the content."""
+        good = self.document(title)
+        root = etree.fromstring(good.raw)
+        zone = root.find("Body/Document")
+        zone.set("title", zone.get("title", "") + " (changed after signing)")
+        return Outgoing(good.envelope, etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
+
+    def schema_invalid(self, title: str) -> Outgoing:
+        """Correctly signed, but its Document lacks the required `pages` attribute (code 35)."""
+        env = self.document(title).envelope
+        root = p.to_element(env)
+        del root.find("Body/Document").attrib["pages"]
+        return Outgoing(env, sign(root, self.signer))
+
+
+def referred_to(env: p.Envelope) -> p.Referred:
+    """A reference to a document the suite sent (for tasks and supplements)."""
+    doc = env.body
+    assert isinstance(doc, p.Document)
+    return p.Referred(idnumber=doc.idnumber, retype=1, number=doc.reg_number)
+
+
+def parent_of(env: p.Envelope) -> p.DocParent:
+    """DocParent for a reply to `env`, a document someone sent the suite."""
+    doc = env.body
+    assert isinstance(doc, (p.Document, p.Task))
+    number = doc.reg_number if isinstance(doc, p.Document) else p.RegNumber(doc.task_number.number,
+                                                                               doc.task_number.taskdate)
+    return p.DocParent(delivery_type=1, idnumber=doc.idnumber, parorg_id=env.header.sender.id, reg_number=number,
+                       lastmsg_id=env.msg_id, parmsg_id=env.msg_id)
+
+

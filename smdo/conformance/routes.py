@@ -1,0 +1,226 @@
+"""How the suite's packets reach the EDMS under test, and how their delivery is confirmed.
+
+`HubRoute` (--subscriber): packets go through the hub like anyone's; the hub's 101 tells the suite
+the EDMS answered with a valid delivery acknowledgement. The hub refuses tampered, schema-invalid
+and repeated packets at its door, so those are handed to the hub's own delivery queue (its
+journal) as the test counterpart's traffic: the hub carries them to the EDMS by push or mailbox,
+exactly as it carries everything else, and routes the EDMS's answers back.
+
+`EndpointRoute` (--endpoint): the suite plays the hub and POSTs straight to the EDMS's push
+endpoint; the EDMS's answer is its own delivery acknowledgement, checked here.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import quote
+
+import aiohttp
+
+from smdo import packet as p
+from smdo.conformance.counterpart import Counterpart, Received, describe
+from smdo.conformance.packets import Outgoing
+from smdo.errors import ErrorCode
+from smdo.registry import TEST_COUNTERPART_CODE
+
+
+class RouteError(Exception):
+    """The suite could not hand a packet over at all (the hub refused it, or is unreachable)."""
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    ok: bool  # a valid delivery acknowledgement came back
+    seconds: float | None  # how long after sending
+    reason: str = ""  # what was wrong, when not ok
+
+
+class Route(Protocol):
+    description: str
+
+    async def send(self, out: Outgoing) -> None: ...
+    async def send_unchecked(self, out: Outgoing, *, repeat: bool = False) -> None: ...
+    async def confirmation(self, msg_id: str, wait: float, *, repeat: bool = False) -> Confirmation: ...
+
+
+class EndpointRoute:
+    """Straight to the EDMS's push endpoint; its HTTP answer is its delivery acknowledgement."""
+
+    def __init__(self, url: str, session: aiohttp.ClientSession, counterpart: Counterpart, receiver: str,
+                 fingerprints: frozenset[str]) -> None:
+        self.url = url
+        self.session = session
+        self.counterpart = counterpart
+        self.receiver = receiver
+        self.fingerprints = fingerprints
+        self.description = f"directly to the push endpoint {url}"
+        self._answers: dict[str, list[Confirmation]] = {}
+
+    async def send(self, out: Outgoing) -> None:
+        start = time.monotonic()
+        try:
+            async with self.session.post(self.url, data=out.raw, headers={"Content-Type": "application/xml"}) as r:
+                status, body = r.status, await r.read()
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            self._answers.setdefault(out.msg_id, []).append(
+                Confirmation(False, None, f"cannot reach the push endpoint {self.url}: {exc or type(exc).__name__}"))
+            return
+        seconds = time.monotonic() - start
+        self._answers.setdefault(out.msg_id, []).append(self._judge(out.msg_id, status, body, seconds))
+
+    async def send_unchecked(self, out: Outgoing, *, repeat: bool = False) -> None:
+        await self.send(out)  # nobody stands between the suite and the endpoint
+
+    def _judge(self, msg_id: str, status: int, body: bytes, seconds: float) -> Confirmation:
+        if status != 200:
+            text = body[:300].decode("utf-8", "replace")
+            return Confirmation(False, seconds, f"the endpoint answered HTTP {status} ({text}), not 200 with a "
+                                                "delivery acknowledgement")
+        return _confirmation(self.counterpart.check(body), msg_id, self.receiver, self.fingerprints, seconds)
+
+    async def confirmation(self, msg_id: str, wait: float, *, repeat: bool = False) -> Confirmation:
+        answers = self._answers.get(msg_id) or [Confirmation(False, None, "nothing was sent")]
+        return answers[-1]
+
+
+def _confirmation(answer: Received, msg_id: str, receiver: str, fingerprints: frozenset[str],
+                  seconds: float) -> Confirmation:
+    """Is `answer` the receiver's valid, signed delivery acknowledgement (101) of `msg_id`?"""
+    if answer.header is None or answer.acknowledgement is None:
+        return Confirmation(False, seconds, f"the answer is not an acknowledgement: {describe(answer.problems)}")
+    if answer.problems:
+        return Confirmation(False, seconds, f"the delivery acknowledgement fails the checks: "
+                                            f"{describe(answer.problems)}")
+    ack = answer.acknowledgement
+    if ack.ack_type != p.ACK_DELIVERY or ack.msg_id != msg_id:
+        return Confirmation(False, seconds, f"expected a delivery acknowledgement (ack_type 1) of {msg_id}, got "
+                                            f"ack_type {ack.ack_type} of {ack.msg_id}")
+    if answer.header.sender_id != receiver:
+        return Confirmation(False, seconds, f"the acknowledgement's Sender@id is {answer.header.sender_id}, "
+                                            f"not {receiver}")
+    if answer.signer_fingerprint not in fingerprints:
+        return Confirmation(False, seconds, "the acknowledgement is signed with a certificate that is not "
+                                            f"{receiver}'s registered one (sha256 {answer.signer_fingerprint})")
+    if ErrorCode.DELIVERED not in [r.errorcode for r in ack.results]:
+        codes = [r.errorcode for r in ack.results]
+        return Confirmation(False, seconds, f"the acknowledgement carries codes {codes}, not 101 (delivered)")
+    return Confirmation(True, seconds)
+
+
+class HubRoute:
+    """Through the hub, as the test counterpart SMDO-TEST."""
+
+    def __init__(self, hub_url: str, session: aiohttp.ClientSession, counterpart: Counterpart, receiver: str,
+                 receiver_mode: str, journal_path: Path, *, check_every: float = 1.0) -> None:
+        self.hub_url = hub_url.rstrip("/")
+        self.session = session
+        self.counterpart = counterpart
+        self.receiver = receiver
+        self.receiver_mode = receiver_mode
+        self.journal_path = journal_path
+        self.check_every = check_every
+        self.description = f"through the hub {self.hub_url} ({receiver} receives by {receiver_mode})"
+        self._sent_at: dict[str, float] = {}
+        self._repeats: dict[str, str] = {}
+
+    async def send(self, out: Outgoing) -> None:
+        self._sent_at[out.msg_id] = time.monotonic()
+        try:
+            async with self.session.post(f"{self.hub_url}/smdo/v1/packets", data=out.raw,
+                                         headers={"Content-Type": "application/xml"}) as r:
+                status, body = r.status, await r.read()
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise RouteError(f"cannot reach the hub at {self.hub_url}: {exc or type(exc).__name__}") from None
+        if status != 200:
+            raise RouteError(f"the hub refused the suite's packet {out.msg_id} (HTTP {status}): "
+                             f"{_answer_text(self.counterpart, body)}")
+
+    async def send_unchecked(self, out: Outgoing, *, repeat: bool = False) -> None:
+        """Put the packet in the hub's delivery queue as carried from the test counterpart.
+
+        A repeat goes in under its own journal id (the journal keeps one transaction per msg_id)
+        but with the same bytes, so the EDMS sees the same msg_id again, as after a lost ack.
+        """
+        from smdo.journal import Accepted, SqliteJournal  # only this route touches the hub's journal
+
+        journal_id = out.msg_id
+        if repeat:
+            journal_id = f"{out.msg_id}-repeat-{len(self._repeats) + 1}"
+            self._repeats[out.msg_id] = journal_id
+        now = time.time()
+        self._sent_at[journal_id] = time.monotonic()
+        record = Accepted(
+            msg_id=journal_id, sender=TEST_COUNTERPART_CODE, receivers=(self.receiver,),
+            msg_type=out.envelope.header.msg_type,
+            # No 101/102 back for a repeat: the EDMS rightly acknowledges the original msg_id, which
+            # the hub cannot match to the repeat's journal id, so it keeps offering it until expiry.
+            acknow=0 if repeat else 2,
+            digest=hashlib.sha256(out.raw).hexdigest(), size=len(out.raw), received_at=now,
+            deadline=now + (30.0 if repeat else 600.0), raw=out.raw, answer=b"",
+            deliveries=((self.receiver, self.receiver_mode),), origin="conformance")
+        journal = SqliteJournal(self.journal_path)
+        await journal.open()
+        try:
+            await journal.write([record])
+        finally:
+            await journal.close()
+
+    async def confirmation(self, msg_id: str, wait: float, *, repeat: bool = False) -> Confirmation:
+        if repeat:
+            return await self._repeat_answered(msg_id, wait)
+        start = self._sent_at.get(msg_id, time.monotonic())
+        deadline = start + wait
+
+        def hub_101(r: Received) -> bool:
+            return (r.header is not None and not r.problems and r.acknowledges(msg_id, p.ACK_DELIVERY)
+                    and ErrorCode.DELIVERED in [res.errorcode for res in r.acknowledgement.results])
+
+        while True:
+            found = await self.counterpart.wait_for(hub_101, min(self.check_every, max(0.0, deadline - time.monotonic())))
+            if found is not None:
+                return Confirmation(True, found.at - start)
+            delivery = await self._delivery(msg_id)
+            # The hub retries a delivery whose answer was wrong: say why now instead of waiting it out.
+            if delivery and delivery.get("state") in ("retry-wait", "expired") and delivery.get("detail"):
+                return Confirmation(False, None, f"the hub could not deliver it ({delivery['state']}, attempt "
+                                                 f"{delivery.get('attempts')}): {delivery['detail']}")
+            if time.monotonic() >= deadline:
+                where = f"state {delivery['state']}" + (f": {delivery['detail']}" if delivery.get("detail") else "") \
+                    if delivery else "the hub has no record of it"
+                return Confirmation(False, None, f"no delivery confirmation within {wait:.0f} s ({where})")
+
+    async def _repeat_answered(self, msg_id: str, wait: float) -> Confirmation:
+        """Did the EDMS answer the repeated packet? The hub's record of the repeat says so."""
+        journal_id = self._repeats.get(msg_id, msg_id)
+        start = self._sent_at.get(journal_id, time.monotonic())
+        while time.monotonic() - start < wait:
+            delivery = await self._delivery(journal_id)
+            if delivery and delivery.get("attempts", 0) >= 1 and delivery.get("state") != "forwarding" \
+                    and delivery.get("detail"):
+                # The EDMS acknowledged the original msg_id (right), so the hub notes a mismatch.
+                answered = f"the {TEST_COUNTERPART_CODE}'s repeat was answered: {delivery['detail']}"
+                return Confirmation(msg_id in delivery["detail"], time.monotonic() - start, answered)
+            await asyncio.sleep(0.2)
+        return Confirmation(False, None, f"the EDMS did not answer the repeated packet within {wait:.0f} s")
+
+    async def _delivery(self, msg_id: str) -> dict | None:
+        try:
+            async with self.session.get(f"{self.hub_url}/smdo/v1/transactions/{quote(msg_id)}") as r:
+                if r.status != 200:
+                    return None
+                status = await r.json()
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+            return None
+        return next((d for d in status.get("deliveries", []) if d.get("receiver") == self.receiver), None)
+
+
+def _answer_text(counterpart: Counterpart, body: bytes) -> str:
+    answer = counterpart.check(body)
+    ack = answer.acknowledgement
+    if ack is not None:
+        return "; ".join(f"code {r.errorcode}: {r.text}" for r in ack.results)
+    return body[:300].decode("utf-8", "replace")
