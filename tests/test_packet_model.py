@@ -11,10 +11,13 @@ from format_fixtures import envelopes, load_regenerate
 from hypothesis import HealthCheck, given, settings
 from lxml import etree
 
-from smdo.errors import PacketRejected
+from smdo.errors import PacketRejected, RegistrationResult
 from smdo.packet import (
+    AckResult,
     DocTransfer,
     Envelope,
+    Notification,
+    RegNumber,
     build,
     from_element,
     new_msg_id,
@@ -22,6 +25,7 @@ from smdo.packet import (
     read_header,
     to_element,
 )
+from smdo.receipts import EVENTS, REFUSAL_REASONS, acknowledgement, delivery_ack, notification, registration_ack
 from smdo.validation import validate
 from smdo.xmlparse import parse_xml
 
@@ -129,3 +133,105 @@ def test_dates_and_timestamps_keep_their_timezone() -> None:
     assert root.find("Body/Document/RegNumber").get("regdate") == "2026-11-19"
     assert from_element(root).dtstamp == env.dtstamp
     assert from_element(root).body.reg_number.regdate == date(2026, 11, 19)
+
+
+# ---------------------------------------------------------------- acknowledgement builders
+
+ACKED = new_msg_id()
+
+
+def round_trips_valid(env: Envelope) -> Envelope:
+    """The packet an acknowledgement builder makes is valid and survives XML unchanged."""
+    root = parse_xml(build(env))
+    assert validate(root) == []
+    assert from_element(root) == env
+    return env
+
+
+def test_acknowledgement_follows_the_contract() -> None:
+    env = round_trips_valid(acknowledgement(
+        acknowledged_msg_id=ACKED, ack_type=1, sender=regenerate.MINTRUD, receiver_id="MINFIN",
+        results=[(100, "accepted by the hub"), (103, "accepted with errors")],
+        reg_number=RegNumber("1", date(2026, 1, 1)), msg_id="11111111-2222-4333-8444-555555555555"))
+    assert env.msg_id == "11111111-2222-4333-8444-555555555555"
+    assert env.header.msg_type == 0 and env.header.msg_acknow == 0
+    assert [r.id for r in env.header.receivers] == ["MINFIN"]
+    assert env.body.msg_id == ACKED
+    assert [(r.errorcode, r.text) for r in env.body.results] == [(100, "accepted by the hub"), (103, "accepted with errors")]
+    header = read_header(to_element(env))
+    assert (header.ack_msg_id, header.ack_type, header.ack_codes) == (ACKED, 1, (100, 103))
+
+
+def test_acknowledgement_needs_a_result() -> None:
+    with pytest.raises(ValueError):
+        acknowledgement(acknowledged_msg_id=ACKED, ack_type=1, sender=regenerate.MINTRUD, receiver_id="X", results=[])
+
+
+@pytest.mark.parametrize(("code", "text"), [(101, "delivered to the addressee"), (102, "not delivered within the deadline"),
+                                            (104, "the addressee's access is blocked"), (105, "obsolete format version")])
+def test_delivery_ack_texts(code: int, text: str) -> None:
+    env = round_trips_valid(delivery_ack(acknowledged_msg_id=ACKED, sender=regenerate.MINTRUD, receiver_id="MINFIN",
+                                         code=code))
+    assert (env.body.ack_type, env.body.results) == (1, (AckResult(code, text),))
+
+
+def test_delivery_ack_can_carry_the_format_codes_of_a_refusal() -> None:
+    env = round_trips_valid(delivery_ack(acknowledged_msg_id=ACKED, sender=regenerate.MINTRUD, receiver_id="MINFIN",
+                                         code=105, extra=[(2, "obsolete format version SDIP-2.0")]))
+    assert [r.errorcode for r in env.body.results] == [105, 2]
+
+
+def test_registration_ack_registered_carries_the_incoming_number() -> None:
+    inc = RegNumber("вх-7", date(2026, 11, 21))
+    env = round_trips_valid(registration_ack(acknowledged_msg_id=ACKED, sender=regenerate.MINTRUD, receiver_id="MINFIN",
+                                             result=RegistrationResult.REGISTERED, inc_number=inc))
+    assert (env.body.ack_type, env.body.inc_number, env.body.results[0].errorcode) == (2, inc, 0)
+    with pytest.raises(ValueError, match="inc_number"):
+        registration_ack(acknowledged_msg_id=ACKED, sender=regenerate.MINTRUD, receiver_id="MINFIN",
+                         result=RegistrationResult.REGISTERED)
+
+
+@pytest.mark.parametrize("reason", sorted(REFUSAL_REASONS))
+def test_registration_ack_refused_names_a_reason_from_the_closed_list(reason: str) -> None:
+    env = round_trips_valid(registration_ack(acknowledged_msg_id=ACKED, sender=regenerate.MINTRUD,
+                                             receiver_id="MINFIN", result=RegistrationResult.REFUSED, reason=reason))
+    assert env.body.results[0].errorcode == 2
+    assert env.body.notification == Notification(event="refused", reason=reason)
+    assert REFUSAL_REASONS[reason] in env.body.results[0].text
+
+
+def test_registration_ack_refused_without_a_known_reason_is_refused() -> None:
+    for reason in (None, "bad_mood"):
+        with pytest.raises(ValueError, match="refusal reason"):
+            registration_ack(acknowledged_msg_id=ACKED, sender=regenerate.MINTRUD, receiver_id="MINFIN",
+                             result=RegistrationResult.REFUSED, reason=reason)
+
+
+@pytest.mark.parametrize("result", [RegistrationResult.NOT_REGISTRABLE, RegistrationResult.SIGNATURE_NOT_TRUSTED])
+def test_registration_ack_other_results(result: RegistrationResult) -> None:
+    env = round_trips_valid(registration_ack(acknowledged_msg_id=ACKED, sender=regenerate.MINTRUD,
+                                             receiver_id="MINFIN", result=result))
+    assert env.body.results[0].errorcode == int(result)
+    assert env.body.inc_number is None
+
+
+@pytest.mark.parametrize("event", sorted(EVENTS))
+def test_notification_of_every_event(event: str) -> None:
+    extra = {"reason": "illegible"} if event == "refused" else {}
+    if event == "registered":
+        extra = {"inc_number": RegNumber("вх-9", date(2026, 11, 22))}
+    env = round_trips_valid(notification(acknowledged_msg_id=ACKED, sender=regenerate.MINTRUD, receiver_id="MINFIN",
+                                         event=event, comment="по плану", **extra))
+    assert env.body.ack_type == 4
+    assert env.body.notification.event == event
+    assert env.body.notification.comment == "по плану"
+
+
+def test_notification_refuses_unknown_events_and_missing_details() -> None:
+    common = dict(acknowledged_msg_id=ACKED, sender=regenerate.MINTRUD, receiver_id="MINFIN")
+    with pytest.raises(ValueError):
+        notification(event="archived", **common)
+    with pytest.raises(ValueError):
+        notification(event="refused", **common)
+    with pytest.raises(ValueError):
+        notification(event="registered", **common)
