@@ -286,6 +286,8 @@ def run(argv: list[str] | None = None) -> None:
         print(f"phase 3: latency at half the peak accepted rate ({rate:,.0f} packets/s), hub then floor", flush=True)
         commands.put(("paced", hub_url, "hub", rate))
         _, _, n_hub, hub_lat_failed, hub_p50, hub_p99, _ = results.get()
+        while _count_received(tmp) < hub_ok + n_hub:  # the floor gets the machine to itself too
+            time.sleep(0.05)
         commands.put(("paced", floor_url, "floor", rate))
         _, _, n_floor, _, floor_p50, floor_p99, _ = results.get()
         commands.put(("stop",))
