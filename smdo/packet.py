@@ -344,6 +344,13 @@ def _date(text: str) -> date:
     return date.fromisoformat(text[:10] if text[:1] != "-" else text)
 
 
+def _text(e: etree._Element) -> str:
+    """Character content of a simple-content element; comments or PIs inside may split it."""
+    if len(e) == 0:
+        return e.text or ""
+    return "".join(e.itertext())
+
+
 def _bool(text: str) -> bool:
     return text == "1"
 
@@ -403,11 +410,11 @@ def _sub(parent: etree._Element, tag: str, **attributes: object) -> etree._Eleme
 
 
 def _reg_number(e: etree._Element) -> RegNumber:
-    return RegNumber(number=e.text or "", regdate=_date(e.get("regdate")))
+    return RegNumber(number=_text(e), regdate=_date(e.get("regdate")))
 
 
 def _task_number(e: etree._Element) -> TaskNumber:
-    return TaskNumber(number=e.text or "", taskdate=_date(e.get("taskdate")))
+    return TaskNumber(number=_text(e), taskdate=_date(e.get("taskdate")))
 
 
 def _organization(e: etree._Element) -> Organization:
@@ -478,9 +485,9 @@ def _doc_transfer(e: etree._Element) -> DocTransfer:
     return DocTransfer(
         name=e.get("name"),
         type=e.get("type"),
-        data=None if reference_id is not None else _b64decode(data_element.text),
+        data=None if reference_id is not None else _b64decode(_text(data_element)),
         reference_id=reference_id,
-        signatures=tuple(_b64decode(s.text) for s in e.iterfind("Signature")),
+        signatures=tuple(_b64decode(_text(s)) for s in e.iterfind("Signature")),
         description=e.get("description"),
         os=e.get("os"),
         char_set=e.get("char_set"),
@@ -530,7 +537,7 @@ def _folder(e: etree._Element) -> Folder:
     return Folder(
         add_type=int(e.get("add_type")),
         referred=_children(e, "Referred", _referred),
-        note=None if note is None else (note.text or ""),
+        note=None if note is None else _text(note),
         files=_children(e, "DocTransfer", _doc_transfer),
     )
 
@@ -544,7 +551,7 @@ def _notification(e: etree._Element) -> Notification:
         event=e.get("event"),
         reason=e.get("reason"),
         date=_opt(e.get("date"), _datetime),
-        comment=e.text or None,
+        comment=_text(e) or None,
     )
 
 
@@ -552,7 +559,7 @@ def _acknowledgement(e: etree._Element) -> Acknowledgement:
     return Acknowledgement(
         msg_id=e.get("msg_id"),
         ack_type=int(e.get("ack_type")),
-        results=_children(e, "AckResult", lambda r: AckResult(int(r.get("errorcode")), r.text or "")),
+        results=_children(e, "AckResult", lambda r: AckResult(int(r.get("errorcode")), _text(r))),
         reg_number=_child(e, "RegNumber", _reg_number),
         inc_number=_child(e, "IncNumber", _reg_number),
         notification=_child(e, "Notification", _notification),
@@ -589,7 +596,7 @@ def _receiver(e: etree._Element) -> Receiver:
 def from_element(root: etree._Element) -> Envelope:
     """The model of a validated packet tree (ds:Signature, if any, is not part of the model)."""
     header = root.find("Header")
-    zone = root.find("Body")[0]
+    zone = root.find("Body/*")  # the first element: comments may precede it
     return Envelope(
         msg_id=root.get("msg_id"),
         dtstamp=_datetime(root.get("dtstamp")),

@@ -219,10 +219,8 @@ def check_semantics(root: etree._Element) -> list[Problem]:
     problems: list[Problem] = []
     header = root.find("Header")
     body = root.find("Body")
-    if header is None or body is None or len(body) == 0:
-        return problems
-    zone = body[0]
-    if not isinstance(zone.tag, str):
+    zone = body.find("*") if body is not None else None  # the first element: comments may precede it
+    if header is None or zone is None:
         return problems
     msg_type_text = header.get("msg_type")
     msg_type = int(msg_type_text) if msg_type_text in ("0", "1", "2", "3", "4") else None
@@ -276,13 +274,14 @@ def _check_doc_transfer(transfer: etree._Element) -> list[Problem]:
     problems: list[Problem] = []
     data = transfer.find("Data")
     if data is not None:
-        if data.get("referenceid") is not None and (data.text or "").strip():
+        content = (data.text or "") if len(data) == 0 else "".join(data.itertext())  # comments may split it
+        if data.get("referenceid") is not None and content.strip():
             problems.append(Problem(int(ErrorCode.WRONG_ELEMENT_TYPE),
                                     "Data carries both inline content and a referenceid; use one", _path_of(data)))
-        elif not _is_base64_text(data.text):
+        elif not _is_base64_text(content):
             problems.append(Problem(int(ErrorCode.WRONG_ELEMENT_TYPE), "Data content is not base64", _path_of(data)))
     for signature in transfer.iterfind("Signature"):
-        if not _is_base64_text(signature.text):
+        if not _is_base64_text("".join(signature.itertext())):
             problems.append(Problem(int(ErrorCode.WRONG_ELEMENT_TYPE),
                                     "the file's Signature is not base64", _path_of(signature)))
     return problems

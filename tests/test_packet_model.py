@@ -235,3 +235,31 @@ def test_notification_refuses_unknown_events_and_missing_details() -> None:
         notification(event="refused", **common)
     with pytest.raises(ValueError):
         notification(event="registered", **common)
+
+
+@pytest.mark.parametrize("name", sorted(regenerate.VALID))
+def test_comments_and_processing_instructions_change_nothing(name: str) -> None:
+    # Exclusive C14N leaves comments out of the signed digest, so anyone can add them after
+    # signing: they must not change what the hub reads, nor hide the zone from the checks.
+    env = regenerate.VALID[name]()
+    root = to_element(env)
+    for element in list(root.iter()):
+        element.insert(0, etree.Comment(" injected "))
+        if element.text:  # split simple content in two around a PI
+            half = len(element.text) // 2
+            element.text, rest = element.text[:half], element.text[half:]
+            element.insert(0, etree.ProcessingInstruction("pi", "x"))
+            element[0].tail = rest
+    parsed = parse_xml(etree.tostring(root))
+    assert validate(parsed) == []
+    assert from_element(parsed) == env
+    assert read_header(parsed) == read_header(to_element(env))
+
+
+def test_a_comment_before_the_zone_does_not_hide_it_from_the_rules() -> None:
+    root = to_element(regenerate.document())
+    root.find("Body").insert(0, etree.Comment("zone follows"))
+    root.find("Body/Document").set("kind", "999")
+    root.find("Header").set("msg_type", "2")
+    codes = [p.code for p in validate(parse_xml(etree.tostring(root)))]
+    assert 21 in codes and 33 in codes
