@@ -18,10 +18,10 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -37,6 +37,7 @@ from smdo.unp import make_unp
 
 ROOT = Path(__file__).resolve().parent.parent
 HUB_CODE = "HUB"
+MARKER = ".smdo-demo"
 
 
 @dataclass
@@ -83,12 +84,6 @@ class Packet:
 # ------------------------------------------------------------------------------- set-up
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def make_pki(directory: Path) -> PkiLayout:
     pki = init_pki(directory)
     hosts = ("127.0.0.1", "localhost")
@@ -124,11 +119,23 @@ def register_subscribers(data: Path, pki: PkiLayout) -> None:
             close()
 
 
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM if the demo dies without stopping us (Linux; elsewhere a no-op)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def start(cmd: list[str], log: Path) -> subprocess.Popen:
-    out = open(log, "wb")
-    # Own process group: Ctrl-C in the terminal reaches the demo, which stops the children itself.
-    return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
-                            start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    with open(log, "wb") as out:
+        # Own session: Ctrl-C in the terminal reaches only the demo, which stops the children in
+        # order; if the demo itself dies, the children follow it instead of lingering.
+        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
+                                start_new_session=True, preexec_fn=_die_with_parent,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
 
 def wait_for_line(proc: subprocess.Popen, log: Path, pattern: str, timeout: float) -> re.Match:
@@ -215,26 +222,44 @@ class Demo:
         self.packets = scenario()
 
     def say(self, text: str) -> None:
-        print(f"[{time.monotonic() - self.started:6.1f}s] {text}", flush=True)
+        try:
+            print(f"[{time.monotonic() - self.started:6.1f}s] {text}", flush=True)
+        except BrokenPipeError:  # e.g. piped into `head`: keep going, and still stop cleanly
+            pass
 
     # -- set-up ---------------------------------------------------------------------------
     def set_up(self) -> None:
-        if self.data.exists():
+        marker = self.data / MARKER
+        if self.data.exists() and any(self.data.iterdir()):
+            # Only ever empty a folder an earlier demo made: --data might point anywhere.
+            if not marker.exists():
+                raise RuntimeError(f"{self.data} is not empty and was not made by the demo; "
+                                   "choose another --data folder")
             shutil.rmtree(self.data)
-        self.data.mkdir(parents=True)
+        self.data.mkdir(parents=True, exist_ok=True)
+        marker.write_text("made by python -m cli.demo; emptied on each run\n")
         self.say(f"creating the test PKI in {self.data / 'pki'} (root CA -> issuing CA -> hub, 3 agencies)")
         self.pki = make_pki(self.data / "pki")
-        port = free_port()
-        self.hub_url = f"https://127.0.0.1:{port}"
+        self.say("starting the hub (smdo serve, HTTPS, a free port)")
+        log = self.data / "hub.log"
+        hub = start([
+            sys.executable, "-m", "cli.main", "serve", "--data", str(self.data / "hub"),
+            "--host", "127.0.0.1", "--port", "0", "--key", str(self.pki.key_path(HUB_CODE)),
+            "--cert", str(self.pki.cert_path(HUB_CODE)), "--trust", str(self.pki.trust_dir),
+            "--hub-code", HUB_CODE, "--retry-base", "0.2s", "--retry-max", "2s",
+            "--delivery-deadline", f"{int(self.timeout)}s", "--mailbox-visibility", "5s",
+        ], log)
+        self.processes.append(hub)
+        self.hub_url = wait_for_line(hub, log, r"smdo-hub listening on (\S+)", 30).group(1)
+        self.say(f"  hub up at {self.hub_url}")
         for a in AGENCIES:
             self.say(f"starting {a.kind}-style EDMS for {a.code} ({a.name})")
-            log = self.data / f"edms-{a.code}.log"
             a.process = start([
                 sys.executable, "-m", "cli.main", "edms", "run", a.kind, "--code", a.code,
                 "--name", a.name, "--hub", self.hub_url, "--data", str(self.data / "edms" / a.code),
                 "--key", str(self.pki.key_path(a.code)), "--cert", str(self.pki.cert_path(a.code)),
                 "--trust", str(self.pki.trust_dir), *a.extra_args,
-            ], log)
+            ], self.data / f"edms-{a.code}.log")
             self.processes.append(a.process)
         for a in AGENCIES:
             log = self.data / f"edms-{a.code}.log"
@@ -244,17 +269,20 @@ class Demo:
             self.say(f"  {a.code} up at {a.url} ({how})")
         self.say("registering the three agencies as active subscribers")
         register_subscribers(self.data / "hub", self.pki)
-        self.say(f"starting the hub at {self.hub_url}")
-        log = self.data / "hub.log"
-        hub = start([
-            sys.executable, "-m", "cli.main", "serve", "--data", str(self.data / "hub"),
-            "--host", "127.0.0.1", "--port", str(port), "--key", str(self.pki.key_path(HUB_CODE)),
-            "--cert", str(self.pki.cert_path(HUB_CODE)), "--trust", str(self.pki.trust_dir),
-            "--hub-code", HUB_CODE, "--retry-base", "0.2s", "--retry-max", "2s",
-            "--delivery-deadline", f"{int(self.timeout)}s", "--mailbox-visibility", "5s",
-        ], log)
-        self.processes.append(hub)
-        wait_for_line(hub, log, r"smdo-hub listening on (\S+)", 30)
+        self.wait_until_hub_knows_everyone()
+
+    def wait_until_hub_knows_everyone(self, timeout: float = 30.0) -> None:
+        """The hub reloads its registry when it changes; its signed directory shows when it has."""
+        context = client_ssl_context(trust=self.pki.trust_dir)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with urllib.request.urlopen(f"{self.hub_url}/smdo/v1/directory", context=context) as r:
+                directory = r.read().decode()
+            if all(f'"{a.code}"' in directory for a in AGENCIES):
+                self.say("  the hub's directory lists all three")
+                return
+            time.sleep(0.2)
+        raise RuntimeError("the hub did not pick up the registered subscribers")
 
     # -- sending --------------------------------------------------------------------------
     async def run(self) -> bool:
@@ -409,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
             keep_running(demo)
     except KeyboardInterrupt:
         print("interrupted")
-    except RuntimeError as exc:
+    except (RuntimeError, OSError, aiohttp.ClientError) as exc:
         print(f"demo failed: {exc}", file=sys.stderr)
     finally:
         demo.say("stopping the hub and the EDMS")
