@@ -1,0 +1,94 @@
+"""The suite through a real hub (--subscriber): the suite is the hub's test counterpart SMDO-TEST and
+exchanges real signed packets with each emulated EDMS over the hub's push and mailbox delivery."""
+from __future__ import annotations
+
+import pytest
+
+from cli.conformance import RunSettings, run_conformance
+from edms_adapters.runner import push_url
+from smdo.conformance.conclusion import read_conclusion
+from smdo.conformance.report import table
+from smdo.registry import Registry, SubscriberStatus as S
+from smdo.unp import make_unp
+
+from conformance_fixtures import FAST, edms_config, replier, start_edms
+from router_fixtures import HubUnderTest, hub_config
+
+KINDS = {"rekord": "CF-R", "smbusiness": "CF-S", "directum": "CF-D"}
+
+
+@pytest.fixture(scope="module")
+def certs(issue_cert):
+    return {code: issue_cert(code, name=f"Agency {code}", tls_hostnames=("127.0.0.1",))
+            for code in ("SMDO-TEST", *KINDS.values())}
+
+
+@pytest.fixture
+async def world(tmp_path, test_pki, trust_store, certs):
+    """A hub on TLS with its registry and journal; `add(kind)` starts that EDMS and registers it."""
+    registry = Registry(tmp_path / "hub" / "registry.db")
+    hub = await HubUnderTest(hub_config(tmp_path / "hub", test_pki), test_pki, registry).start()
+    running = []
+
+    async def add(kind: str, faults: frozenset[str] = frozenset()):
+        code = KINDS[kind]
+        edms = await start_edms(edms_config(kind, code, certs[code], test_pki, tmp_path / code, hub.url, faults))
+        running.append(edms)
+        url = push_url(edms)
+        registry.add_subscriber(code, name=f"Agency {code}", unp=make_unp("30000001"), pull=url is None,
+                                push_url=url, certificates=[certs[code].certificate], sys_id=edms.service.sender.sys_id,
+                                edms_product=edms.service.adapter.product, actor="admin")
+        return edms
+
+    async def run(kind: str, edms, timing=FAST):
+        settings = RunSettings(signer=certs["SMDO-TEST"].signer(), trust=trust_store, trust_path=test_pki.trust_dir,
+                               subscriber=KINDS[kind], data=tmp_path / "hub", hub_url=hub.url,
+                               hub_signer=test_pki.signer("HUB"), timing=timing, actor="tester")
+        lines: list[str] = []
+        result, conclusion = await run_conformance(settings, progress=lines.append,
+                                                   ask_for_document=replier(edms, test_pki.trust_dir),
+                                                   cert_path=certs["SMDO-TEST"].cert_path,
+                                                   key_path=certs["SMDO-TEST"].key_path)
+        return result, conclusion, lines
+
+    class World:
+        pass
+
+    w = World()
+    w.hub, w.registry, w.add, w.run = hub, registry, add, run
+    yield w
+    for edms in running:
+        await edms.stop()
+    await hub.stop()
+    registry.close()
+
+
+def failing(result) -> list[str]:
+    return [r.name for r in result.results if r.outcome in ("failed", "error")]
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+async def test_each_emulated_edms_passes_and_is_certified(world, kind):
+    edms = await world.add(kind)
+    result, conclusion, lines = await world.run(kind, edms)
+    assert failing(result) == [], table(result)
+    assert result.passed and conclusion.passed
+    assert world.registry.require(KINDS[kind]).status is S.CERTIFIED
+    root = read_conclusion(conclusion.document)  # signed by the hub, verifiable later
+    assert root.get("result") == "passed" and root.get("subscriber") == KINDS[kind]
+    assert len(root.findall("Cases/Case")) == len(result.results)
+    assert any(line.startswith("[11/11] large-attachment: PASSED") for line in lines)
+
+
+@pytest.mark.parametrize("fault, failing_case", [
+    ("no-registration-acks", "registration-ack"),
+    ("wrong-key", "delivery-ack"),
+    ("accept-invalid", "schema-invalid"),
+    ("slow", "delivery-ack"),
+])
+async def test_each_fault_fails_its_own_case_through_the_hub(world, fault, failing_case):
+    edms = await world.add("rekord", frozenset({fault}))
+    result, conclusion, _ = await world.run("rekord", edms)
+    assert failing(result) == [failing_case], table(result)
+    assert not conclusion.passed
+    assert world.registry.require("CF-R").status is S.TESTING  # not certified
