@@ -12,6 +12,7 @@ import click
 from edms_adapters.config import FAULTS, EdmsConfig, RegistrationRules
 from edms_adapters.kinds import KIND_NAMES
 from edms_adapters.runner import push_url, start_edms
+from edms_adapters.service import DataDirBusy
 
 
 def _listen(value: str) -> tuple[str, int]:
@@ -62,7 +63,10 @@ def run(kind: str, code: str, name: str, hub_url: str, data_dir: Path, key: Path
         number_prefix=number_prefix, slow_seconds=slow_seconds, poll_interval=poll_interval,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    asyncio.run(_serve(config, tls=not plain_http))
+    try:
+        asyncio.run(_serve(config, tls=not plain_http))
+    except (DataDirBusy, ValueError, OSError) as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 async def _serve(config: EdmsConfig, *, tls: bool) -> None:

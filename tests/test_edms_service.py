@@ -218,3 +218,11 @@ async def test_receipts_move_each_receivers_state_forward_only(make_service, sig
     data = signed(forged, signer_for("HUB")).replace(b"not delivered ORG-B", b"not delivered ORG-A")
     assert service.receive(data).status == 403
     assert state("ORG-B") == "created"
+
+
+async def test_one_edms_per_data_folder(make_service, tmp_path, test_pki, edms_cert):
+    from edms_adapters.service import DataDirBusy
+
+    first = make_service()
+    with pytest.raises(DataDirBusy, match="already running"):
+        EdmsService(first.config, adapter_for("rekord"))
