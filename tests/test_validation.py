@@ -5,13 +5,15 @@ import copy
 import json
 
 import pytest
-from format_fixtures import load_regenerate
+from format_fixtures import envelopes, load_regenerate
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from lxml import etree
 
 from smdo import kinds
 from smdo.errors import PacketRejected
 from smdo.packet import to_element
-from smdo.validation import check_format, explain, is_obsolete_version, validate
+from smdo.validation import HEADER_ELEMENTS, _path_of, check_format, explain, is_obsolete_version, validate
 from smdo.xmlparse import parse_xml
 
 regenerate = load_regenerate()
@@ -172,3 +174,70 @@ def test_explain_uses_xmlschema_wording() -> None:
     hot, rich = problems_of(data)[0], explain(data)[0]
     assert (hot.code, hot.path) == (rich.code, rich.path) == (33, "/Envelop/Body/Document/RegNumber/@regdate")
     assert "month must be in 1..12" in rich.message  # xmlschema's reason, not libxml2's
+
+
+# ---------------------------------------------------------------- single defects in any packet
+
+REQUIRED_ATTRIBUTES = {  # element -> required attributes, as the XSD says
+    "Envelop": {"type", "msg_id", "dtstamp"}, "Header": {"msg_type", "msg_acknow"},
+    "Sender": {"id", "sys_id", "system", "system_details"}, "Receiver": {"id"},
+    "Document": {"idnumber", "type", "kind", "pages"}, "Task": {"idnumber", "task_reg", "task_copy", "task_text"},
+    "Folder": {"add_type"}, "Acknowledgement": {"msg_id", "ack_type"}, "AckResult": {"errorcode"},
+    "Notification": {"event"}, "RegNumber": {"regdate"}, "IncNumber": {"regdate"}, "OutNumber": {"regdate"},
+    "TaskNumber": {"taskdate"}, "Organization": {"name"}, "OfficialPerson": {"name"},
+    "Referred": {"idnumber", "retype"}, "DocParent": {"delivery_type", "idnumber", "parorg_id"},
+    "DocTransfer": {"name", "type"}, "Confident": {"flag"}, "Validator": {"attestation"},
+    "Executor": {"responsible"},
+}
+
+
+def element_path(element: etree._Element) -> str:
+    return _path_of(element)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(envelopes(), st.data())
+def test_a_missing_required_attribute_anywhere_is_named_with_its_path(env, data) -> None:
+    root = to_element(env)
+    candidates = [(e, a) for e in root.iter() for a in REQUIRED_ATTRIBUTES.get(e.tag, ()) if a in e.attrib]
+    element, attribute = data.draw(st.sampled_from(candidates))
+    del element.attrib[attribute]
+    expected_path = f"{element_path(element)}/@{attribute}"
+    expected_code = 10 if (element.tag, attribute) == ("Receiver", "id") else \
+        12 if element.tag in HEADER_ELEMENTS else 35
+    tree = parse_xml(etree.tostring(root))
+    for problems in (validate(tree), explain(etree.tostring(root))):
+        assert (expected_code, expected_path) in {(p.code, p.path) for p in problems}, problems
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(envelopes(), st.data())
+def test_an_unknown_element_anywhere_is_code_30_with_its_path(env, data) -> None:
+    root = to_element(env)
+    # Elements with element content (not the simple-content ones, where any child is wrong anyway).
+    parents = [e for e in root.iter() if len(e)]
+    parent = data.draw(st.sampled_from(parents))
+    parent.insert(data.draw(st.integers(0, len(parent))), etree.Element("Unexpected"))
+    expected = (30, f"{element_path(parent)}/Unexpected")
+    assert expected in {(p.code, p.path) for p in validate(parse_xml(etree.tostring(root)))}
+    assert expected in {(p.code, p.path) for p in explain(etree.tostring(root))}
+
+
+TYPED_ATTRIBUTES = {"msg_id", "dtstamp", "msg_type", "msg_acknow", "sys_id", "pages", "regdate", "taskdate",
+                    "attestation", "retype", "add_type", "ack_type", "errorcode", "flag", "numcopy", "responsible",
+                    "delivery_type", "deadline", "signdate", "date", "parmsg_id", "lastmsg_id", "event", "reason",
+                    "task_reg", "task_copy", "unp", "referenceid"}
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(envelopes(), st.data())
+def test_a_badly_typed_attribute_anywhere_is_code_33_with_its_path(env, data) -> None:
+    root = to_element(env)
+    candidates = [(e, a) for e in root.iter() for a in e.attrib
+                  if a in TYPED_ATTRIBUTES or (e.tag, a) in {("Document", "type"), ("Document", "kind")}]
+    element, attribute = data.draw(st.sampled_from(candidates))
+    element.set(attribute, "?!")
+    expected = (3 if (element.tag, attribute) == ("Header", "msg_type") else 33,
+                f"{element_path(element)}/@{attribute}")
+    assert expected in {(p.code, p.path) for p in validate(parse_xml(etree.tostring(root)))}
+    assert expected in {(p.code, p.path) for p in explain(etree.tostring(root))}
