@@ -23,7 +23,7 @@ from edms_adapters.adapter import EdmsAdapter, ParentRef, Party, RegistrationCar
 from edms_adapters.config import EdmsConfig
 from edms_adapters.hub_client import HubClient, HubError
 from edms_adapters.sdip import card_to_envelope, envelope_to_card
-from edms_adapters.store import EdmsStore, StoredDocument
+from edms_adapters.store import EdmsStore, QueuedPacket, StoredDocument
 from signing.keys import Signer
 from signing.trust import TrustStore
 from signing.xmldsig import sign_enveloped
@@ -33,6 +33,8 @@ from smdo.errors import ErrorCode, PacketRejected, RegistrationResult
 from smdo.receipts import REFUSAL_REASONS, delivery_ack, registration_ack
 
 log = logging.getLogger("edms")
+
+SEND_CONCURRENCY = 8  # packets in flight to the hub at once
 
 _IDS = uuid.UUID("0b7f4f52-4c1e-4d36-9d55-2f0f1f7f6a21")  # namespace for this EDMS's derived ids
 
@@ -238,29 +240,38 @@ class EdmsService:
         return done
 
     async def flush(self) -> int:
-        """Post every due queued packet to the hub once; returns how many were settled."""
-        settled = 0
-        for item in self.store.due():
-            try:
-                answer = await self.hub.send_packet(item.packet)
-            except HubError as exc:
-                self.store.mark_failed(item.id, str(exc), retry_in=min(0.2 * 2 ** item.attempts, 10))
-                continue
-            if answer.status == 200:
-                self.store.mark_sent(item.id)
-                self.store.advance(item.msg_id, None, "accepted", code=ErrorCode.ACCEPTED)
-                settled += 1
-            elif 400 <= answer.status < 500:
-                codes, text = _answer_codes(answer.body)
-                self.store.mark_failed(item.id, f"HTTP {answer.status}: {text}", retry_in=None)
-                self.store.advance(item.msg_id, None, "rejected", code=codes[0] if codes else None,
-                                   reason=text or f"HTTP {answer.status}")
-                log.warning("%s: hub rejected %s: %s", self.config.code, item.msg_id, text)
-                settled += 1
-            else:  # 5xx: the hub is busy or restarting; it has not taken the packet
-                self.store.mark_failed(item.id, f"HTTP {answer.status}",
-                                       retry_in=min(0.2 * 2 ** item.attempts, 10))
-        return settled
+        """Post every due queued packet to the hub once (a few at a time); returns how many settled."""
+        items = self.store.due(limit=64)
+        if not items:
+            return 0
+        limit = asyncio.Semaphore(SEND_CONCURRENCY)
+
+        async def post(item: QueuedPacket) -> bool:
+            async with limit:
+                return await self._post(item)
+
+        return sum(await asyncio.gather(*(post(item) for item in items)))
+
+    async def _post(self, item: QueuedPacket) -> bool:
+        try:
+            answer = await self.hub.send_packet(item.packet)
+        except HubError as exc:
+            self.store.mark_failed(item.id, str(exc), retry_in=min(0.2 * 2 ** item.attempts, 10))
+            return False
+        if answer.status == 200:
+            self.store.mark_sent(item.id)
+            self.store.advance(item.msg_id, None, "accepted", code=ErrorCode.ACCEPTED)
+            return True
+        if 400 <= answer.status < 500:
+            codes, text = _answer_codes(answer.body)
+            self.store.mark_failed(item.id, f"HTTP {answer.status}: {text}", retry_in=None)
+            self.store.advance(item.msg_id, None, "rejected", code=codes[0] if codes else None,
+                               reason=text or f"HTTP {answer.status}")
+            log.warning("%s: hub rejected %s: %s", self.config.code, item.msg_id, text)
+            return True
+        # 5xx: the hub is busy or restarting and has not taken the packet; try again later
+        self.store.mark_failed(item.id, f"HTTP {answer.status}", retry_in=min(0.2 * 2 ** item.attempts, 10))
+        return False
 
     async def run_sender(self) -> None:
         """Keep the outgoing queue moving: on every new packet, and every poll interval."""
