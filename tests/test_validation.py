@@ -241,3 +241,18 @@ def test_a_badly_typed_attribute_anywhere_is_code_33_with_its_path(env, data) ->
                 f"{element_path(element)}/@{attribute}")
     assert expected in {(p.code, p.path) for p in validate(parse_xml(etree.tostring(root)))}
     assert expected in {(p.code, p.path) for p in explain(etree.tostring(root))}
+
+
+def test_threads_validating_at_once_each_get_their_own_problems() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    valid = parse_xml(regenerate.valid_samples()["document"])
+    invalid_data = INVALID["code-12-missing-sys_id"]
+
+    def check(i: int) -> bool:
+        if i % 2:
+            return validate(valid) == []
+        return [p.code for p in validate(parse_xml(invalid_data))] == [12]
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert all(pool.map(check, range(400)))
