@@ -197,7 +197,7 @@ def _count_received(db_dir: Path) -> int:
 def run(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench hub_throughput")
     parser.add_argument("--packets", type=int, default=3000, help="packets in the peak phase")
-    parser.add_argument("--workers", type=int, default=2, help="hub worker processes")
+    parser.add_argument("--workers", type=int, default=1, help="hub worker processes")
     parser.add_argument("--hub-key", choices=("ec", "rsa"), default="ec", help="the hub's signing key")
     parser.add_argument("--concurrency", type=int, default=64, help="connections of the load generator")
     parser.add_argument("--size", type=int, default=10_240, help="packet size in bytes")

@@ -61,6 +61,9 @@ def serve(config: HubConfig, announce: Callable[[str], None] | None = None) -> N
     config.check()
     announce = announce or (lambda line: print(line, flush=True))
     lock = lock_data_dir(config.data)
+    # The journal's thread holds SQLite's write lock while it runs; with the default 5 ms GIL
+    # switch interval it can wait that long for the event loop thread, and so can every writer.
+    sys.setswitchinterval(0.0005)
     try:
         asyncio.run(_release_claims(config))
         if config.workers == 1:
