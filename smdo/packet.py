@@ -16,6 +16,7 @@ from typing import Callable, Iterable, TypeVar, Union
 from lxml import etree
 
 from smdo.errors import ErrorCode, PacketRejected, Problem
+from smdo.validation import validate
 from smdo.xmlparse import Limits, parse_xml
 
 FORMAT_TYPE = "SDIP-2.1"
@@ -318,8 +319,6 @@ def read_header(root: etree._Element) -> PacketHeader:
 
 def parse(data: bytes, limits: Limits = Limits()) -> Envelope:
     """Hardened parse, validation, then the model; raises PacketRejected with format codes."""
-    from smdo.validation import validate  # validation imports this module's constants
-
     root = parse_xml(data, limits)
     problems = validate(root)
     if problems:
