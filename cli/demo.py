@@ -77,7 +77,8 @@ class Packet:
     reply_to: str | None = None  # label of the packet this replies to
     msg_id: str = ""
     idnumber: str = ""
-    states: dict[str, dict] = field(default_factory=dict)
+    states: dict[str, dict] = field(default_factory=dict)  # the sender's view, per receiver
+    hub_states: dict[str, str] = field(default_factory=dict)  # the hub journal's, per receiver
     seen: set[tuple[str, str]] = field(default_factory=set)
 
 
@@ -299,6 +300,7 @@ class Demo:
                     if packet.reply_to and not packet.idnumber:
                         await self.maybe_reply(packet)
                 if all(self.finished(p) for p in self.packets):
+                    await self.read_hub_journal()
                     return all(self.as_expected(p) for p in self.packets)
                 await asyncio.sleep(0.3)
             self.say(f"time limit of {self.timeout:.0f} s reached")
@@ -347,16 +349,24 @@ class Demo:
                         self.say(f"{packet.label}: {packet.sender.code} -> {delivery['receiver']}: "
                                  f"{describe(step)}")
 
+    async def read_hub_journal(self) -> None:
+        """The hub's own record of each packet (GET /smdo/v1/transactions/{msg_id}), per receiver."""
+        for packet in self.packets:
+            async with self.http.get(f"{self.hub_url}/smdo/v1/transactions/{packet.msg_id}") as r:
+                view = await r.json() if r.status == 200 else {}
+            packet.hub_states = {d["receiver"]: d["state"] for d in view.get("deliveries", [])}
+
     def finished(self, packet: Packet) -> bool:
         return bool(packet.states) and all(
             packet.states.get(r, {}).get("state") in FINAL for r in packet.expect)
 
     def as_expected(self, packet: Packet) -> bool:
-        return all(packet.states.get(r, {}).get("state") == s for r, s in packet.expect.items())
+        return all(self.as_expected_one(packet, r) for r in packet.expect)
 
     # -- the end --------------------------------------------------------------------------
     def table(self) -> str:
-        rows = [("pkt", "what", "from", "to", "created", "accepted (100)", "delivered (101)", "final")]
+        rows = [("pkt", "what", "from", "to", "created", "accepted (100)", "delivered (101)",
+                 "hub journal", "final (as the sender sees it)")]
         for packet in self.packets:
             receivers = list(packet.expect)
             for receiver in receivers:
@@ -373,7 +383,7 @@ class Demo:
                 rows.append((
                     packet.label, packet.what, packet.sender.label, receiver,
                     first[11:23] if first else "-", after("accepted"), after("delivered"),
-                    final_text(delivery) + ("" if self.as_expected_one(packet, receiver) else "  << UNEXPECTED"),
+                    packet.hub_states.get(receiver, "-"), final_text(delivery) + ("" if self.as_expected_one(packet, receiver) else "  << UNEXPECTED"),
                 ))
         widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
         lines = ["  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip() for row in rows]
@@ -381,7 +391,10 @@ class Demo:
         return "\n".join(lines)
 
     def as_expected_one(self, packet: Packet, receiver: str) -> bool:
-        return packet.states.get(receiver, {}).get("state") == packet.expect[receiver]
+        """The sender saw the expected final state, and the hub's journal says the same."""
+        expected = packet.expect[receiver]
+        return (packet.states.get(receiver, {}).get("state") == expected
+                and packet.hub_states.get(receiver) == expected)
 
 
 FINAL = {"registered", "refused", "not-registrable", "untrusted", "not-delivered", "rejected"}

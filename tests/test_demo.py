@@ -22,7 +22,9 @@ def test_demo_scenario_reaches_every_final_state(tmp_path):
     rows = [line for line in table.splitlines()[2:] if line[:1].isalpha() and "  " in line]
     assert len(rows) == 9  # 8 packets, one of them to two receivers
     assert sum("registered as" in r for r in rows) == 8
-    [refused] = [r for r in rows if "registration refused" in r]
+    # the hub's journal agrees with what each sender saw
+    assert sum("  registered   registered as" in r for r in rows) == 8
+    [refused] = [r for r in rows if "  refused      registration refused" in r]
     assert refused.startswith("G") and "kind 10" in refused
     for label in "ABCDEFH":
         assert any(r.startswith(label) and "registered as" in r for r in rows), label
