@@ -175,3 +175,40 @@ async def test_deadline_expiry_sends_the_sender_a_102(tmp_path, test_pki, trust_
         assert net.edms["ORG-B"].received() == {}  # not retried after the deadline
     finally:
         await net.stop()
+
+
+async def test_an_ack_signed_by_someone_else_is_not_a_delivery(network, test_pki):
+    hub, edms = network.hub, network.edms
+    edms["ORG-B"].signer = test_pki.signer("ORG-C")  # ORG-B's endpoint answers with ORG-C's key
+    packet = document("ORG-A", ["ORG-B"])
+    await hub.post(sign(packet, test_pki.signer("ORG-A")))
+
+    async def refused_as_receipt():
+        [delivery] = (await hub.status(packet.msg_id))["deliveries"]
+        return delivery["state"] == "retry-wait" and "not signed with a certificate bound to ORG-B" in delivery["detail"]
+
+    await eventually(refused_as_receipt)
+    edms["ORG-B"].signer = test_pki.signer("ORG-B")
+    await eventually(lambda: _is(delivery_state(hub, packet.msg_id, "ORG-B"), "delivered"))
+
+
+def test_backoff_grows_with_jitter_and_a_cap():
+    from router.delivery import backoff
+
+    for attempt, full in ((1, 1.0), (2, 2.0), (3, 4.0), (10, 60.0)):
+        waits = [backoff(attempt, 1.0, 60.0) for _ in range(200)]
+        assert all(full / 2 <= w <= full for w in waits)
+        assert len(set(waits)) > 1  # jitter: retries of many packets do not move in lockstep
+
+
+def test_breaker_opens_after_consecutive_failures_and_closes_after_cooldown():
+    from router.delivery import Breaker
+
+    breaker = Breaker(threshold=3, cooldown=30.0)
+    breaker.failure(100.0)
+    breaker.failure(101.0)
+    assert breaker.closed(101.0)
+    breaker.failure(102.0)
+    assert not breaker.closed(110.0) and breaker.closed(132.0)
+    breaker.success()
+    assert breaker.closed(102.0) and breaker.failures == 0
