@@ -72,33 +72,41 @@ class OfficialPerson:
     department: str | None = None
 
 
-@dataclass(frozen=True)
-class Participant:
-    """An organisation, optionally one of its officials (Addressee, Writer, AuthorOrganization)."""
+class _Party:
+    """An organisation, optionally one of its officials, or a person alone: at least one of them."""
 
-    organization: Organization
+    def __post_init__(self) -> None:
+        if self.organization is None and self.official_person is None:  # type: ignore[attr-defined]
+            raise ValueError(f"{type(self).__name__} needs an organization or an official_person")
+
+
+@dataclass(frozen=True)
+class Participant(_Party):
+    """Addressee, Writer, AuthorOrganization."""
+
+    organization: Organization | None
     official_person: OfficialPerson | None = None
 
 
 @dataclass(frozen=True)
-class Author:
-    organization: Organization
+class Author(_Party):
+    organization: Organization | None
     official_person: OfficialPerson | None = None
     out_number: RegNumber | None = None
     signdate: date | None = None
 
 
 @dataclass(frozen=True)
-class Validator:
-    organization: Organization
+class Validator(_Party):
+    organization: Organization | None
     attestation: int  # 1 agreed, 2 approved, 3 agreed with remarks, 4 rejected
     official_person: OfficialPerson | None = None
     date: date | None = None
 
 
 @dataclass(frozen=True)
-class Executor:
-    organization: Organization
+class Executor(_Party):
+    organization: Organization | None
     responsible: bool
     official_person: OfficialPerson | None = None
 
@@ -426,14 +434,14 @@ def _official_person(e: etree._Element) -> OfficialPerson:
 
 def _participant(e: etree._Element) -> Participant:
     return Participant(
-        organization=_organization(e.find("Organization")),
+        organization=_child(e, "Organization", _organization),
         official_person=_child(e, "OfficialPerson", _official_person),
     )
 
 
 def _author(e: etree._Element) -> Author:
     return Author(
-        organization=_organization(e.find("Organization")),
+        organization=_child(e, "Organization", _organization),
         official_person=_child(e, "OfficialPerson", _official_person),
         out_number=_child(e, "OutNumber", _reg_number),
         signdate=_opt(e.get("signdate"), _date),
@@ -442,7 +450,7 @@ def _author(e: etree._Element) -> Author:
 
 def _validator(e: etree._Element) -> Validator:
     return Validator(
-        organization=_organization(e.find("Organization")),
+        organization=_child(e, "Organization", _organization),
         attestation=int(e.get("attestation")),
         official_person=_child(e, "OfficialPerson", _official_person),
         date=_opt(e.get("date"), _date),
@@ -451,7 +459,7 @@ def _validator(e: etree._Element) -> Validator:
 
 def _executor(e: etree._Element) -> Executor:
     return Executor(
-        organization=_organization(e.find("Organization")),
+        organization=_child(e, "Organization", _organization),
         responsible=_bool(e.get("responsible")),
         official_person=_child(e, "OfficialPerson", _official_person),
     )

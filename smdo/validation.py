@@ -98,7 +98,8 @@ def _schema_structure() -> _Structure:
         def type_children(node: etree._Element, required_only: bool = False) -> set[str]:
             names: set[str] = set()
             for element in node.iter(q + "element"):
-                if required_only and (element.get("minOccurs") == "0" or element.getparent().tag == q + "choice"):
+                if required_only and (element.get("minOccurs") == "0" or
+                                      any(a.tag == q + "choice" for a in element.iterancestors())):
                     continue
                 names.add(element.get("name") or element.get("ref", ""))  # refs: "ds:Signature", like _local
             for extension in node.iter(q + "extension"):

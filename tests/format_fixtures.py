@@ -71,12 +71,14 @@ organizations = st.builds(Organization, name=text, id=st.none() | code,
                           unp=st.none() | st.from_regex(r"[0-9A-Z]{9}", fullmatch=True))
 persons = st.builds(OfficialPerson, name=text, position=opt_text, department=opt_text)
 opt_person = st.none() | persons
-participants = st.builds(Participant, organization=organizations, official_person=opt_person)
-authors = st.builds(Author, organization=organizations, official_person=opt_person,
-                    out_number=st.none() | reg_numbers, signdate=opt_date)
-validators = st.builds(Validator, organization=organizations, attestation=st.integers(1, 4),
-                       official_person=opt_person, date=opt_date)
-executors = st.builds(Executor, organization=organizations, responsible=st.booleans(), official_person=opt_person)
+# An organisation with or without one of its officials, or a person alone.
+parties = st.one_of(st.tuples(organizations, opt_person), st.tuples(st.none(), persons))
+participants = parties.map(lambda p: Participant(*p))
+authors = st.builds(lambda p, n, d: Author(p[0], p[1], out_number=n, signdate=d),
+                    parties, st.none() | reg_numbers, opt_date)
+validators = st.builds(lambda p, a, d: Validator(p[0], a, official_person=p[1], date=d),
+                       parties, st.integers(1, 4), opt_date)
+executors = st.builds(lambda p, r: Executor(p[0], r, official_person=p[1]), parties, st.booleans())
 confidents = st.builds(Confident, flag=st.booleans(), numcopy=st.none() | st.integers(1, 1000))
 referreds = st.one_of(
     st.builds(Referred, idnumber=text, retype=st.just(1), number=reg_numbers),

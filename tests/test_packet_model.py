@@ -263,3 +263,18 @@ def test_a_comment_before_the_zone_does_not_hide_it_from_the_rules() -> None:
     root.find("Header").set("msg_type", "2")
     codes = [p.code for p in validate(parse_xml(etree.tostring(root)))]
     assert 21 in codes and 33 in codes
+
+
+def test_a_party_is_an_organisation_or_a_person_alone() -> None:
+    from smdo.packet import Author, OfficialPerson, Participant
+
+    citizen = OfficialPerson(name="Ковалёва Мария")
+    env = regenerate.document()
+    env = dataclasses.replace(env, body=dataclasses.replace(env.body, authors=(Author(None, citizen),)))
+    assert parse(build(env)).body.authors == (Author(None, citizen),)
+    with pytest.raises(ValueError, match="organization or an official_person"):
+        Participant(None, None)
+    root = to_element(env)
+    root.find("Body/Document/Author").remove(root.find("Body/Document/Author/OfficialPerson"))
+    problems = validate(parse_xml(etree.tostring(root)))
+    assert (problems[0].code, problems[0].path) == (32, "/Envelop/Body/Document/Author")
