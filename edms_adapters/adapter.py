@@ -120,12 +120,17 @@ class RegistrationCard:
 
 @dataclass(frozen=True)
 class Registration:
-    """How a recipient answered a document: smdo.errors.RegistrationResult plus its details."""
+    """How a recipient answered a document: smdo.errors.RegistrationResult plus its details.
+
+    `number`/`date` are the recipient's incoming registration (when registered); `reason` says
+    why not; `refusal` is the closed-list code of a refusal (smdo.receipts.REFUSAL_REASONS).
+    """
 
     result: int
     number: str = ""
     date: date | None = None
     reason: str = ""
+    refusal: str = ""
 
 
 Native = TypeVar("Native")

@@ -24,12 +24,15 @@ from edms_adapters.adapter import (
     Attachment,
     ParentRef,
     Party,
+    Registration,
     RegistrationCard,
     SenderInfo,
     SupplementRef,
     TaskInfo,
 )
 from smdo import packet as p
+from smdo.errors import RegistrationResult
+from smdo.receipts import REFUSAL_REASONS, registration_ack
 
 
 def _participant(party: Party) -> p.Participant:
@@ -80,6 +83,11 @@ def _doc_parent(parent: ParentRef) -> p.DocParent:
 def _parent_ref(d: p.DocParent) -> ParentRef:
     return ParentRef(msg_id=d.parmsg_id or "", idnumber=d.idnumber, organisation_code=d.parorg_id,
                      reg_number=d.reg_number.number, reg_date=d.reg_number.regdate)
+
+
+def sdip_sender(sender: SenderInfo) -> p.Sender:
+    return p.Sender(id=sender.code, sys_id=sender.sys_id, system=sender.system,
+                    system_details=sender.system_details, name=sender.name or None)
 
 
 def card_to_envelope(card: RegistrationCard, *, sender: SenderInfo, msg_id: str | None = None,
@@ -137,8 +145,7 @@ def card_to_envelope(card: RegistrationCard, *, sender: SenderInfo, msg_id: str 
         dtstamp=dtstamp or datetime.now(timezone.utc).replace(microsecond=0),
         header=p.Header(
             msg_type=msg_type,
-            sender=p.Sender(id=sender.code, sys_id=sender.sys_id, system=sender.system,
-                            system_details=sender.system_details, name=sender.name or None),
+            sender=sdip_sender(sender),
             receivers=receivers,
         ),
         body=zone,
@@ -205,3 +212,47 @@ def envelope_to_card(env: p.Envelope) -> RegistrationCard:
             ),
         )
     raise ValueError(f"an envelope with a {type(zone).__name__} zone is not a document")
+
+
+# -- registration acknowledgements (smdo.receipts) ------------------------------------------
+
+def registration_text(registration: Registration) -> str:
+    """The AckResult text: what happened, in words a clerk at the sender can act on."""
+    r = RegistrationResult(registration.result)
+    if r is RegistrationResult.REGISTERED:
+        return f"registered as {registration.number}"
+    if r is RegistrationResult.REFUSED:
+        return (f"registration refused: {REFUSAL_REASONS.get(registration.refusal, registration.refusal)}"
+                f" ({registration.reason})")
+    if r is RegistrationResult.NOT_REGISTRABLE:
+        return f"not subject to registration: {registration.reason}"
+    return f"signature not trusted: {registration.reason}"
+
+
+def registration_envelope(registration: Registration, *, acknowledged_msg_id: str,
+                          sender: SenderInfo, receiver_id: str, card: RegistrationCard | None,
+                          msg_id: str | None = None) -> p.Envelope:
+    """The registration acknowledgement (ack_type 2) answering a document, unsigned."""
+    registered = registration.result == RegistrationResult.REGISTERED
+    return registration_ack(
+        acknowledged_msg_id=acknowledged_msg_id, sender=sdip_sender(sender),
+        receiver_id=receiver_id, result=RegistrationResult(registration.result),
+        text=registration_text(registration)[:2000], msg_id=msg_id,
+        reason=registration.refusal or None
+        if registration.result == RegistrationResult.REFUSED else None,
+        inc_number=p.RegNumber(registration.number, registration.date)
+        if registered and registration.date is not None else None,
+        reg_number=p.RegNumber(card.number, card.date) if card is not None and card.number else None,
+    )
+
+
+def registration_of(ack: p.Acknowledgement) -> Registration:
+    """What a registration acknowledgement says (its first result)."""
+    result = ack.results[0]
+    refusal = ack.notification.reason if ack.notification is not None else None
+    return Registration(
+        result=result.errorcode,
+        number=ack.inc_number.number if ack.inc_number is not None else "",
+        date=ack.inc_number.regdate if ack.inc_number is not None else None,
+        reason=result.text, refusal=refusal or "",
+    )

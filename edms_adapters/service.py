@@ -11,7 +11,7 @@ import fcntl
 import logging
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import IO
@@ -19,10 +19,23 @@ from typing import IO
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from lxml import etree
 
-from edms_adapters.adapter import EdmsAdapter, ParentRef, Party, RegistrationCard, SenderInfo
+from edms_adapters.adapter import (
+    EdmsAdapter,
+    ParentRef,
+    Party,
+    Registration,
+    RegistrationCard,
+    SenderInfo,
+)
 from edms_adapters.config import EdmsConfig
 from edms_adapters.hub_client import HubClient, HubError
-from edms_adapters.sdip import card_to_envelope, envelope_to_card
+from edms_adapters.sdip import (
+    card_to_envelope,
+    envelope_to_card,
+    registration_envelope,
+    registration_of,
+    sdip_sender,
+)
 from edms_adapters.store import EdmsStore, QueuedPacket, StoredDocument
 from signing.keys import Signer
 from signing.trust import TrustStore
@@ -30,7 +43,7 @@ from signing.xmldsig import sign_enveloped
 from smdo import packet as p
 from smdo.check import read_packet, validate_packet, verify_packet
 from smdo.errors import ErrorCode, PacketRejected, RegistrationResult
-from smdo.receipts import REFUSAL_REASONS, delivery_ack, registration_ack
+from smdo.receipts import delivery_ack
 
 log = logging.getLogger("edms")
 
@@ -146,9 +159,7 @@ class EdmsService:
         return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
     def _sdip_sender(self) -> p.Sender:
-        s = self.sender
-        return p.Sender(id=s.code, sys_id=s.sys_id, system=s.system,
-                        system_details=s.system_details, name=s.name)
+        return sdip_sender(self.sender)
 
     def delivery_ack(self, msg_id: str, sender_id: str) -> bytes:
         """Our signed delivery acknowledgement (ack_type 1, code 101) of a packet we received."""
@@ -315,64 +326,60 @@ class EdmsService:
         self._register(data, root, header)
         return Answer(200, self.delivery_ack(header.msg_id, header.sender_id))
 
-    def _register(self, data: bytes, root: etree._Element, header: p.PacketHeader) -> None:
+    def _decide(self, root: etree._Element) -> tuple[Registration, RegistrationCard | None]:
+        """Check the packet and apply this agency's rules: how it will answer, and the card."""
         card: RegistrationCard | None = None
-        result, reason, number = RegistrationResult.REGISTERED, "", ""
+        outcome = Registration(RegistrationResult.REGISTERED)
         try:
             if not self.config.has("accept-invalid"):
                 validate_packet(root)
             try:
                 verify_packet(root, self.trust)
             except PacketRejected as exc:
-                result, reason = RegistrationResult.SIGNATURE_NOT_TRUSTED, str(exc)
+                outcome = Registration(RegistrationResult.SIGNATURE_NOT_TRUSTED, reason=str(exc))
             try:
                 card = envelope_to_card(p.from_element(root))
             except (AttributeError, TypeError, ValueError, IndexError, KeyError, PacketRejected):
                 if not self.config.has("accept-invalid"):
                     raise
         except PacketRejected as exc:
-            result, reason = RegistrationResult.NOT_REGISTRABLE, str(exc)
+            return Registration(RegistrationResult.NOT_REGISTRABLE, reason=str(exc)), card
         rules = self.config.rules
-        if result == RegistrationResult.REGISTERED and card is not None:
+        if outcome.result == RegistrationResult.REGISTERED and card is not None:
             if card.kind in rules.refuse_kinds:
-                result, reason = RegistrationResult.REFUSED, f"kind {card.kind} {rules.refuse_reason}"
+                outcome = Registration(RegistrationResult.REFUSED, refusal=rules.refuse_reason_code,
+                                       reason=f"kind {card.kind} {rules.refuse_reason}")
             elif card.kind in rules.not_registrable_kinds:
-                result, reason = (RegistrationResult.NOT_REGISTRABLE,
-                                  f"documents of kind {card.kind} are not subject to registration")
-        if result == RegistrationResult.REGISTERED:
-            number = self.store.next_number(self._incoming_prefix())
-        today = date.today()
+                outcome = Registration(RegistrationResult.NOT_REGISTRABLE,
+                                       reason=f"documents of kind {card.kind} are not registered here")
+        return outcome, card
+
+    def _register(self, data: bytes, root: etree._Element, header: p.PacketHeader) -> None:
+        outcome, card = self._decide(root)
+        if outcome.result == RegistrationResult.REGISTERED:
+            outcome = replace(outcome, number=self.store.next_number(self._incoming_prefix()),
+                              date=date.today())
         native = self.adapter.dump(self.adapter.from_card(card)) if card is not None else None
         answer = None
         if not self.config.has("no-registration-acks"):
+            # Derived from the document's msg_id: one document, one registration answer.
             ack_id = str(uuid.uuid5(_IDS, f"registration:{self.config.code}:{header.msg_id}"))
-            refused = result == RegistrationResult.REFUSED
-            text = {
-                RegistrationResult.REGISTERED: f"registered as {number}",
-                RegistrationResult.NOT_REGISTRABLE: f"not subject to registration: {reason}",
-                RegistrationResult.REFUSED: f"registration refused: "
-                f"{REFUSAL_REASONS.get(rules.refuse_reason_code, '')} ({reason})",
-                RegistrationResult.SIGNATURE_NOT_TRUSTED: f"signature not trusted: {reason}",
-            }[result][:2000]
-            env = registration_ack(
-                acknowledged_msg_id=header.msg_id, sender=self._sdip_sender(),
-                receiver_id=header.sender_id, result=result, text=text, msg_id=ack_id,
-                reason=rules.refuse_reason_code if refused else None,
-                inc_number=p.RegNumber(number, today) if number else None,
-                reg_number=p.RegNumber(card.number, card.date) if card and card.number else None,
-            )
+            env = registration_envelope(outcome, acknowledged_msg_id=header.msg_id,
+                                        sender=self.sender, receiver_id=header.sender_id,
+                                        card=card, msg_id=ack_id)
             answer = (ack_id, self.sign(env))
+        status = RESULT_STATES[outcome.result]
         stored = self.store.add_received(
             msg_id=header.msg_id, msg_type=header.msg_type,
             idnumber=card.idnumber if card else "", kind=card.kind if card else "",
-            title=card.title if card else "", sender=header.sender_id, number=number,
-            status=RESULT_STATES[result], reason=reason, native=native, packet=data, answer=answer,
+            title=card.title if card else "", sender=header.sender_id, number=outcome.number,
+            status=status, reason=outcome.reason, native=native, packet=data, answer=answer,
         )
-        if stored and native is not None and self.adapter.outbound == "folder" and number:
-            (self.inbox_dir / (safe_file_name(number) + ".xml")).write_bytes(native)
+        if stored and native is not None and self.adapter.outbound == "folder" and outcome.number:
+            (self.inbox_dir / (safe_file_name(outcome.number) + ".xml")).write_bytes(native)
         self._wake.set()
         log.info("%s: received %s from %s: %s %s", self.config.code, header.msg_id,
-                 header.sender_id, RESULT_STATES[result], number or reason)
+                 header.sender_id, status, outcome.number or outcome.reason)
 
     def _apply_acknowledgement(self, root: etree._Element, header: p.PacketHeader) -> None:
         """Record what an acknowledgement says about a document we sent, per receiver."""
@@ -389,10 +396,11 @@ class EdmsService:
                                    code=result.errorcode, reason=result.text)
             elif ack.ack_type == p.ACK_REGISTRATION and header.sender_id in receivers:
                 # The hub checked that the signer is bound to Sender@id: this is that receiver's answer.
-                state = RESULT_STATES.get(result.errorcode, "refused")
-                number = ack.inc_number.number if ack.inc_number is not None else ""
-                self.store.advance(ack.msg_id, header.sender_id, state, code=result.errorcode,
-                                   number=number, reason=result.text)
+                answer = registration_of(ack)
+                self.store.advance(ack.msg_id, header.sender_id,
+                                   RESULT_STATES.get(answer.result, "refused"), code=answer.result,
+                                   number=answer.number, reason=answer.reason)
+                break
 
     # -- reading -----------------------------------------------------------------------------
     def documents(self, direction: str | None = None) -> list[StoredDocument]:

@@ -155,3 +155,32 @@ def test_rekord_native_record_is_sdip_and_round_trips(card):
 def test_rekord_load_names_what_is_wrong():
     with pytest.raises(ValueError, match="SDIP envelope"):
         RekordAdapter().load(b"<Envelop")
+
+
+# -- registration acknowledgements both ways ------------------------------------------------
+
+from datetime import date as _date  # noqa: E402
+
+from edms_adapters.adapter import Registration  # noqa: E402
+from edms_adapters.sdip import registration_envelope, registration_of  # noqa: E402
+
+DOC_ID = "6f1c2a8e-0000-4000-8000-0000000000d0"
+
+
+@pytest.mark.parametrize("registration", [
+    Registration(0, "R-2026/0001", _date(2026, 11, 25)),
+    Registration(1, reason="documents of kind 13 are not registered here"),
+    Registration(2, reason="kind 10 is not accepted", refusal="addressing_error"),
+    Registration(3, reason="code -23: unknown CA"),
+], ids=["registered", "not-registrable", "refused", "untrusted"])
+def test_registration_ack_round_trip(registration):
+    env = registration_envelope(registration, acknowledged_msg_id=DOC_ID, sender=SENDER,
+                                receiver_id="KOMEX", card=full_card())
+    again = packet.parse(packet.build(env))  # valid SDIP
+    ack = again.body
+    assert (ack.msg_id, ack.ack_type, again.header.receivers[0].id) == (DOC_ID, 2, "KOMEX")
+    assert ack.reg_number.number == full_card().number  # the sender's own number, echoed
+    read = registration_of(ack)
+    assert (read.result, read.number, read.date, read.refusal) == (
+        registration.result, registration.number, registration.date, registration.refusal)
+    assert registration.reason in read.reason
