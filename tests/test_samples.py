@@ -76,7 +76,10 @@ def test_the_readme_lists_every_sample() -> None:
     readme = (SAMPLES / "README.md").read_text(encoding="utf-8")
     for folder in ("valid", "invalid", "hostile", "signed"):
         for path in samples(folder):
-            assert f"`{folder}/{path.name}`" in readme, f"{folder}/{path.name} missing from sample_packets/README.md"
+            row = next((line for line in readme.splitlines() if line.startswith(f"| `{folder}/{path.name}` |")), None)
+            assert row is not None, f"{folder}/{path.name} missing from sample_packets/README.md"
+            if folder in ("invalid", "hostile"):
+                assert f"| code {regenerate.expected_code(path.stem)} |" in row, row
 
 
 def signed_trust() -> TrustStore:
