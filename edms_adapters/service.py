@@ -184,7 +184,10 @@ class EdmsService:
         if stored is None:
             raise LookupError(f"no received document with msg_id {reply_to}")
         native, sender_code, _ = stored
-        original = self.adapter.to_card(self.adapter.load(native)) if native else None
+        try:
+            original = self.adapter.to_card(self.adapter.load(native)) if native else None
+        except ValueError:  # e.g. a received supplement: SDIP did not carry a full card
+            original = None
         parent = ParentRef(
             msg_id=reply_to,
             idnumber=original.idnumber if original and original.idnumber else reply_to,
