@@ -274,6 +274,7 @@ INVALID: dict[str, tuple[str, Mutation]] = {
     "code-33-bad-date": ("document", _set("Body/Document/RegNumber", "regdate", "2026-13-45")),
     "code-33-bad-guid": ("document", _set(".", "msg_id", "not-a-guid")),
     "code-33-unknown-document-kind": ("document", _set("Body/Document", "kind", "999")),
+    "code-33-referred-task-by-regnumber": ("supplement", _set("Body/AddDocuments/Folder/Referred", "retype", "2")),
     "code-33-reserved-ack_type-3": ("delivery-ack", _set("Body/Acknowledgement", "ack_type", "3")),
     "code-33-refusal-reason-not-in-list": ("registration-refused",
                                            _set("Body/Acknowledgement/Notification", "reason", "bad_mood")),

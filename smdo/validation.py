@@ -243,7 +243,24 @@ def check_semantics(root: etree._Element) -> list[Problem]:
         problems.extend(_check_acknowledgement(zone))
     for transfer in zone.iter("DocTransfer"):
         problems.extend(_check_doc_transfer(transfer))
+    for referred in root.iter("Referred"):
+        problems.extend(_check_referred(referred))
     return problems
+
+
+# retype says what is referred to; the child must be that kind of number.
+_NUMBER_FOR_RETYPE = {"1": "RegNumber", "2": "TaskNumber"}
+
+
+def _check_referred(referred: etree._Element) -> list[Problem]:
+    number = referred.find("*")
+    expected = _NUMBER_FOR_RETYPE.get(referred.get("retype", ""))
+    if number is None or expected is None or number.tag == expected:
+        return []
+    return [Problem(int(ErrorCode.WRONG_ATTRIBUTE_TYPE),
+                    f"Referred retype {referred.get('retype')} refers to a "
+                    f"{'document' if expected == 'RegNumber' else 'task'} by {expected}, but carries {number.tag}",
+                    _path_of(referred) + "/@retype")]
 
 
 def _check_acknowledgement(ack: etree._Element) -> list[Problem]:
