@@ -38,6 +38,8 @@ def edms() -> None:
 @click.option("--cert", required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--trust", required=True, type=click.Path(exists=True, path_type=Path),
               help="CA certificates (file or folder) for signatures and TLS.")
+@click.option("--hub-code", default="HUB", show_default=True,
+              help="Sender@id on the hub's own acknowledgements.")
 @click.option("--listen", default="127.0.0.1:0", show_default=True, help="HOST:PORT (0: any free port).")
 @click.option("--http", "plain_http", is_flag=True, help="Serve plain HTTP instead of HTTPS.")
 @click.option("--fault", "faults", multiple=True, type=click.Choice(sorted(FAULTS)),
@@ -47,7 +49,7 @@ def edms() -> None:
 @click.option("--number-prefix", default="", help='Incoming number prefix (default e.g. "R-2026/").')
 @click.option("--slow-seconds", default=2.0, show_default=True, help="Delay of the 'slow' fault.")
 @click.option("--poll-interval", default=0.3, show_default=True, help="Seconds between polls.")
-def run(kind: str, code: str, name: str, hub_url: str, data_dir: Path, key: Path, cert: Path,
+def run(kind: str, code: str, name: str, hub_url: str, hub_code: str, data_dir: Path, key: Path, cert: Path,
         trust: Path, listen: str, plain_http: bool, faults: tuple[str, ...],
         refuse_kind: tuple[str, ...], not_registrable_kind: tuple[str, ...], number_prefix: str,
         slow_seconds: float, poll_interval: float) -> None:
@@ -57,7 +59,7 @@ def run(kind: str, code: str, name: str, hub_url: str, data_dir: Path, key: Path
     """
     host, port = _listen(listen)
     config = EdmsConfig(
-        kind=kind, code=code, name=name, hub_url=hub_url, data_dir=data_dir, key=key, cert=cert,
+        kind=kind, code=code, name=name, hub_url=hub_url, hub_code=hub_code, data_dir=data_dir, key=key, cert=cert,
         trust=trust, listen_host=host, listen_port=port, faults=frozenset(faults),
         rules=RegistrationRules(frozenset(refuse_kind), frozenset(not_registrable_kind)),
         number_prefix=number_prefix, slow_seconds=slow_seconds, poll_interval=poll_interval,

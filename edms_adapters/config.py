@@ -33,6 +33,7 @@ class EdmsConfig:
     cert: Path
     trust: Path  # CA certificates (file or directory) for signatures and TLS
     name: str = ""
+    hub_code: str = "HUB"  # Sender@id of the hub's own delivery acknowledgements (100/101/102)
     listen_host: str = "127.0.0.1"
     listen_port: int = 0
     faults: frozenset[str] = frozenset()

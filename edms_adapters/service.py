@@ -393,7 +393,7 @@ class EdmsService:
             return  # not about one of our documents (e.g. the hub's 101 for our registration ack)
         receivers = p.read_header(read_packet(sent)).receiver_ids
         for result in ack.results:
-            if ack.ack_type == p.ACK_DELIVERY:
+            if ack.ack_type == p.ACK_DELIVERY and header.sender_id == self.config.hub_code:
                 state = DELIVERY_STATES.get(result.errorcode, "rejected")
                 self.store.advance(ack.msg_id, _receiver_named(result.text, receivers), state,
                                    code=result.errorcode, reason=result.text)

@@ -206,6 +206,11 @@ async def test_receipts_move_each_receivers_state_forward_only(make_service, sig
     assert a.state == "registered" and a.number == "IN-1"
     assert [h["state"] for h in a.history] == ["created", "registered", "delivered"]
     assert state("ORG-B") == "created"
+    # a delivery ack that does not come from the hub changes nothing
+    fake = delivery_ack(acknowledged_msg_id=sent.msg_id, sender=sender("ORG-C"), receiver_id="EDMS-T",
+                        code=ErrorCode.NOT_DELIVERED, text="not delivered ORG-B")
+    assert service.receive(signed(fake, signer_for("ORG-C"))).status == 200
+    assert state("ORG-B") == "created"
     # a registration ack from someone who is not a receiver changes nothing
     stranger = registration_ack(acknowledged_msg_id=sent.msg_id, sender=sender("ORG-C"),
                                 receiver_id="EDMS-T", result=RegistrationResult.REFUSED,
@@ -226,3 +231,16 @@ async def test_one_edms_per_data_folder(make_service, tmp_path, test_pki, edms_c
     first = make_service()
     with pytest.raises(DataDirBusy, match="already running"):
         EdmsService(first.config, adapter_for("rekord"))
+
+
+def test_edms_run_names_bad_options():
+    from click.testing import CliRunner
+
+    from cli.edms import edms
+
+    result = CliRunner().invoke(edms, ["run", "rekord", "--code", "X", "--hub", "https://h",
+                                       "--data", "d", "--key", __file__, "--cert", __file__,
+                                       "--trust", __file__, "--listen", "nope"])
+    assert result.exit_code == 2 and "expected HOST:PORT" in result.output
+    result = CliRunner().invoke(edms, ["run", "lotus", "--code", "X"])
+    assert result.exit_code == 2 and "'lotus' is not one of" in result.output
