@@ -175,13 +175,13 @@ def check_format(root: etree._Element) -> list[Problem]:
     format_type = root.get("type")
     if format_type is None:
         return []  # the schema reports the missing attribute (code 12)
-    match = re.fullmatch(r"\s*([A-Za-z][A-Za-z0-9_]*)-(\d+)\.(\d+)(?:\.(\d+))?\s*", format_type)
+    match = re.fullmatch(r"\s*([A-Za-z][A-Za-z0-9_]*)-(\d+)\.(\d+)((?:\.\d+)*)\s*", format_type)
     if match is None or match.group(1) != FORMAT_NAME:
         return [Problem(int(ErrorCode.WRONG_FORMAT),
                         f"wrong format {format_type!r}: expected {FORMAT_NAME}-"
                         f"{SUPPORTED_VERSION[0]}.{SUPPORTED_VERSION[1]}", "/Envelop/@type")]
     version = (int(match.group(2)), int(match.group(3)))
-    if version == SUPPORTED_VERSION:
+    if version == SUPPORTED_VERSION and match.group(4).count(".") <= 1:  # 2.1 or 2.1.N (a patch level)
         return []
     if version < SUPPORTED_VERSION:  # obsolete: the router answers these with code 105
         message = (f"obsolete format version {format_type}: the hub accepts only "

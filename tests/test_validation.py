@@ -93,6 +93,8 @@ def test_a_patch_level_of_2_1_is_the_same_format() -> None:
     ("SDIP-1.0", 2, True),
     ("SDIP-3.0", 2, False),
     ("SDIP-2.2", 2, False),
+    ("SDIP-2.1.1.1", 2, False),
+    ("SDIP-2.0.9", 2, True),
     ("MEDO-2.1", 1, False),
     ("sdip-2.1", 1, False),
     ("SDIP", 1, False),
