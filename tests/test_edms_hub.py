@@ -90,8 +90,7 @@ def start_exchange(tmp_path, test_pki, edms_certs):
         await eventually(hub_knows_everyone)
         return exchange
 
-    yield start
-    return
+    return start
 
 
 @pytest.fixture
@@ -109,6 +108,7 @@ async def exchange_factory(start_exchange):
         for running in ex.edms.values():
             await running.stop()
         await ex.hub.stop()
+        ex.hub.registry.close()
 
 
 def card_to(code: str, n: int, **changes) -> RegistrationCard:
