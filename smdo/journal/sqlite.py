@@ -91,6 +91,10 @@ CREATE TABLE IF NOT EXISTS deliveries (
 );
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (mode, next_at)
     WHERE state IN ('accepted', 'retry-wait', 'forwarding');
+CREATE INDEX IF NOT EXISTS deliveries_deadline ON deliveries (deadline)
+    WHERE state IN ('accepted', 'retry-wait', 'forwarding');
+CREATE INDEX IF NOT EXISTS deliveries_mailbox ON deliveries (receiver, next_at)
+    WHERE mode = 'pull' AND state IN ('accepted', 'retry-wait', 'forwarding');
 """
 
 _BUSY_TIMEOUT_MS = 10_000
