@@ -64,6 +64,8 @@ class PushDelivery:
         self.breakers: dict[str, Breaker] = {}
         self.in_flight: set[asyncio.Task[None]] = set()
         self.max_in_flight = 256
+        # Claims per transaction: small enough that the write lock is never held for long.
+        self.claim_batch = 32
         self._loop_task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -97,7 +99,8 @@ class PushDelivery:
                 room = self.max_in_flight - len(self.in_flight)
                 claimed = []
                 if room > 0:
-                    claimed = await self.hub.journal.claim_push(self.worker, now, self.config.claim_lease, room)
+                    claimed = await self.hub.journal.claim_push(
+                        self.worker, now, self.config.claim_lease, min(room, self.claim_batch))
                 for delivery in claimed:
                     task = asyncio.create_task(self.attempt(delivery))
                     self.in_flight.add(task)
