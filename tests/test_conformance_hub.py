@@ -12,7 +12,7 @@ from smdo.registry import Registry, SubscriberStatus as S
 from smdo.unp import make_unp
 
 from conformance_fixtures import FAST, edms_config, replier, start_edms
-from router_fixtures import HubUnderTest, hub_config
+from router_fixtures import HubUnderTest, eventually, hub_config
 
 KINDS = {"rekord": "CF-R", "smbusiness": "CF-S", "directum": "CF-D"}
 
@@ -78,6 +78,13 @@ async def test_each_emulated_edms_passes_and_is_certified(world, kind):
     assert root.get("result") == "passed" and root.get("subscriber") == KINDS[kind]
     assert len(root.findall("Cases/Case")) == len(result.results)
     assert any(line.startswith("[11/11] large-attachment: PASSED") for line in lines)
+    # The counterpart answered the EDMS's own document with a registration acknowledgement.
+    [sent] = edms.service.documents("sent")
+
+    async def registered():
+        [doc] = edms.service.documents("sent")
+        return [d for d in doc.deliveries if d.receiver == "SMDO-TEST" and d.state == "registered"]
+    await eventually(registered, 10)
 
 
 @pytest.mark.parametrize("fault, failing_case", [

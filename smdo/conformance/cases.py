@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from smdo import packet as p
 from smdo.conformance.counterpart import Counterpart, Received, describe, registration_of
 from smdo.conformance.packets import Outgoing, PacketFactory, parent_of, referred_to
-from smdo.conformance.routes import Route
+from smdo.conformance.routes import Route, RouteError
 from smdo.errors import RegistrationResult
 from smdo.registry import TEST_COUNTERPART_CODE
 
@@ -243,6 +243,11 @@ async def outgoing_document(ctx: Context) -> str:
         wrong.append(f"it replies to msg {parent.parmsg_id} (DocParent@parmsg_id), which the suite never sent")
     if wrong:
         raise CaseFailed(f"msg {header.msg_id} from {ctx.code}: " + "; ".join(wrong))
+    # Answer like any counterpart would, so the EDMS sees its document registered.
+    try:
+        await ctx.route.send(ctx.factory.registered(header.msg_id, ctx.code))
+    except RouteError as exc:
+        ctx.say(f"    (the suite's own registration acknowledgement did not go out: {exc})")
     kind = {p.DOCUMENT: "document", p.REPLY: "reply", p.SUPPLEMENT: "supplement",
             p.REPLY_SUPPLEMENT: "reply supplement"}[header.msg_type]
     return f"{kind} {header.msg_id}: schema-valid, signed with the registered certificate, addressed to " \

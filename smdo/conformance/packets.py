@@ -13,6 +13,8 @@ from signing.keys import Signer
 from signing.xmldsig import sign_enveloped
 from smdo import packet as p
 from smdo.conformance import SUITE_VERSION
+from smdo.errors import RegistrationResult
+from smdo.receipts import registration_ack
 from smdo.registry import TEST_COUNTERPART_CODE
 
 _IDS = uuid.UUID("5d0c8f7e-3a51-4c2b-9a7e-6c1e2f3a4b5c")
@@ -111,6 +113,14 @@ class PacketFactory:
                                     data=content[start:start + MAX_INLINE_FILE])
                       for n, start in enumerate(pieces))
         return self.document(f"Conformance: document with {size / (1024 * 1024):.0f} MB of attachments", files=files)
+
+    def registered(self, msg_id: str, sender: str) -> Outgoing:
+        """The counterpart's own registration acknowledgement of a document the EDMS sent it."""
+        self._serial += 1
+        env = registration_ack(acknowledged_msg_id=msg_id, sender=COUNTERPART, receiver_id=sender,
+                               result=RegistrationResult.REGISTERED,
+                               inc_number=p.RegNumber(f"CT-IN-{self.run}/{self._serial}", date.today()))
+        return self.signed(env)
 
     def tampered(self, title: str) -> Outgoing:
         """Signed, then changed: the signature no longer matches the content."""
