@@ -197,7 +197,7 @@ def _count_received(db_dir: Path) -> int:
 def run(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench hub_throughput")
     parser.add_argument("--packets", type=int, default=3000, help="packets in the peak phase")
-    parser.add_argument("--workers", type=int, default=1, help="hub worker processes")
+    parser.add_argument("--workers", type=int, default=2, help="hub worker processes")
     parser.add_argument("--hub-key", choices=("ec", "rsa"), default="ec", help="the hub's signing key")
     parser.add_argument("--concurrency", type=int, default=64, help="connections of the load generator")
     parser.add_argument("--size", type=int, default=10_240, help="packet size in bytes")
@@ -230,7 +230,7 @@ def run(argv: list[str] | None = None) -> None:
         procs[1].start()
         floor_port = ports.get(timeout=60)[0]
 
-        n_latency = max(200, args.packets // 3)
+        n_latency = max(200, args.packets)  # a few seconds at half load: enough samples for a p99
         commands: multiprocessing.Queue = ctx.Queue()
         results: multiprocessing.Queue = ctx.Queue()
         load = ctx.Process(target=_load_main, args=(str(pki_dir), args.packets, n_latency, args.size,

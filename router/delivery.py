@@ -63,7 +63,7 @@ class PushDelivery:
         self.limits: dict[str, asyncio.Semaphore] = {}
         self.breakers: dict[str, Breaker] = {}
         self.in_flight: set[asyncio.Task[None]] = set()
-        self.max_in_flight = 256
+        self.max_in_flight = 64
         # Claims per transaction: small enough that the write lock is never held for long.
         self.claim_batch = 32
         self._loop_task: asyncio.Task[None] | None = None

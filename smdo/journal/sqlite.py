@@ -256,7 +256,7 @@ def _begin(conn: sqlite3.Connection, timeout: float = 10.0) -> None:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(pause)
-                pause = min(pause * 1.5, 0.005)
+                pause = min(pause * 1.5, 0.001)
     finally:
         conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
 
