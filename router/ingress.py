@@ -63,7 +63,9 @@ class Incoming:
     body: bytes = b""
     digest: str = ""
     root: etree._Element | None = None
-    header: PacketHeader | None = None
+    msg_id: str | None = None  # as read before validation, for journaling a refusal
+    sender_id: str | None = None
+    header: PacketHeader | None = None  # after validation
     signer_fingerprint: str = ""
 
 
@@ -122,16 +124,16 @@ def read(hub: Hub, packet: Incoming) -> None:
 
 
 def _peek_ids(packet: Incoming) -> None:
-    """Before validation, remember msg_id and sender if readable, so a refusal names them."""
+    """Before validation, remember msg_id and sender if readable, so a refusal can name them."""
     root = packet.root
-    if root is None:
-        return
-    msg_id = root.get("msg_id")
-    sender = root.find("Header/Sender")
-    packet.header = PacketHeader(  # provisional, replaced after validation
-        msg_id=msg_id or "", msg_type=-1, msg_acknow=0, dtstamp=None, format_type="",  # type: ignore[arg-type]
-        sender_id=(sender.get("id") if sender is not None else "") or "", sender_sys_id="", receiver_ids=(),
-    )
+    sender = root.find("Header/Sender") if root is not None else None
+    packet.msg_id = _short((root.get("msg_id") if root is not None else None))
+    packet.sender_id = _short((sender.get("id") if sender is not None else None))
+
+
+def _short(value: str | None) -> str | None:
+    """An identifier from an unvalidated packet, or None if it cannot be one (empty or huge)."""
+    return value if value and len(value) <= 100 else None
 
 
 def validate(packet: Incoming) -> None:
@@ -141,6 +143,7 @@ def validate(packet: Incoming) -> None:
     except PacketRejected as exc:
         raise Refused("validate", exc.problems, 400) from exc
     packet.header = read_header(packet.root)
+    packet.msg_id, packet.sender_id = packet.header.msg_id, packet.header.sender_id
 
 
 def verify(hub: Hub, packet: Incoming) -> None:
@@ -216,9 +219,7 @@ async def deduplicate(hub: Hub, packet: Incoming, earlier: Duplicate) -> web.Res
 
 
 async def refuse(hub: Hub, packet: Incoming, refused: Refused) -> web.Response:
-    header = packet.header
-    msg_id = (header.msg_id or None) if header else None
-    sender = (header.sender_id or None) if header else None
+    msg_id, sender = packet.msg_id, packet.sender_id
     codes = tuple(p.code for p in refused.problems)
     await hub.committer.submit([Rejected(
         stage=refused.stage, codes=codes, digest=packet.digest, size=len(packet.body),
