@@ -23,8 +23,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 
+from signing.keys import certificate_fingerprint as fingerprint  # sha256 of the DER, lowercase hex
 from smdo.errors import ErrorCode, Problem
 from smdo.unp import InvalidUnp, validate_unp
 
@@ -158,11 +159,6 @@ class Conclusion:
     passed: bool
     summary: dict[str, object]
     document: bytes  # the conclusion XML, signed by the hub
-
-
-def fingerprint(cert: x509.Certificate) -> str:
-    """sha256 of the DER, lowercase hex: the same as signing.keys.certificate_fingerprint."""
-    return cert.fingerprint(hashes.SHA256()).hex()
 
 
 class RegistrySnapshot:
