@@ -96,6 +96,7 @@ class RunSettings:
     code: str | None = None
     listen_host: str = "127.0.0.1"
     listen_port: int = 0
+    advertise: str | None = None  # the listener's URL as the hub / EDMS reach it, when not the bound address
     timing: Timing = field(default_factory=Timing)
     actor: str = "conformance"
     settle: float = 10.0  # how long to wait for the hub to see registry changes
@@ -142,15 +143,16 @@ async def run_conformance(settings: RunSettings, *, progress: Callable[[str], No
     session = client_session(settings.trust_path, settings.signer, cert_path, key_path)
     registry: Registry | None = None
     try:
-        progress(f"suite listening at {listener.url}")
+        url = (settings.advertise or listener.url).rstrip("/")
+        progress(f"suite listening at {listener.url}" + (f" (reached as {url})" if settings.advertise else ""))
         if listening is not None:
-            await listening(listener.url)
+            await listening(url)
         route: Route
         if settings.subscriber is not None:
             assert settings.data is not None and settings.hub_url is not None
             registry = Registry.in_data_dir(settings.data)
             sub = prepare_subscriber(registry, settings.subscriber, actor=settings.actor)
-            prepare_counterpart(registry, settings.signer.certificate, f"{listener.url}/counterpart",
+            prepare_counterpart(registry, settings.signer.certificate, f"{url}/counterpart",
                                 actor=settings.actor)
             if not await _hub_has_seen(session, settings.hub_url, registry.data_version(), settings.settle):
                 progress(f"warning: the hub at {settings.hub_url} did not confirm the registry change within "
@@ -219,6 +221,7 @@ def conformance() -> None:
               help="The hub's key: signs the certification conclusion.")
 @click.option("--hub-cert", envvar="SMDO_HUB_CERT", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--listen", default="127.0.0.1:0", show_default=True, help="HOST:PORT of the suite's listener.")
+@click.option("--advertise", help="The listener's URL as the hub or EDMS reach it (default: http://HOST:PORT).")
 @click.option("--reply-hook", help="Shell command asking the EDMS for a document; {msg_id} and {code} filled in.")
 @click.option("--junit", "junit_path", type=click.Path(dir_okay=False, path_type=Path), help="Write a JUnit XML report.")
 @click.option("--conclusion", "conclusion_path", type=click.Path(dir_okay=False, path_type=Path),
@@ -230,7 +233,7 @@ def conformance() -> None:
 @click.option("--actor", envvar="SMDO_ACTOR", default=None, help="Who runs it (recorded in the registry history).")
 def run(subscriber: str | None, endpoint: str | None, edms_cert: str | None, code: str | None, data_dir: Path,
         hub_url: str, trust: Path, crls: tuple[str, ...], key_path: Path, cert_path: Path, hub_key: Path | None,
-        hub_cert: Path | None, listen: str, reply_hook: str | None, junit_path: Path | None,
+        hub_cert: Path | None, listen: str, advertise: str | None, reply_hook: str | None, junit_path: Path | None,
         conclusion_path: Path | None, delivery_limit: float, registration_limit: float, patience: float,
         document_wait: float, actor: str | None) -> None:
     """Run the conformance suite against one EDMS; exit 0 only if every case passes."""
@@ -248,6 +251,7 @@ def run(subscriber: str | None, endpoint: str | None, edms_cert: str | None, cod
         store = TrustStore.from_paths(trust, crls)
         hub_signer = Signer.from_files(hub_key, hub_cert) if hub_key and hub_cert else None
         settings = RunSettings(signer=signer, trust=store, trust_path=trust, listen_host=host, listen_port=int(port),
+                               advertise=advertise,
                                timing=Timing(delivery=delivery_limit, registration=registration_limit,
                                              patience=patience, document=document_wait),
                                actor=actor or default_actor())
