@@ -103,3 +103,24 @@ async def test_verify_names_the_edited_or_deleted_row(journal, tmp_path, tamper,
     problems = await journal.verify()
     assert problems, "tampering went unnoticed"
     assert any(str(p).startswith(table) for p in problems), [str(p) for p in problems]
+
+
+async def test_two_connections_never_claim_the_same_delivery(tmp_path):
+    """Two hub workers are two connections to one file: their claims must be disjoint."""
+    stores = [SqliteJournal(tmp_path / "journal.db") for _ in range(2)]
+    for store in stores:
+        await store.open()
+    await stores[0].write([accepted(f"m{i}", receivers=("B", "C")) for i in range(150)])
+
+    async def drain(store: SqliteJournal, worker: str) -> list[tuple[str, str]]:
+        got = []
+        while batch := await store.claim_push(worker, now=1001, lease=60, limit=7):
+            got += [(c.msg_id, c.receiver) for c in batch]
+        return got
+
+    first, second = await asyncio.gather(drain(stores[0], "w1"), drain(stores[1], "w2"))
+    for store in stores:
+        await store.close()
+    assert first and second  # both took part
+    assert not set(first) & set(second)
+    assert len(first) + len(second) == 300 == len(set(first) | set(second))
