@@ -13,6 +13,9 @@ import hashlib
 import time
 
 from aiohttp import web
+from cryptography import x509
+
+from signing.errors import SignatureError
 
 from smdo.registry import Subscriber
 
@@ -30,6 +33,10 @@ def client_subscriber(request: web.Request, hub: Hub) -> Subscriber:
     subscriber = hub.registry.by_fingerprint(hashlib.sha256(der).hexdigest())
     if subscriber is None:
         raise web.HTTPForbidden(text="this client certificate is not bound to any subscriber\n")
+    try:  # TLS checked the chain; revocation (CRLs) is checked here, as for signatures
+        hub.trust.validate(x509.load_der_x509_certificate(der))
+    except SignatureError as exc:
+        raise web.HTTPForbidden(text=f"client certificate not trusted: {exc.message}\n") from exc
     return subscriber
 
 

@@ -212,3 +212,27 @@ def test_breaker_opens_after_consecutive_failures_and_closes_after_cooldown():
     assert not breaker.closed(110.0) and breaker.closed(132.0)
     breaker.success()
     assert breaker.closed(102.0) and breaker.failures == 0
+
+
+async def test_a_revoked_client_certificate_cannot_use_the_mailbox(tmp_path, test_pki, trust_store, issue_cert):
+    from signing.pki import revoke_certificate
+
+    from router_fixtures import register
+
+    issue_cert("ORG-REVOKED", name="Revoked Organisation")
+    revoke_certificate(test_pki.directory, "ORG-REVOKED")  # before the hub loads its CRLs
+    net = await start_network(tmp_path, test_pki, trust_store)
+    try:
+        register(net.registry, test_pki, "ORG-REVOKED")
+
+        async def reloaded():
+            async with net.hub.session().get(f"{net.hub.url}/healthz") as r:
+                return (await r.json())["registry_version"] == net.registry.data_version()
+
+        await eventually(reloaded)
+        async with net.hub.session("ORG-REVOKED").get(f"{net.hub.url}/smdo/v1/mailbox") as r:
+            assert r.status == 403
+            assert "not trusted" in await r.text()
+        assert await net.hub.mailbox("ORG-A") == []  # a good certificate still works
+    finally:
+        await net.stop()
