@@ -234,7 +234,7 @@ class HubUnderTest:
 
 def hub_config(data: Path, pki: PkiLayout, **overrides: object) -> HubConfig:
     base = HubConfig(data=data, host="127.0.0.1", port=0, key=pki.key_path("HUB"), cert=pki.cert_path("HUB"),
-                     trust=pki.trust_dir, retry_base=0.05, retry_max=0.2, poll_interval=0.02,
+                     trust=pki.trust_dir, crl=tuple(pki.crl_paths), retry_base=0.05, retry_max=0.2, poll_interval=0.02,
                      breaker_failures=1000, mailbox_visibility=0.5)
     return replace(base, **overrides).check()
 
@@ -327,7 +327,7 @@ REPO = Path(__file__).resolve().parent.parent
 def serve_args(data: Path, pki: PkiLayout, *extra: str) -> list[str]:
     return [*SMDO, "serve", "--data", str(data), "--host", "127.0.0.1", "--port", "0",
             "--key", str(pki.key_path("HUB")), "--cert", str(pki.cert_path("HUB")), "--trust", str(pki.trust_dir),
-            "--retry-base", "50ms", "--retry-max", "200ms", *extra]
+            *[arg for crl in pki.crl_paths for arg in ("--crl", str(crl))], "--retry-base", "50ms", "--retry-max", "200ms", *extra]
 
 
 async def smdo(*args: str) -> tuple[int, str, str]:
