@@ -35,7 +35,7 @@ def create_app(config: HubConfig, *, release_claims: bool = True) -> web.Applica
         app[HUB] = hub
         push = PushDelivery(hub, client_context(config))
         push.start()
-        watcher = asyncio.create_task(hub.registry.watch(0.5), name="registry-watch")
+        watcher = asyncio.create_task(hub.watch(0.5), name="registry-and-crl-watch")
         yield
         # Shutdown: the server has stopped accepting and finished in-flight requests (each answered
         # only after its commit); park deliveries, commit what is queued, close the journal.

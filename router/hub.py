@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import time
 from collections.abc import Sequence
 
@@ -13,8 +14,11 @@ from smdo.xmlparse import Limits
 
 from router.acks import HubAcks
 from router.config import HubConfig
+from router.crl_watch import CrlWatch, crl_files
 from router.metrics import Metrics
 from router.registry_view import RegistryView
+
+log = logging.getLogger(__name__)
 
 
 class Hub:
@@ -24,6 +28,7 @@ class Hub:
         # Loaded once: parsing a PEM key costs tens of milliseconds; signing with the object is cheap.
         self.signer = Signer.from_files(config.key, config.cert)
         self.trust = TrustStore.from_paths(config.trust, config.crl)
+        self.crls = CrlWatch(self.trust, crl_files(config.trust, config.crl))
         self.limits = Limits(max_bytes=config.max_packet_bytes)
         self.acks = HubAcks(self.signer, config.hub_code, config.hub_name)
         self.journal = SqliteJournal(config.journal_path)
@@ -43,6 +48,16 @@ class Hub:
         await self.committer.stop()
         await self.journal.close()
         self.registry.close()
+
+    async def watch(self, interval: float = 0.5) -> None:
+        """Every `interval`, off the event loop: reload the registry and CRLs if they changed."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.registry.reload_if_changed()
+                await asyncio.to_thread(self.crls.check)
+            except Exception:  # a busy registry or a half-written file: keep the old, look again
+                log.exception("reloading the registry or CRLs failed")
 
     def deliveries_for(self, receivers: Sequence[str]) -> tuple[tuple[str, str], ...]:
         """(receiver, mode) for each distinct known receiver, by its registered delivery mode."""

@@ -36,13 +36,5 @@ class RegistryView:
         log.info("registry reloaded at version %s", self.snapshot.version)
         return True
 
-    async def watch(self, interval: float = 0.5) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.reload_if_changed()
-            except Exception:  # a locked or busy registry: keep the old snapshot, try again
-                log.exception("registry reload failed")
-
     def close(self) -> None:
         self.registry.close()

@@ -118,3 +118,25 @@ async def test_health_metrics_and_directory(network, test_pki):
         directory = etree.fromstring(await r.read())
     assert verify_enveloped(directory).certificate == test_pki.certificate("HUB")
     assert b"ORG-B" in etree.tostring(directory)
+
+
+async def test_a_certificate_revoked_while_the_hub_runs_is_refused_minus_23(network, test_pki, issue_cert):
+    from signing.pki import revoke_certificate
+
+    from router_fixtures import register
+
+    issue_cert("ORG-LATE", name="Late Organisation")
+    register(network.registry, test_pki, "ORG-LATE")
+
+    async def accepted_from_late():
+        status, _ = await network.hub.post(sign(document("ORG-LATE", ["ORG-B"]), test_pki.signer("ORG-LATE")))
+        return status == 200
+
+    await eventually(accepted_from_late)  # once the registry reload has seen ORG-LATE
+    revoke_certificate(test_pki.directory, "ORG-LATE")
+
+    async def refused_from_late():
+        status, body = await network.hub.post(sign(document("ORG-LATE", ["ORG-B"]), test_pki.signer("ORG-LATE")))
+        return status == 403 and ack_of(body).ack_codes == (-23,)
+
+    await eventually(refused_from_late)  # the CRL file changed: the hub reloads it
