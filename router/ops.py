@@ -13,7 +13,16 @@ async def transaction(request: web.Request) -> web.Response:
         raise web.HTTPNotFound(text="no transaction with this msg_id\n")
     accepted = [v for v in views if v.outcome == "accepted"]
     main = (accepted or views)[-1]
-    return web.json_response({**main.as_dict(), "attempts": [v.as_dict() for v in views if v is not main]})
+    acks = await hub.journal.acknowledgements(main.msg_id) if main.outcome == "accepted" else []
+    return web.json_response({
+        **main.as_dict(),
+        "attempts": [v.as_dict() for v in views if v is not main],  # refused tries with this msg_id
+        "acknowledgements": [
+            {"msg_id": a.msg_id, "from": a.sender, "to": list(a.receivers), "origin": a.origin,
+             "received_at": a.received_at, "deliveries": [d.__dict__ for d in a.deliveries]}
+            for a in acks
+        ],
+    })
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -141,6 +141,10 @@ async def test_registration_ack_is_recorded_and_relayed_to_the_sender(network, t
 
     items = await eventually(lambda: _relayed(hub, {registered.msg_id, refused.msg_id}))
     assert {ack_of(i["packet"]).ack_type for i in items} == {2}
+    acks = {a["msg_id"]: a for a in (await hub.status(original.msg_id))["acknowledgements"]}
+    assert acks[registered.msg_id]["from"] == "ORG-B" and acks[registered.msg_id]["to"] == ["ORG-A"]
+    assert acks[refused.msg_id]["from"] == "ORG-C"
+    assert any(a["origin"] == "hub" for a in acks.values())  # the hub's 101 for ORG-B
 
 
 async def _relayed(hub, wanted):

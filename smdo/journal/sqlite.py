@@ -73,6 +73,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS transactions_accepted_msg_id
     ON transactions (msg_id) WHERE outcome = 'accepted';
 CREATE INDEX IF NOT EXISTS transactions_msg_id ON transactions (msg_id);
 CREATE INDEX IF NOT EXISTS transactions_received_at ON transactions (received_at);
+CREATE INDEX IF NOT EXISTS transactions_ack_for ON transactions (ack_for) WHERE ack_for IS NOT NULL;
 CREATE TABLE IF NOT EXISTS deliveries (
     id INTEGER PRIMARY KEY,
     msg_id TEXT NOT NULL,
@@ -155,6 +156,10 @@ class SqliteJournal:
 
     async def transaction(self, msg_id: str) -> list[TransactionView]:
         return await self._run(_views, "t.msg_id = ?", (msg_id,), 1000)
+
+    async def acknowledgements(self, msg_id: str) -> list[TransactionView]:
+        """Accepted acknowledgements of msg_id: the hub's 101/102, the receivers' registration acks."""
+        return await self._run(_views, "t.ack_for = ? AND t.outcome = 'accepted'", (msg_id,), 1000)
 
     async def list_transactions(
         self,

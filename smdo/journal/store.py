@@ -184,6 +184,9 @@ class JournalStore(Protocol):
 
     async def transaction(self, msg_id: str) -> list[TransactionView]: ...
 
+    async def acknowledgements(self, msg_id: str) -> list[TransactionView]:
+        """Accepted acknowledgements of msg_id (the hub's 101/102, receivers' registration acks)."""
+
     async def release_claims(self) -> int:
         """Forget every lease (startup with exclusive use of the journal: their holders are gone)."""
 
