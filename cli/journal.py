@@ -60,11 +60,15 @@ def verify(data: Path) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def show(data: Path, msg_id: str, as_json: bool) -> None:
     """Everything the journal holds about MSG_ID."""
-    views = asyncio.run(_with_journal(data, lambda j: j.transaction(msg_id)))
+    async def read(journal: SqliteJournal):
+        return await journal.transaction(msg_id), await journal.acknowledgements(msg_id)
+
+    views, acks = asyncio.run(_with_journal(data, read))
     if not views:
         raise click.ClickException(f"no transaction with msg_id {msg_id}")
     if as_json:
-        click.echo(json.dumps([v.as_dict() for v in views], indent=2))
+        click.echo(json.dumps({"transactions": [v.as_dict() for v in views],
+                               "acknowledgements": [a.as_dict() for a in acks]}, indent=2))
         return
     for v in views:
         click.echo(f"msg_id     {v.msg_id}\noutcome    {v.outcome} (codes {', '.join(map(str, v.codes))})\n"
@@ -77,6 +81,10 @@ def show(data: Path, msg_id: str, as_json: bool) -> None:
             click.echo(f"  -> {d.receiver:<12} {d.mode:<5} {d.state:<22} attempts {d.attempts}  "
                        f"{_when(d.updated_at)}  {d.detail}")
         click.echo("")
+    for a in acks:
+        states = ", ".join(f"{d.receiver}:{d.state}" for d in a.deliveries) or "-"
+        click.echo(f"ack        {a.msg_id} from {a.sender} to {', '.join(a.receivers)} "
+                   f"({_when(a.received_at)}; {states})")
 
 
 @command.command("list")
