@@ -70,7 +70,8 @@ class CounterpartListener:
         app = web.Application(client_max_size=MAX_BODY)
         app.router.add_post("/counterpart", self._as_subscriber)
         app.router.add_post("/smdo/v1/packets", self._as_hub)
-        self._runner = web.AppRunner(app, access_log=None)
+        # Our handlers answer at once; do not wait long for clients that keep connections open.
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.host, self.port).start()
         self.port = self._runner.addresses[0][1]

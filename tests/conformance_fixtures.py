@@ -29,7 +29,7 @@ def edms_config(kind: str, code: str, cert, pki: PkiLayout, data: Path, hub_url:
                 faults: frozenset[str] = frozenset()) -> EdmsConfig:
     return EdmsConfig(kind=kind, code=code, name=f"Agency {code}", hub_url=hub_url, data_dir=data,
                       key=cert.key_path, cert=cert.cert_path, trust=pki.trust_dir, faults=faults,
-                      poll_interval=0.05, slow_seconds=2.0)
+                      poll_interval=0.05, slow_seconds=1.5)
 
 
 def replier(running: RunningEdms, trust: Path):
