@@ -10,6 +10,8 @@ group of records, however many packets the group holds.
 """
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import json
 import sqlite3
@@ -110,17 +112,34 @@ class SqliteJournal:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._db: aiosqlite.Connection | None = None
+        self._checkpointer: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: we issue BEGIN IMMEDIATE ourselves, so a group is one transaction.
         self._db = await aiosqlite.connect(self.path, isolation_level=None)
         await self._run(_init_schema)
+        # Checkpoints (copying the WAL into the database, with an fsync) run on a connection of
+        # their own, so no commit waits behind one and no answer is delayed by it.
+        self._checkpointer = asyncio.create_task(self._checkpoint_every(1.0), name="journal-checkpoint")
 
     async def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checkpointer
+            self._checkpointer = None
         if self._db is not None:
             await self._db.close()
             self._db = None
+
+    async def _checkpoint_every(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await asyncio.to_thread(_checkpoint, self.path)
+            except sqlite3.Error:
+                pass  # busy with another checkpointer: the next round catches up
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a sync function on the connection's own thread (one hop for many statements)."""
@@ -209,8 +228,18 @@ def _init_schema(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA journal_mode=WAL")
     # FULL: a commit is on disk when it returns, so an answered packet survives power loss.
     conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA wal_autocheckpoint=0")  # see SqliteJournal._checkpoint_every
     conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
     conn.executescript(SCHEMA)
+
+
+def _checkpoint(path: Path) -> None:
+    conn = sqlite3.connect(path, isolation_level=None, timeout=0.1)
+    try:
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    finally:
+        conn.close()
 
 
 class _Chain:
