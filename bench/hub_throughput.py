@@ -120,7 +120,7 @@ def _load_main(pki_dir: str, n_peak: int, n_latency: int, size: int, concurrency
             return r.status
 
     async def peak(url: str, which: str) -> None:
-        items = peak_set if which == "hub" else peak_set[: max(1, len(peak_set))]
+        items = peak_set  # the floor gets the same bytes; it only reads them
         client = await session()
         queue = list(reversed(items))
         ok = failed = 0
@@ -148,7 +148,7 @@ def _load_main(pki_dir: str, n_peak: int, n_latency: int, size: int, concurrency
         results.put(("peak", which, ok, failed, started, elapsed))
 
     async def paced(url: str, which: str, rate: float) -> None:
-        items = latency_set if which == "hub" else latency_set
+        items = latency_set
         client = await session()
         # Warm-up: open the connections (TLS handshakes) first, with a packet the hub already has
         # (a duplicate: answered from the journal, delivered no second time).
