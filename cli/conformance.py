@@ -302,3 +302,48 @@ def run(subscriber: str | None, endpoint: str | None, edms_cert: str | None, cod
 def _status(data: Path | None, code: str) -> str:
     with Registry.in_data_dir(data or Path("var")) as registry:
         return registry.require(code).status.value
+
+
+@conformance.command("conclusion")
+@click.argument("code")
+@click.option("--data", "data_dir", envvar="SMDO_DATA", default="./var", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path), help="The hub's data folder (registry).")
+@click.option("--trust", envvar="SMDO_TRUST", type=click.Path(exists=True, path_type=Path),
+              help="Also check the signer chains to these CAs.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the signed conclusion XML here.")
+def conclusion_command(code: str, data_dir: Path, trust: Path | None, output: Path | None) -> None:
+    """Show (and verify) the latest conformance conclusion stored for subscriber CODE."""
+    from signing.errors import SignatureError
+    from smdo.conformance.conclusion import read_conclusion
+    from smdo.errors import PacketRejected
+
+    def fail(message: str) -> None:
+        click.echo(f"error: {message}", err=True)
+        sys.exit(1)
+
+    try:
+        with Registry.in_data_dir(data_dir) as registry:
+            registry.require(code)
+            stored = registry.latest_conclusion(code)
+    except RegistryError as exc:
+        fail(str(exc))
+    if stored is None:
+        fail(f"subscriber {code} has no conformance conclusion: run `smdo conformance run --subscriber {code}`")
+    try:
+        root = read_conclusion(stored.document)
+        if trust is not None:
+            from signing.xmldsig import verify_enveloped
+            TrustStore.from_paths(trust).validate(verify_enveloped(root).certificate)
+    except (SignatureError, PacketRejected) as exc:
+        fail(f"the stored conclusion {stored.id} does not verify: {exc}")
+    summary = root.find("Summary")
+    click.echo(f"conclusion {stored.id} for {code}: {root.get('result')}, suite {root.get('suite_version')}, "
+               f"{root.get('started')} .. {root.get('finished')}; signature verified")
+    click.echo(f"route: {root.findtext('Route')}")
+    click.echo(", ".join(f"{key} {summary.get(key)}" for key in ("total", "passed", "failed", "skipped", "errors")))
+    for case in root.iterfind("Cases/Case"):
+        click.echo(f"  {case.get('name'):<20} {case.get('outcome'):<8} {case.text or ''}")
+    if output is not None:
+        output.write_bytes(stored.document)
+        click.echo(f"signed conclusion written to {output}")

@@ -54,7 +54,8 @@ def certs(issue_cert):
 
 
 def smdo(data: Path, *args: str) -> str:
-    result = CliRunner().invoke(main, [*args, "--data", str(data), "--actor", "admin-anna"], catch_exceptions=False)
+    actor = ["--actor", "admin-anna"] if args[0] == "subscribers" else []
+    result = CliRunner().invoke(main, [*args, "--data", str(data), *actor], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return result.output
 
@@ -95,6 +96,10 @@ async def test_add_certify_activate_exchange_suspend(tmp_path, test_pki, certs):
         assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("11", "0", "0")
         assert registry.require("FLOW-R").status is S.CERTIFIED
         assert registry.latest_conclusion("FLOW-R").passed
+        shown = smdo(data, "conformance", "conclusion", "FLOW-R", "--trust", str(test_pki.trust_dir),
+                     "-o", str(tmp_path / "conclusion.xml"))
+        assert "passed, suite 1.0" in shown and "signature verified" in shown and "large-attachment" in shown
+        assert etree.parse(str(tmp_path / "conclusion.xml")).getroot().get("result") == "passed"
         size = re.search(r"large-attachment: PASSED .* ([\d.]+) MB packet delivered", output)
         assert size and float(size.group(1)) > 27  # 20 MiB of file, base64 in the XML
 

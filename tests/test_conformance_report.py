@@ -91,3 +91,15 @@ def test_run_against_an_unknown_subscriber_says_so(test_pki, tmp_path):
         "--counterpart-cert", str(test_pki.cert_path("ORG-A")), "--hub-key", str(test_pki.key_path("HUB")),
         "--hub-cert", str(test_pki.cert_path("HUB"))])
     assert result.exit_code == 1 and "unknown subscriber code 'NOBODY'" in result.stderr
+
+
+def test_conclusion_command_refuses_unknown_and_untested_subscribers(test_pki, tmp_path):
+    from smdo.registry import Registry
+    from smdo.unp import make_unp
+
+    with Registry.in_data_dir(tmp_path) as registry:
+        registry.add_subscriber("ORG-A", name="A", unp=make_unp("10000000"), certificates=[test_pki.certificate("ORG-A")],
+                                pull=True)
+    for code, message in [("NOBODY", "unknown subscriber code 'NOBODY'"), ("ORG-A", "has no conformance conclusion")]:
+        result = CliRunner().invoke(main, ["conformance", "conclusion", code, "--data", str(tmp_path)])
+        assert result.exit_code == 1 and message in result.stderr
