@@ -67,6 +67,7 @@ class PushDelivery:
         # Claims per transaction: small enough that the write lock is never held for long.
         self.claim_batch = 32
         self._loop_task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def start(self) -> None:
         connector = aiohttp.TCPConnector(ssl=self.client_ssl if self.client_ssl else False, limit=512)
@@ -78,7 +79,10 @@ class PushDelivery:
     async def stop(self, grace: float = 5.0) -> None:
         """Stop claiming; let attempts in flight finish for `grace` seconds; park the rest."""
         if self._loop_task is not None:
-            self._loop_task.cancel()
+            # Let the loop finish its iteration rather than cancel it mid-claim: a claim committed
+            # but never handed to an attempt would stay leased (until the next start releases it).
+            self._stopping = True
+            self.hub.work_ready.set()
             await asyncio.gather(self._loop_task, return_exceptions=True)
         if self.in_flight:
             await asyncio.wait(self.in_flight, timeout=grace)
@@ -90,7 +94,7 @@ class PushDelivery:
 
     async def _run(self) -> None:
         last_sweep = 0.0
-        while True:
+        while not self._stopping:
             try:
                 now = time.time()
                 if now - last_sweep >= 0.5:
@@ -105,7 +109,7 @@ class PushDelivery:
                     task = asyncio.create_task(self.attempt(delivery))
                     self.in_flight.add(task)
                     task.add_done_callback(self.in_flight.discard)
-                if not claimed:
+                if not claimed and not self._stopping:
                     self.hub.work_ready.clear()
                     try:
                         await asyncio.wait_for(self.hub.work_ready.wait(), self.config.poll_interval)

@@ -84,3 +84,36 @@ async def test_kill_9_mid_stream_loses_nothing_and_duplicates_nothing(tmp_path, 
 def delivered_in_journal(data) -> set[str]:
     with sqlite3.connect(data / "journal.db") as db:
         return {m for (m,) in db.execute("SELECT msg_id FROM deliveries WHERE state = 'delivered'")}
+
+
+async def test_sigterm_parks_deliveries_and_a_restart_delivers_them(tmp_path, test_pki, trust_store):
+    data = tmp_path / "data"
+    receiver = await ReceivingEdms("ORG-B", test_pki.signer("ORG-B"), trust_store, edms_server_ssl(test_pki),
+                                   tmp_path / "ORG-B.db").start()
+    with Registry(data / "registry.db") as registry:
+        register(registry, test_pki, "ORG-A")
+        register(registry, test_pki, "ORG-B", push_url=receiver.url)
+    receiver.answer_status = 503  # the receiver is failing when the hub stops
+    hub = await ServeProcess(data, test_pki).ready()
+    packets = [document("ORG-A", ["ORG-B"]) for _ in range(5)]
+    async with hub_client(test_pki) as client:
+        for packet in packets:
+            async with client.post(f"{hub.url}/smdo/v1/packets", data=sign(packet, test_pki.signer("ORG-A"))) as r:
+                assert r.status == 200
+    await eventually(lambda: receiver.attempts >= 5)
+    assert hub.terminate() == 0  # graceful: exit 0
+
+    with sqlite3.connect(data / "journal.db") as db:
+        states = dict(db.execute("SELECT msg_id, state FROM deliveries"))
+        leases = db.execute("SELECT count(*) FROM deliveries WHERE claim_until IS NOT NULL").fetchone()[0]
+    assert set(states) == {p.msg_id for p in packets}
+    assert set(states.values()) <= {"retry-wait", "accepted"} and leases == 0  # parked, nobody holds them
+
+    receiver.answer_status = None
+    hub = await ServeProcess(data, test_pki).ready()
+    try:
+        await eventually(lambda: set(receiver.received()) == {p.msg_id for p in packets}, timeout=20)
+    finally:
+        assert hub.terminate() == 0
+        await receiver.stop()
+    assert all(n == 1 for n in receiver.received().values())
