@@ -25,12 +25,10 @@ import os
 import shutil
 import sqlite3
 import ssl
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent

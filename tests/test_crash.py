@@ -4,7 +4,6 @@ records each as delivered exactly once."""
 from __future__ import annotations
 
 import asyncio
-import json
 import sqlite3
 
 from smdo.registry import Registry

@@ -34,7 +34,6 @@ from smdo.journal.store import (
     Duplicate,
     Record,
     Rejected,
-    StateChange,
     TransactionView,
 )
 
