@@ -83,3 +83,19 @@ async def test_two_workers_share_the_port_and_stop_gracefully(tmp_path, test_pki
         db.execute("UPDATE transactions SET size = size + 1 WHERE id = 7")
     code, _, err = await smdo("journal", "verify", "--data", str(data))
     assert code == 1 and "transactions row 7" in err
+
+
+async def test_client_auth_required_turns_away_clients_without_a_certificate(tmp_path, test_pki, trust_store):
+    import aiohttp
+
+    from router_fixtures import start_network
+
+    net = await start_network(tmp_path, test_pki, trust_store, client_auth="required")
+    try:
+        with pytest.raises(aiohttp.ClientError):
+            await net.hub.post(sign(document("ORG-A", ["ORG-B"]), test_pki.signer("ORG-A")))
+        async with net.hub.session("ORG-A").post(f"{net.hub.url}/smdo/v1/packets",
+                                                 data=sign(document("ORG-A", ["ORG-B"]), test_pki.signer("ORG-A"))) as r:
+            assert r.status == 200 and ack_of(await r.read()).ack_codes == (100,)
+    finally:
+        await net.stop()
