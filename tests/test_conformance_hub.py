@@ -93,9 +93,20 @@ async def test_each_emulated_edms_passes_and_is_certified(world, kind):
     ("accept-invalid", "schema-invalid"),
     ("slow", "delivery-ack"),
 ])
-async def test_each_fault_fails_its_own_case_through_the_hub(world, fault, failing_case):
-    edms = await world.add("rekord", frozenset({fault}))
-    result, conclusion, _ = await world.run("rekord", edms)
+@pytest.mark.parametrize("kind", list(KINDS))
+async def test_each_fault_fails_its_own_case_through_the_hub(world, kind, fault, failing_case):
+    edms = await world.add(kind, frozenset({fault}))
+    result, conclusion, _ = await world.run(kind, edms)
     assert failing(result) == [failing_case], table(result)
+    [failed] = [r for r in result.results if r.name == failing_case]
+    assert REASONS[fault] in failed.reason, failed.reason  # a reason a person can act on
     assert not conclusion.passed
-    assert world.registry.require("CF-R").status is S.TESTING  # not certified
+    assert world.registry.require(KINDS[kind]).status is S.TESTING  # not certified
+
+
+REASONS = {
+    "no-registration-acks": "every delivered document must be answered with one",
+    "wrong-key": "signed with its registered certificate",
+    "accept-invalid": "validate incoming packets against the SDIP schema",
+    "slow": "Answer the delivery as soon as the packet is stored",
+}

@@ -188,10 +188,21 @@ class HubRoute:
             if delivery and delivery.get("state") in ("retry-wait", "expired") and delivery.get("detail"):
                 return Confirmation(False, None, f"the hub could not deliver it ({delivery['state']}, attempt "
                                                  f"{delivery.get('attempts')}): {delivery['detail']}")
+            unconfirmed = self._unconfirmed_fetches(delivery)
+            if unconfirmed and (delivery.get("attempts", 0) >= 2 or time.monotonic() >= deadline):
+                return Confirmation(False, None, unconfirmed)  # offered again: the first fetch went unconfirmed
             if time.monotonic() >= deadline:
                 where = f"state {delivery['state']}" + (f": {delivery['detail']}" if delivery.get("detail") else "") \
                     if delivery else "the hub has no record of it"
                 return Confirmation(False, None, f"no delivery confirmation within {wait:.0f} s ({where})")
+
+    def _unconfirmed_fetches(self, delivery: dict | None) -> str | None:
+        """For a pull-mode EDMS: it fetched the packet but has not confirmed it with a valid ack."""
+        if self.receiver_mode != "pull" or not delivery or delivery.get("attempts", 0) < 1 \
+                or delivery.get("state") == "delivered":
+            return None
+        return (f"{self.receiver} fetched it from its mailbox {delivery['attempts']} time(s) but did not confirm "
+                "it with a valid delivery acknowledgement signed with its registered certificate")
 
     async def _repeat_answered(self, msg_id: str, wait: float) -> Confirmation:
         """Did the EDMS answer the repeated packet? The hub's record of the repeat says so."""
@@ -204,7 +215,7 @@ class HubRoute:
                 if self.receiver_mode == "pull":
                     # The mailbox does not record a refused confirmation; being fetched is the evidence.
                     return Confirmation(True, time.monotonic() - start, "fetched from the mailbox")
-                if delivery.get("state") != "forwarding" and detail:
+                if detail:  # kept while a retry is in flight, so a slow EDMS's answer is not missed
                     # Acknowledging the original msg_id is right; the hub notes it does not match the repeat.
                     return Confirmation(msg_id in detail, time.monotonic() - start, f"answered: {detail}")
             await asyncio.sleep(0.2)
