@@ -433,7 +433,13 @@ def _claim(
             claimed.append(Claimed(row[0], row[1], row[2], row[3], row[4], row[5] + 1, row[6], row[7], row[8], row[9]))
         return claimed
 
-    return _in_transaction(conn, claim)
+    # A claim need not survive a power cut: lost, the delivery is simply due again (receivers
+    # de-duplicate). So no fsync of its own; WAL order keeps it before any later, synced commit.
+    conn.execute("PRAGMA synchronous=NORMAL")
+    try:
+        return _in_transaction(conn, claim)
+    finally:
+        conn.execute("PRAGMA synchronous=FULL")
 
 
 def _past_deadline(conn: sqlite3.Connection, now: float, limit: int) -> list[Claimed]:
