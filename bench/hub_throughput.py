@@ -297,6 +297,7 @@ def run(argv: list[str] | None = None) -> None:
         _, _, n_floor, _, floor_p50, floor_p99, _ = results.get()
         commands.put(("stop",))
 
+        stages = _stage_means(hub_url.rsplit("/smdo/", 1)[0] + "/metrics", pki.ca_bundle_path)
         verify = subprocess.run([sys.executable, "-m", "cli.main", "journal", "verify", "--data", str(data)],
                                 cwd=REPO, capture_output=True, text=True)
 
@@ -319,6 +320,9 @@ def run(argv: list[str] | None = None) -> None:
             print("  ".join(cell.ljust(widths[j]) if j == 0 else cell.rjust(widths[j]) for j, cell in enumerate(row)))
             if i == 0:
                 print("  ".join("-" * w for w in widths))
+        if stages:
+            print("\nwhere a packet's time goes in one hub worker (mean ms per stage, whole run): "
+                  + ", ".join(f"{name} {ms:.2f}" for name, ms in stages.items()))
         print(f"\nhub / floor: {accepted_rate / floor_rate:.0%} of the bare HTTP rate; "
               f"journal verify: {(verify.stdout or verify.stderr).strip().splitlines()[0]}")
     finally:
@@ -333,6 +337,32 @@ def run(argv: list[str] | None = None) -> None:
                 p.terminate()
                 p.join(5)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _stage_means(metrics_url: str, ca_bundle: Path) -> dict[str, float]:
+    """Mean milliseconds per stage from the hub's /metrics (the worker that answers)."""
+    import urllib.request
+
+    try:
+        ctx = ssl.create_default_context(cafile=str(ca_bundle))
+        text = urllib.request.urlopen(metrics_url, context=ctx, timeout=10).read().decode()
+    except OSError:
+        return {}
+    sums: dict[str, float] = {}
+    counts: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("smdo_stage_seconds_sum") or line.startswith("smdo_stage_seconds_count"):
+            name = line.split('stage="')[1].split('"')[0]
+            value = float(line.rsplit(" ", 1)[1])
+            (sums if "_sum" in line else counts)[name] = value
+    means = {name: 1000 * sums[name] / counts[name] for name in sums if counts.get(name)}
+    totals = {line.split(" ")[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+              if line.startswith("smdo_journal_")}
+    groups = totals.get("smdo_journal_groups_total", 0)
+    if groups:
+        means["journal write per group"] = 1000 * totals["smdo_journal_write_seconds_total"] / groups
+        means["records per group (n)"] = totals["smdo_journal_records_total"] / groups
+    return means
 
 
 def _unp(i: int) -> str:

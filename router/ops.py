@@ -36,6 +36,8 @@ async def metrics(request: web.Request) -> web.Response:
     states = await hub.journal.counts()
     extra = {f'smdo_deliveries{{state="{state}"}}': n for state, n in states.items()}
     extra["smdo_journal_groups_total"] = hub.committer.groups
+    extra["smdo_journal_records_total"] = hub.committer.records
+    extra["smdo_journal_write_seconds_total"] = round(hub.committer.write_seconds, 6)
     return web.Response(text=hub.metrics.render(extra), content_type="text/plain", charset="utf-8")
 
 

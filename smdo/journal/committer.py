@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 
 from smdo.journal.store import Duplicate, JournalStore, Record
@@ -21,6 +22,7 @@ class GroupCommitter:
         self._task: asyncio.Task[None] | None = None
         self.groups = 0  # groups committed, for metrics
         self.records = 0
+        self.write_seconds = 0.0  # time spent in store.write, summed over groups
 
     @property
     def depth(self) -> int:
@@ -63,6 +65,7 @@ class GroupCommitter:
 
     async def _commit(self, group: list[_Item]) -> None:
         flat = [r for records, _ in group for r in records]
+        started = time.perf_counter()
         try:
             results = await self.store.write(flat)
         except Exception:
@@ -76,6 +79,7 @@ class GroupCommitter:
             return
         self.groups += 1
         self.records += len(flat)
+        self.write_seconds += time.perf_counter() - started
         i = 0
         for records, future in group:
             if not future.done():

@@ -34,6 +34,7 @@ from smdo.journal.store import (
     Duplicate,
     Record,
     Rejected,
+    StateChange,
     TransactionView,
 )
 
@@ -250,10 +251,11 @@ class _Chain:
         self.seq, self.hash = row if row else (0, GENESIS)
         self.rows: list[tuple[int, str, str]] = []
 
-    def append(self, body: dict[str, object]) -> int:
+    def append(self, body: bytes) -> int:
+        """`body`: canonical JSON of the entry, prepared before the lock was taken; the entry's
+        stored text is that object with its sequence number put first."""
         self.seq += 1
-        body["seq"] = self.seq
-        text = canonical(body)
+        text = b'{"seq":%d,%s' % (self.seq, body[1:])
         self.hash = entry_hash(self.hash, text)
         self.rows.append((self.seq, text.decode(), self.hash))
         return self.seq
@@ -277,34 +279,37 @@ def _begin(conn: sqlite3.Connection, timeout: float = 10.0) -> None:
     """
     deadline = time.monotonic() + timeout
     pause = 0.0002
-    conn.execute("PRAGMA busy_timeout=0")
-    try:
-        while True:
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc):
-                    raise
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(pause)
-                pause = min(pause * 1.5, 0.001)
-    finally:
-        conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+    while True:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 1.5, 0.001)
 
 
 def _in_transaction(conn: sqlite3.Connection, fn: Callable[[_Chain], T]) -> T:
-    _begin(conn)
+    """One write transaction. While it holds SQLite's write lock it runs few statements (callers
+    prepare their rows first and use executemany): each statement means taking the GIL back,
+    which can wait for the event loop thread while the other workers wait for the lock."""
+    conn.execute("PRAGMA busy_timeout=0")  # _begin waits in finer steps than SQLite would
     try:
-        chain = _Chain(conn)
-        result = fn(chain)
-        chain.flush()
-        conn.execute("COMMIT")
-        return result
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+        _begin(conn)
+        try:
+            chain = _Chain(conn)
+            result = fn(chain)
+            chain.flush()
+            conn.execute("COMMIT")
+            return result
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    finally:
+        conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
 
 
 def _accepted_entry(r: Accepted) -> dict[str, object]:
@@ -344,60 +349,101 @@ def _state_entry(msg_id: str, receiver: str, state: str, at: float, **extra: obj
     return {"kind": "state", "at": at, "msg_id": msg_id, "receiver": receiver, "state": state, **extra}
 
 
+_TRANSACTION_INSERT = (
+    "INSERT INTO transactions (entry_seq, outcome, msg_id, sender, receivers, msg_type, acknow, ack_for, origin,"
+    " digest, size, received_at, deadline, codes, stage, raw, answer)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
 def _write(conn: sqlite3.Connection, records: list[Record]) -> list[Duplicate | None]:
-    return _in_transaction(conn, lambda chain: [_write_one(conn, chain, r) for r in records])
+    # The JSON of every entry is made here, before the write lock is taken.
+    prepared = [(r, canonical(_entry(r)), [(c, canonical(_entry(c))) for c in getattr(r, "also", ())])
+                for r in records]
+    return _in_transaction(conn, lambda chain: _apply(conn, chain, prepared))
 
 
-def _write_one(conn: sqlite3.Connection, chain: _Chain, r: Record) -> Duplicate | None:
+def _entry(r: Record) -> dict[str, object]:
     if isinstance(r, Accepted):
-        earlier = conn.execute(
-            "SELECT digest, answer FROM transactions WHERE msg_id = ? AND outcome = 'accepted'", (r.msg_id,)
-        ).fetchone()
-        if earlier:
-            return Duplicate(r.msg_id, earlier[0], earlier[1])
-        seq = chain.append(_accepted_entry(r))
-        conn.execute(
-            "INSERT INTO transactions (entry_seq, outcome, msg_id, sender, receivers, msg_type, acknow,"
-            " ack_for, origin, digest, size, received_at, deadline, codes, raw, answer)"
-            " VALUES (?, 'accepted', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '[100]', ?, ?)",
-            (seq, r.msg_id, r.sender, json.dumps(list(r.receivers)), r.msg_type, r.acknow, r.ack_for,
-             r.origin, r.digest, r.size, r.received_at, r.deadline, r.raw, r.answer),
-        )
-        conn.executemany(
-            "INSERT INTO deliveries (msg_id, receiver, mode, state, next_at, deadline, updated_at, entry_seq)"
-            " VALUES (?, ?, ?, 'accepted', ?, ?, ?, ?)",
-            [(r.msg_id, rcv, mode, r.received_at, r.deadline, r.received_at, seq) for rcv, mode in r.deliveries],
-        )
-        for change in r.also:
-            _write_one(conn, chain, change)
-        return None
+        return _accepted_entry(r)
     if isinstance(r, Rejected):
-        seq = chain.append(_rejected_entry(r))
-        conn.execute(
-            "INSERT INTO transactions (entry_seq, outcome, msg_id, sender, receivers, origin, digest, size,"
-            " received_at, codes, stage) VALUES (?, 'rejected', ?, ?, '[]', 'ingress', ?, ?, ?, ?, ?)",
-            (seq, r.msg_id, r.sender, r.digest, r.size, r.received_at, json.dumps(list(r.codes)), r.stage),
-        )
-        return None
-    row = conn.execute(
-        "SELECT state FROM deliveries WHERE msg_id = ? AND receiver = ?", (r.msg_id, r.receiver)
-    ).fetchone()
-    if row is None:
-        raise LookupError(f"no delivery of {r.msg_id} to {r.receiver}")
-    new = DeliveryState(r.state).value
-    if row[0] in _REGISTRATION and new not in _REGISTRATION:
-        return None  # a delivery ack after the registration ack is ignored
-    if row[0] in _FINAL and new not in _REGISTRATION:
-        return None  # a late outcome of a stale attempt changes nothing
-    seq = chain.append(
-        _state_entry(r.msg_id, r.receiver, new, r.at, next_at=r.next_at, detail=r.detail, codes=list(r.codes))
-    )
-    conn.execute(
+        return _rejected_entry(r)
+    return _state_entry(r.msg_id, r.receiver, DeliveryState(r.state).value, r.at, next_at=r.next_at,
+                        detail=r.detail, codes=list(r.codes))
+
+
+def _apply(conn: sqlite3.Connection, chain: _Chain,
+           prepared: list[tuple[Record, bytes, list[tuple[StateChange, bytes]]]]) -> list[Duplicate | None]:
+    """Apply a group in record order with a handful of statements: two lookups, then executemany."""
+    accepted_ids = [r.msg_id for r, _, _ in prepared if isinstance(r, Accepted)]
+    earlier = dict(_in_chunks(
+        conn, "SELECT msg_id, digest, answer FROM transactions WHERE outcome = 'accepted' AND msg_id IN ({})",
+        accepted_ids, lambda row: (row[0], (row[1], row[2]))))
+    changes = [c for r, _, also in prepared for c in ([r] if isinstance(r, StateChange) else [a for a, _ in also])]
+    states = dict(_in_chunks(
+        conn, "SELECT msg_id, receiver, state FROM deliveries WHERE msg_id IN ({})",
+        list({c.msg_id for c in changes}), lambda row: ((row[0], row[1]), row[2])))
+
+    transactions: list[tuple[object, ...]] = []
+    new_deliveries: list[tuple[object, ...]] = []
+    updates: list[tuple[object, ...]] = []
+    results: list[Duplicate | None] = []
+
+    def change(c: StateChange, body: bytes) -> None:
+        current = states.get((c.msg_id, c.receiver))
+        if current is None:
+            raise LookupError(f"no delivery of {c.msg_id} to {c.receiver}")
+        new = DeliveryState(c.state).value
+        if current in _REGISTRATION and new not in _REGISTRATION:
+            return  # a delivery ack after the registration ack is ignored
+        if current in _FINAL and new not in _REGISTRATION:
+            return  # a late outcome of a stale attempt changes nothing
+        seq = chain.append(body)
+        updates.append((new, c.next_at, c.detail, c.at, seq, c.msg_id, c.receiver))
+        states[(c.msg_id, c.receiver)] = new
+
+    for r, body, also in prepared:
+        result: Duplicate | None = None
+        if isinstance(r, Accepted):
+            if r.msg_id in earlier:
+                digest, answer = earlier[r.msg_id]
+                result = Duplicate(r.msg_id, digest, answer)
+            else:
+                seq = chain.append(body)
+                earlier[r.msg_id] = (r.digest, r.answer)
+                transactions.append((seq, "accepted", r.msg_id, r.sender, json.dumps(list(r.receivers)), r.msg_type,
+                                     r.acknow, r.ack_for, r.origin, r.digest, r.size, r.received_at, r.deadline,
+                                     "[100]", None, r.raw, r.answer))
+                for receiver, mode in r.deliveries:
+                    new_deliveries.append((r.msg_id, receiver, mode, r.received_at, r.deadline, r.received_at, seq))
+                    states[(r.msg_id, receiver)] = DeliveryState.ACCEPTED.value
+                for c, c_body in also:
+                    change(c, c_body)
+        elif isinstance(r, Rejected):
+            seq = chain.append(body)
+            transactions.append((seq, "rejected", r.msg_id, r.sender, "[]", None, None, None, "ingress", r.digest,
+                                 r.size, r.received_at, None, json.dumps(list(r.codes)), r.stage, None, None))
+        else:
+            change(r, body)
+        results.append(result)
+
+    conn.executemany(_TRANSACTION_INSERT, transactions)
+    conn.executemany(
+        "INSERT INTO deliveries (msg_id, receiver, mode, state, next_at, deadline, updated_at, entry_seq)"
+        " VALUES (?, ?, ?, 'accepted', ?, ?, ?, ?)", new_deliveries)
+    conn.executemany(
         "UPDATE deliveries SET state = ?, next_at = ?, detail = ?, updated_at = ?, entry_seq = ?,"
-        " claimed_by = NULL, claim_until = NULL WHERE msg_id = ? AND receiver = ?",
-        (new, r.next_at, r.detail, r.at, seq, r.msg_id, r.receiver),
-    )
-    return None
+        " claimed_by = NULL, claim_until = NULL WHERE msg_id = ? AND receiver = ?", updates)
+    return results
+
+
+def _in_chunks(conn: sqlite3.Connection, sql: str, keys: list[str], row: Callable[[tuple], T]) -> list[T]:
+    """Run `sql` with `IN ({})` over keys, 500 at a time (SQLite caps bound parameters)."""
+    out: list[T] = []
+    for i in range(0, len(keys), 500):
+        chunk = keys[i : i + 500]
+        out += [row(r) for r in conn.execute(sql.format(",".join("?" * len(chunk))), chunk)]
+    return out
 
 
 _CLAIMED_COLUMNS = (
@@ -422,16 +468,14 @@ def _claim(
             f" ON t.msg_id = d.msg_id AND t.outcome = 'accepted' WHERE {where} ORDER BY d.next_at LIMIT ?",
             (*args, limit),
         ).fetchall()
-        claimed = []
+        updates = []
         for row in rows:
-            seq = chain.append(_state_entry(row[1], row[2], "forwarding", now, attempt=row[5] + 1, by=holder))
-            conn.execute(
-                "UPDATE deliveries SET state = 'forwarding', attempts = attempts + 1, updated_at = ?,"
-                " entry_seq = ?, claimed_by = ?, claim_until = ? WHERE id = ?",
-                (now, seq, holder, now + lease, row[0]),
-            )
-            claimed.append(Claimed(row[0], row[1], row[2], row[3], row[4], row[5] + 1, row[6], row[7], row[8], row[9]))
-        return claimed
+            body = canonical(_state_entry(row[1], row[2], "forwarding", now, attempt=row[5] + 1, by=holder))
+            updates.append((now, chain.append(body), holder, now + lease, row[0]))
+        conn.executemany(
+            "UPDATE deliveries SET state = 'forwarding', attempts = attempts + 1, updated_at = ?,"
+            " entry_seq = ?, claimed_by = ?, claim_until = ? WHERE id = ?", updates)
+        return [Claimed(r[0], r[1], r[2], r[3], r[4], r[5] + 1, r[6], r[7], r[8], r[9]) for r in rows]
 
     # A claim need not survive a power cut: lost, the delivery is simply due again (receivers
     # de-duplicate). So no fsync of its own; WAL order keeps it before any later, synced commit.
