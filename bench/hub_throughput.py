@@ -362,6 +362,10 @@ def _stage_means(metrics_url: str, ca_bundle: Path) -> dict[str, float]:
     if groups:
         means["journal write per group"] = 1000 * totals["smdo_journal_write_seconds_total"] / groups
         means["records per group (n)"] = totals["smdo_journal_records_total"] / groups
+    txns = totals.get("smdo_journal_transactions_total", 0)
+    if txns:
+        for name in ("lock_wait", "locked_work", "commit"):
+            means[f"per transaction: {name}"] = 1000 * totals[f"smdo_journal_{name}_seconds_total"] / txns
     return means
 
 

@@ -38,6 +38,8 @@ async def metrics(request: web.Request) -> web.Response:
     extra["smdo_journal_groups_total"] = hub.committer.groups
     extra["smdo_journal_records_total"] = hub.committer.records
     extra["smdo_journal_write_seconds_total"] = round(hub.committer.write_seconds, 6)
+    for name, value in hub.journal.lock_times().items():
+        extra[f"smdo_journal_{name}{'_total' if name == 'transactions' else '_seconds_total'}"] = round(value, 6)
     return web.Response(text=hub.metrics.render(extra), content_type="text/plain", charset="utf-8")
 
 
