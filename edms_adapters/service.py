@@ -395,7 +395,7 @@ class EdmsService:
         for result in ack.results:
             if ack.ack_type == p.ACK_DELIVERY and header.sender_id == self.config.hub_code:
                 state = DELIVERY_STATES.get(result.errorcode, "rejected")
-                self.store.advance(ack.msg_id, _receiver_named(result.text, receivers), state,
+                self.store.advance(ack.msg_id, _receiver_of(ack, receivers), state,
                                    code=result.errorcode, reason=result.text)
             elif ack.ack_type == p.ACK_REGISTRATION and header.sender_id in receivers:
                 # The hub checked that the signer is bound to Sender@id: this is that receiver's answer.
@@ -410,12 +410,11 @@ class EdmsService:
         return self.store.documents(direction)
 
 
-def _receiver_named(text: str, receivers: tuple[str, ...]) -> str | None:
-    """Which receiver a hub delivery ack is about: the one it names, or the only one."""
-    words = set(re.split(r"[\s,;:()]+", text or ""))
-    named = [r for r in receivers if r in words]
-    if len(named) == 1:
-        return named[0]
+def _receiver_of(ack: p.Acknowledgement, receivers: tuple[str, ...]) -> str | None:
+    """Which receiver a hub delivery ack is about: the one it names (Acknowledgement@receiver),
+    or the only one."""
+    if ack.receiver is not None:
+        return ack.receiver if ack.receiver in receivers else None
     return receivers[0] if len(receivers) == 1 else None
 
 

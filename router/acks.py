@@ -42,7 +42,7 @@ class HubAcks:
         )
 
     def sign(self, *, acknowledged_msg_id: str, receiver_id: str, results: Sequence[tuple[int, str]],
-             msg_id: str | None = None) -> bytes:
+             msg_id: str | None = None, about_receiver: str | None = None) -> bytes:
         env = acknowledgement(
             acknowledged_msg_id=acknowledged_msg_id,
             ack_type=1,
@@ -50,6 +50,7 @@ class HubAcks:
             receiver_id=receiver_id,
             results=list(results),
             msg_id=msg_id,
+            about_receiver=about_receiver,
         )
         root = to_element(env)
         sign_enveloped(root, self.signer)  # appends ds:Signature to root
@@ -71,4 +72,4 @@ class HubAcks:
         ack_id = ack_msg_id(code, msg_id, receiver)
         text = text or f"{TEXTS[ErrorCode(code)]} {receiver}"
         return ack_id, self.sign(acknowledged_msg_id=msg_id, receiver_id=sender_id,
-                                 results=[(code, text)], msg_id=ack_id)
+                                 results=[(code, text)], msg_id=ack_id, about_receiver=receiver)

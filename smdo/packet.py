@@ -232,6 +232,7 @@ class Acknowledgement:
     reg_number: RegNumber | None = None
     inc_number: RegNumber | None = None
     notification: Notification | None = None
+    receiver: str | None = None  # which receiver of the acknowledged message (hub's 101/102)
 
 
 Zone = Union[Document, Task, AddDocuments, Acknowledgement]
@@ -570,6 +571,7 @@ def _acknowledgement(e: etree._Element) -> Acknowledgement:
         reg_number=_child(e, "RegNumber", _reg_number),
         inc_number=_child(e, "IncNumber", _reg_number),
         notification=_child(e, "Notification", _notification),
+        receiver=e.get("receiver"),
     )
 
 
@@ -724,7 +726,7 @@ def _put_add_documents(body: etree._Element, z: AddDocuments) -> None:
 
 
 def _put_acknowledgement(body: etree._Element, z: Acknowledgement) -> None:
-    e = _sub(body, "Acknowledgement", msg_id=z.msg_id, ack_type=z.ack_type)
+    e = _sub(body, "Acknowledgement", msg_id=z.msg_id, ack_type=z.ack_type, receiver=z.receiver)
     if z.reg_number is not None:
         _put_reg_number(e, "RegNumber", z.reg_number)
     if z.inc_number is not None:

@@ -79,6 +79,7 @@ def acknowledgement(
     event: Notification | None = None,
     msg_id: str | None = None,
     dtstamp: datetime | None = None,
+    about_receiver: str | None = None,
 ) -> Envelope:
     """An acknowledgement (msg_type 0) of `acknowledged_msg_id`, from `sender` to `receiver_id`."""
     if not results:
@@ -95,6 +96,7 @@ def acknowledgement(
             reg_number=reg_number,
             inc_number=inc_number,
             notification=event,
+            receiver=about_receiver,
         ),
     )
 
@@ -108,10 +110,12 @@ def delivery_ack(
     text: str | None = None,
     extra: Sequence[tuple[int, str]] = (),
     msg_id: str | None = None,
+    about_receiver: str | None = None,
 ) -> Envelope:
     """A delivery acknowledgement (ack_type 1): 100 accepted, 101 delivered, 102 not delivered, ...
 
-    `extra` adds further results, e.g. the format codes of a refused packet.
+    `extra` adds further results, e.g. the format codes of a refused packet; `about_receiver` names
+    the receiver of the acknowledged message it is about (the hub's 101/102).
     """
     return acknowledgement(
         acknowledged_msg_id=acknowledged_msg_id,
@@ -120,6 +124,7 @@ def delivery_ack(
         receiver_id=receiver_id,
         results=[(int(code), text or DELIVERY_TEXTS.get(int(code), "")), *extra],
         msg_id=msg_id,
+        about_receiver=about_receiver,
     )
 
 

@@ -144,7 +144,7 @@ def acknowledgements(draw: st.DrawFn) -> Acknowledgement:
         inc_number = draw(reg_numbers)
     return Acknowledgement(msg_id=draw(guid), ack_type=ack_type, results=results,
                            reg_number=draw(st.none() | reg_numbers), inc_number=inc_number,
-                           notification=notification)
+                           notification=notification, receiver=draw(st.none() | code))
 
 
 senders = st.builds(Sender, id=code, sys_id=guid, system=text, system_details=text, name=opt_text)

@@ -197,9 +197,9 @@ async def test_receipts_move_each_receivers_state_forward_only(make_service, sig
                            inc_number=p.RegNumber("IN-1", full_card().date))
     assert service.receive(signed(reg, signer_for("ORG-A"))).status == 200
     assert state("ORG-A") == "registered" and state("ORG-B") == "created"
-    # the hub's 101 naming ORG-A arrives late: kept in the history, the state stays
+    # the hub's 101 about ORG-A arrives late: kept in the history, the state stays
     late = delivery_ack(acknowledged_msg_id=sent.msg_id, sender=sender("HUB"), receiver_id="EDMS-T",
-                        text="delivered to the addressee ORG-A")
+                        about_receiver="ORG-A")
     service.receive(signed(late, signer_for("HUB")))
     [doc] = service.documents("sent")
     a = next(d for d in doc.deliveries if d.receiver == "ORG-A")

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from lxml import etree
 
 from smdo.errors import RegistrationResult
+from smdo.packet import from_element
 
 from router_fixtures import ack_of, delivery_state, document, eventually, registration, sign, start_network
 
@@ -57,6 +59,10 @@ async def test_fan_out_delivers_to_each_receiver_independently(network, test_pki
     assert edms["ORG-C"].received() == {packet.msg_id: 1}
     items = await eventually(lambda: _at_least(hub.mailbox("ORG-A"), 2))
     assert sorted(ack_of(i["packet"]).ack_codes for i in items) == [(101,), (101,)]
+    # Each 101 names the receiver it is about, so the sender can tell the two apart.
+    acks = [from_element(etree.fromstring(i["packet"])).body for i in items]
+    assert sorted(a.receiver for a in acks) == ["ORG-B", "ORG-C"]
+    assert all(a.msg_id == packet.msg_id for a in acks)
 
 
 async def _at_least(awaitable, n):
