@@ -2,6 +2,7 @@
 
     python -m bench                 # all
     python -m bench packet_check    # one
+    python -m bench hub_throughput --packets 3000   # one, with its own options
 """
 from __future__ import annotations
 
@@ -15,15 +16,17 @@ BENCHMARKS = {
 
 
 def main(argv: list[str]) -> None:
-    names = [a for a in argv if not a.startswith("-")] or list(BENCHMARKS)
+    # Leading words that name benchmarks choose them; everything after goes to each benchmark as is
+    # (so `--packets 3000` keeps its value).
+    names: list[str] = []
+    while argv and not argv[0].startswith("-"):
+        names.append(argv.pop(0))
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
         sys.exit(f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}")
-    options = [a for a in argv if a.startswith("-")]
-    for name in names:
+    for name in names or list(BENCHMARKS):
         print(f"\n=== {name} ===", flush=True)
-        importlib.import_module(BENCHMARKS[name]).run(options)
-
+        importlib.import_module(BENCHMARKS[name]).run(argv)
 
 if __name__ == "__main__":
     main(sys.argv[1:])
