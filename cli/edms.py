@@ -12,7 +12,7 @@ import click
 from edms_adapters.config import FAULTS, EdmsConfig, RegistrationRules
 from edms_adapters.kinds import KIND_NAMES
 from edms_adapters.runner import push_url, start_edms
-from edms_adapters.service import DataDirBusy
+from smdo.datadir import DataDirBusy
 
 
 def _listen(value: str) -> tuple[str, int]:

@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from router.config import load_config
-from router.server import DataDirBusy, serve
+from router.server import serve
+from smdo.datadir import DataDirBusy
 
 
 @click.command("serve")

@@ -7,14 +7,12 @@ edms_adapters/web.py and edms_adapters/transports.py; they all call into `EdmsSe
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import logging
 import re
 import uuid
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
-from typing import IO
 
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from lxml import etree
@@ -42,6 +40,7 @@ from signing.trust import TrustStore
 from signing.xmldsig import sign_enveloped
 from smdo import packet as p
 from smdo.check import read_packet, validate_packet, verify_packet
+from smdo.datadir import lock_data_dir
 from smdo.errors import ErrorCode, PacketRejected, RegistrationResult
 from smdo.receipts import delivery_ack
 
@@ -92,21 +91,6 @@ def _wrong_key_like(key: object) -> object:
     return rsa.generate_private_key(public_exponent=65537, key_size=key.key_size)
 
 
-class DataDirBusy(RuntimeError):
-    """Another EDMS already works in this data folder."""
-
-
-def lock_data_dir(data_dir: Path) -> IO[bytes]:
-    """One EDMS per data folder: two pollers on one outbox would send each card twice."""
-    handle = open(data_dir / "edms.lock", "wb")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise DataDirBusy(f"another EDMS is already running in {data_dir} (edms.lock is held)") from None
-    return handle
-
-
 def safe_file_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "document"
 
@@ -118,7 +102,8 @@ class EdmsService:
         self.config = config
         self.adapter = adapter
         config.data_dir.mkdir(parents=True, exist_ok=True)
-        self._lock = lock_data_dir(config.data_dir)
+        # Two pollers on one outbox would send each card twice.
+        self._lock = lock_data_dir(config.data_dir, "edms.lock", "another EDMS")
         self.store = EdmsStore(config.data_dir / "edms.db")
         self.trust = TrustStore.from_paths(config.trust)
         signer = Signer.from_files(config.key, config.cert)

@@ -4,7 +4,6 @@ its own event loop. SIGTERM/SIGINT stop it gracefully: stop accepting, answer re
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import gc
 import logging
 import multiprocessing
@@ -14,11 +13,11 @@ import socket
 import sys
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from aiohttp import web
 
+from smdo.datadir import lock_data_dir
 from smdo.journal import SqliteJournal
 
 from router.app import create_app
@@ -26,23 +25,6 @@ from router.config import HubConfig
 from router.tls import server_context
 
 log = logging.getLogger(__name__)
-
-
-class DataDirBusy(RuntimeError):
-    pass
-
-
-def lock_data_dir(data: Path) -> IO[bytes]:
-    """One hub per data folder: the journal's leases are released at start, which is only safe
-    when no other hub is using them."""
-    data.mkdir(parents=True, exist_ok=True)
-    handle = open(data / "serve.lock", "wb")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise DataDirBusy(f"another hub is already serving {data} (serve.lock is held)") from None
-    return handle
 
 
 async def _release_claims(config: HubConfig) -> None:
@@ -61,7 +43,8 @@ def url(config: HubConfig, port: int) -> str:
 def serve(config: HubConfig, announce: Callable[[str], None] | None = None) -> None:
     config.check()
     announce = announce or (lambda line: print(line, flush=True))
-    lock = lock_data_dir(config.data)
+    # The journal's leases are released at start, which is only safe when no other hub uses them.
+    lock = lock_data_dir(config.data, "serve.lock", "another hub")
     # The journal's thread holds SQLite's write lock while it runs; with the default 5 ms GIL
     # switch interval it can wait that long for the event loop thread, and so can every writer.
     sys.setswitchinterval(0.0005)

@@ -226,7 +226,7 @@ async def test_receipts_move_each_receivers_state_forward_only(make_service, sig
 
 
 async def test_one_edms_per_data_folder(make_service, tmp_path, test_pki, edms_cert):
-    from edms_adapters.service import DataDirBusy
+    from smdo.datadir import DataDirBusy
 
     first = make_service()
     with pytest.raises(DataDirBusy, match="already running"):

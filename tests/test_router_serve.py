@@ -67,7 +67,7 @@ async def test_two_workers_share_the_port_and_stop_gracefully(tmp_path, test_pki
         assert results == [(200, (100,))] * len(packets)
         # A second hub on the same data folder is refused: the leases would not be safe.
         code, _, err = await smdo(*serve_args(data, test_pki)[3:])
-        assert code != 0 and "already serving" in err
+        assert code != 0 and "another hub is already running" in err
     finally:
         assert hub.terminate() == 0
 
