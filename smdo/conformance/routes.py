@@ -145,7 +145,7 @@ class HubRoute:
         A repeat goes in under its own journal id (the journal keeps one transaction per msg_id)
         but with the same bytes, so the EDMS sees the same msg_id again, as after a lost ack.
         """
-        from smdo.journal import Accepted, SqliteJournal  # only this route touches the hub's journal
+        from smdo.journal import Accepted  # only this route touches the hub's journal
 
         journal_id = out.msg_id
         if repeat:
@@ -162,10 +162,15 @@ class HubRoute:
             digest=hashlib.sha256(out.raw).hexdigest(), size=len(out.raw), received_at=now,
             deadline=now + (15.0 if repeat else 600.0), raw=out.raw, answer=b"",
             deliveries=((self.receiver, self.receiver_mode),), origin="conformance")
+        await self._journal_write([record])
+
+    async def _journal_write(self, records: list) -> None:
+        from smdo.journal import SqliteJournal
+
         journal = SqliteJournal(self.journal_path)
         await journal.open()
         try:
-            await journal.write([record])
+            await journal.write(records)
         finally:
             await journal.close()
 
@@ -196,6 +201,13 @@ class HubRoute:
                     if delivery else "the hub has no record of it"
                 return Confirmation(False, None, f"no delivery confirmation within {wait:.0f} s ({where})")
 
+    async def _settle_repeat(self, journal_id: str) -> None:
+        """The repeat did its job: stop the hub offering it again (it would crowd out later packets)."""
+        from smdo.journal import DeliveryState, StateChange
+
+        await self._journal_write([StateChange(journal_id, self.receiver, DeliveryState.DELIVERED, at=time.time(),
+                                               detail="conformance repeat: the EDMS took it again")])
+
     def _unconfirmed_fetches(self, delivery: dict | None) -> str | None:
         """For a pull-mode EDMS: it fetched the packet but has not confirmed it with a valid ack."""
         if self.receiver_mode != "pull" or not delivery or delivery.get("attempts", 0) < 1 \
@@ -212,12 +224,16 @@ class HubRoute:
             delivery = await self._delivery(journal_id)
             if delivery and delivery.get("attempts", 0) >= 1:
                 detail = delivery.get("detail") or ""
+                found = None
                 if self.receiver_mode == "pull":
                     # The mailbox does not record a refused confirmation; being fetched is the evidence.
-                    return Confirmation(True, time.monotonic() - start, "fetched from the mailbox")
-                if detail:  # kept while a retry is in flight, so a slow EDMS's answer is not missed
+                    found = Confirmation(True, time.monotonic() - start, "fetched from the mailbox")
+                elif detail:  # kept while a retry is in flight, so a slow EDMS's answer is not missed
                     # Acknowledging the original msg_id is right; the hub notes it does not match the repeat.
-                    return Confirmation(msg_id in detail, time.monotonic() - start, f"answered: {detail}")
+                    found = Confirmation(msg_id in detail, time.monotonic() - start, f"answered: {detail}")
+                if found is not None:
+                    await self._settle_repeat(journal_id)
+                    return found
             await asyncio.sleep(0.2)
         return Confirmation(False, None, f"the EDMS did not take the repeated packet within {wait:.0f} s")
 
