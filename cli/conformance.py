@@ -284,6 +284,9 @@ def run(subscriber: str | None, endpoint: str | None, edms_cert: str | None, cod
             listening=listening))
     except RegistryError as exc:
         fail(str(exc))
+    except KeyboardInterrupt:
+        click.echo("error: interrupted; no conclusion was stored", err=True)
+        sys.exit(130)
     click.echo("")
     click.echo(table(result))
     if junit_path is not None:
