@@ -192,7 +192,9 @@ def show(registry: Registry, actor: str, code: str, as_json: bool) -> None:
         click.echo(f"{'conformance':<12}never run")
     else:
         outcome = "passed" if conclusion.passed else "FAILED"
-        click.echo(f"{'conformance':<12}{outcome}, suite {conclusion.suite_version}, {when(conclusion.at)} UTC")
+        failed = conclusion.summary.get("failed_cases") or []
+        cases = f" (failed: {', '.join(map(str, failed))})" if failed else ""  # type: ignore[arg-type]
+        click.echo(f"{'conformance':<12}{outcome}{cases}, suite {conclusion.suite_version}, {when(conclusion.at)} UTC")
     click.echo("certificates:")
     click.echo(table(["fingerprint (sha256)", "subject", "valid from", "valid to"],
                      [(c.fingerprint, c.subject, when(c.not_before), when(c.not_after)) for c in certs]))
@@ -229,7 +231,9 @@ def status_command(name: str, target: SubscriberStatus, needs: SubscriberStatus 
     def command(registry: Registry, actor: str, code: str, reason: str) -> None:
         current = registry.require(code).status
         if needs is not None and current is not needs:
-            raise CommandError(f"{name} takes a {needs.value} subscriber; {code} is {current.value}")
+            hint = (f" (it is certified by passing `smdo conformance run --subscriber {code}`)"
+                    if needs is S.CERTIFIED and current in (S.REGISTERED, S.TESTING) else "")
+            raise CommandError(f"{name} takes a {needs.value} subscriber; {code} is {current.value}{hint}")
         sub = registry.set_status(code, target, actor=actor, reason=reason)
         click.echo(f"{sub.code}: {current.value} -> {sub.status.value}")
 
@@ -290,6 +294,10 @@ def history(registry: Registry, actor: str, code: str, as_json: bool) -> None:
     rows = []
     for e in entries:
         change = f"{e.from_status.value if e.from_status else ''} -> {e.to_status.value}" if e.to_status else ""
-        details = ", ".join(f"{k}={v}" for k, v in e.details.items()) if e.action in ("update", "cert-add", "cert-remove") else ""
+        details = ""
+        if e.action in ("update", "cert-add", "cert-remove"):
+            details = ", ".join(f"{k}={v}" for k, v in e.details.items())
+        elif e.action == "conformance" and e.details.get("failed_cases"):
+            details = "failed: " + ", ".join(map(str, e.details["failed_cases"]))  # type: ignore[arg-type]
         rows.append((when(e.at), e.actor, e.action, change.strip(), e.reason, details))
     click.echo(table(["when (UTC)", "who", "action", "status", "why", "details"], rows))

@@ -604,7 +604,7 @@ class Registry:
             conclusion_id = cursor.lastrowid
             outcome = "passed" if passed else "failed"
             self._log(db, code, moment, actor, "conformance", None, None, f"conformance suite {suite_version} {outcome}",
-                      {"conclusion_id": conclusion_id, **{k: v for k, v in summary.items() if k in ("passed", "failed", "total")}})
+                      {"conclusion_id": conclusion_id, **{k: v for k, v in summary.items() if k in ("passed", "failed", "total", "failed_cases")}})
             if passed and old is S.TESTING:
                 self._set_status(db, code, old, S.CERTIFIED, moment, actor,
                                  f"passed conformance suite {suite_version} (conclusion {conclusion_id})")

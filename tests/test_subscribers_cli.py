@@ -142,8 +142,11 @@ def test_lifecycle_commands(smdo, pki):
     registry = smdo.registry()
     registry.set_status("CLI-A", S.TESTING, actor="suite", reason="conformance run")
     registry.record_conclusion("CLI-A", suite_version="t", passed=True, summary={}, document=b"<c/>", actor="suite")
-    registry.record_conclusion("CLI-A", suite_version="t", passed=False, summary={}, document=b"<c/>", actor="suite")
+    registry.record_conclusion("CLI-A", suite_version="t", passed=False, summary={"failed_cases": ["tampered-signature"]},
+                               document=b"<c/>", actor="suite")
+    assert "FAILED (failed: tampered-signature)" in smdo("show", "CLI-A").output
     refused(smdo("activate", "CLI-A", ok=False), "without a passing conformance conclusion")
+    assert "failed: tampered-signature" in smdo("history", "CLI-A").output
     registry.record_conclusion("CLI-A", suite_version="t", passed=True, summary={}, document=b"<c/>", actor="suite")
     assert "certified -> active" in smdo("activate", "CLI-A", "--reason", "contract signed").output
     assert smdo("suspend", "CLI-A", ok=False).exit_code == 2  # --reason is required
