@@ -110,3 +110,26 @@ REASONS = {
     "accept-invalid": "validate incoming packets against the SDIP schema",
     "slow": "Answer the delivery as soon as the packet is stored",
 }
+
+
+async def test_hub_route_names_what_the_hub_refused_from_the_edms(world, certs, test_pki, trust_store, tmp_path):
+    """When the EDMS's own document never reaches the suite, the reason says what the hub refused."""
+    import time
+
+    import aiohttp
+
+    from smdo.conformance.counterpart import Counterpart
+    from smdo.conformance.routes import HubRoute
+    from router_fixtures import document, sign
+
+    await world.add("rekord")
+    since = time.time()
+    # Signed with a certificate that is not CF-R's: the hub refuses it (-23, not bound to the sender).
+    status, _ = await world.hub.post(sign(document("CF-R", ["SMDO-TEST"]), certs["SMDO-TEST"].signer()))
+    assert status == 403
+    async with aiohttp.ClientSession() as session:
+        route = HubRoute(world.hub.url, session, Counterpart(certs["SMDO-TEST"].signer(), trust_store), "CF-R",
+                         "push", tmp_path / "hub" / "journal.db")
+        [refusal] = await eventually(lambda: route.refusals("CF-R", since), 5)
+        assert await route.refusals("CF-R", time.time() + 60) == []
+    assert "refused with code(s) -23" in refusal

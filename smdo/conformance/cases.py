@@ -212,6 +212,7 @@ async def duplicate(ctx: Context) -> str:
 @case("outgoing-document", "The EDMS's own document is schema-valid, signed and correctly addressed", SIGNED_ACKS)
 async def outgoing_document(ctx: Context) -> str:
     asked = ctx.first or ctx.factory.document("Conformance: please reply")
+    since = time.time()
     ctx.say(f"    waiting up to {ctx.timing.document:.0f} s for {ctx.code} to send a document to "
             f"{TEST_COUNTERPART_CODE} (e.g. a reply to msg {asked.msg_id})")
     if ctx.ask_for_document is not None:
@@ -223,6 +224,10 @@ async def outgoing_document(ctx: Context) -> str:
 
     found = await ctx.counterpart.wait_for(from_edms, ctx.timing.document)
     if found is None:
+        refused = await ctx.route.refusals(ctx.code, since)
+        if refused:
+            raise CaseFailed(f"the hub refused what {ctx.code} sent: {'; '.join(refused)} (see `smdo journal show "
+                             f"MSG_ID`); fix that and send a document to {TEST_COUNTERPART_CODE} again")
         raise CaseFailed(f"no document from {ctx.code} reached {TEST_COUNTERPART_CODE} within "
                          f"{ctx.timing.document:.0f} s: send one (for instance reply to msg {asked.msg_id}) "
                          f"addressed to {TEST_COUNTERPART_CODE}")

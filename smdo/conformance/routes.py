@@ -45,6 +45,7 @@ class Route(Protocol):
     async def send(self, out: Outgoing) -> None: ...
     async def send_unchecked(self, out: Outgoing, *, repeat: bool = False) -> None: ...
     async def confirmation(self, msg_id: str, wait: float, *, repeat: bool = False) -> Confirmation: ...
+    async def refusals(self, sender: str, since: float) -> list[str]: ...
 
 
 class EndpointRoute:
@@ -85,6 +86,9 @@ class EndpointRoute:
     async def confirmation(self, msg_id: str, wait: float, *, repeat: bool = False) -> Confirmation:
         answers = self._answers.get(msg_id) or [Confirmation(False, None, "nothing was sent")]
         return answers[-1]
+
+    async def refusals(self, sender: str, since: float) -> list[str]:
+        return []  # the suite itself is the hub here: whatever the EDMS sent is in the counterpart's inbox
 
 
 def _confirmation(answer: Received, msg_id: str, receiver: str, fingerprints: frozenset[str],
@@ -163,6 +167,18 @@ class HubRoute:
             deadline=now + (15.0 if repeat else 600.0), raw=out.raw, answer=b"",
             deliveries=((self.receiver, self.receiver_mode),), origin="conformance")
         await self._journal_write([record])
+
+    async def refusals(self, sender: str, since: float) -> list[str]:
+        """What the hub refused from `sender` since `since` (wall clock), with the codes it answered."""
+        from smdo.journal import SqliteJournal
+
+        journal = SqliteJournal(self.journal_path)
+        await journal.open()
+        try:
+            views = await journal.list_transactions(since=since, sender=sender, state="rejected")
+        finally:
+            await journal.close()
+        return [f"msg {v.msg_id or '(unreadable)'} refused with code(s) {', '.join(map(str, v.codes))}" for v in views]
 
     async def _journal_write(self, records: list) -> None:
         from smdo.journal import SqliteJournal
