@@ -17,8 +17,10 @@ from smdo.errors import ErrorCode, PacketRejected, Problem
 class Limits:
     """Bounds on what the hub is willing to parse.
 
-    Without huge_tree, libxml2 itself also refuses nesting beyond 256 levels and any single
-    text node over 10 MB, so a file larger than that travels as a part beside the envelope.
+    `max_bytes` bounds everything else: a UTF-8 packet is parsed with libxml2's huge-tree option
+    (see `_parser`), so a single inline file may be as large as the packet allows (a 20 MB
+    attachment is ~27 MB of base64). libxml2 still refuses nesting beyond 2048 levels itself;
+    `max_depth` is ours.
     """
 
     max_bytes: int = 30 * 1024 * 1024
@@ -30,23 +32,44 @@ _PARSER_OPTIONS = dict(
     no_network=True,
     load_dtd=False,
     dtd_validation=False,
-    huge_tree=False,  # libxml2 then caps depth at 256 and text nodes at 10 MB
     remove_comments=False,
     remove_pis=False,
     collect_ids=False,
 )
 
 
-# lxml parsers are not thread-safe: keep one per thread, made on first use.
+# lxml parsers are not thread-safe: keep one pair per thread, made on first use.
 _local = threading.local()
 
 
-def _parser() -> etree.XMLParser:
-    parser = getattr(_local, "parser", None)
+def _parser(huge_tree: bool) -> etree.XMLParser:
+    """huge_tree lifts libxml2's own caps (10 MB per text node, 256 levels, entity amplification
+    checks). That is safe only where the byte scan in `parse_xml` has proved the packet carries no
+    DTD and so no entities: the caller passes `_byte_scan_is_conclusive(data)`. Other packets
+    (UTF-16, or a declared encoding the scan cannot read) keep every libxml2 cap."""
+    parsers = getattr(_local, "parsers", None)
+    if parsers is None:
+        parsers = _local.parsers = {}
+    parser = parsers.get(huge_tree)
     if parser is None:
-        parser = etree.XMLParser(**_PARSER_OPTIONS)
-        _local.parser = parser
+        parser = parsers[huge_tree] = etree.XMLParser(huge_tree=huge_tree, **_PARSER_OPTIONS)
     return parser
+
+
+_XML_DECLARATION = re.compile(rb"<\?xml\s[^>]{0,200}?\?>")
+_ENCODING = re.compile(rb"""encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
+_ASCII_ENCODINGS = {b"utf-8", b"utf8", b"us-ascii", b"ascii"}
+
+
+def _byte_scan_is_conclusive(data: bytes) -> bool:
+    """True when the packet is UTF-8 (or ASCII), so "<!DOCTYPE" would appear as those very bytes."""
+    start = 3 if data.startswith(b"\xef\xbb\xbf") else 0
+    declaration = _XML_DECLARATION.match(data, start)
+    if declaration is None:
+        # No declaration means UTF-8, unless UTF-16/32 bytes (zeros) or another BOM say otherwise.
+        return data[start:start + 1] in (b"<", b" ", b"\t", b"\r", b"\n") and b"\x00" not in data[start:start + 4]
+    encoding = _ENCODING.search(declaration.group())
+    return encoding is None or encoding.group(1).lower() in _ASCII_ENCODINGS
 
 
 def _reject(message: str, line: int | None = None) -> PacketRejected:
@@ -79,7 +102,7 @@ def parse_xml(data: bytes, limits: Limits = Limits()) -> etree._Element:
         offset = data.find(b"<!ENTITY")
         if offset >= 0:
             raise _reject("entity declarations are not allowed", _line_of(data, offset))
-    parser = _parser()
+    parser = _parser(huge_tree=_byte_scan_is_conclusive(data))
     try:
         root = etree.fromstring(data, parser)
     except etree.XMLSyntaxError as exc:
@@ -94,11 +117,11 @@ def _syntax_message(exc: etree.XMLSyntaxError, limits: Limits) -> str:
     text = re.sub(r", line \d+, column \d+$", "", str(exc.msg or exc))
     lowered = text.lower()
     if "excessive depth" in lowered:
-        return ("XML nested too deeply: the parser's hard limit (256 levels) was exceeded; "
+        return ("XML nested too deeply: the parser's hard limit was exceeded; "
                 f"packets may nest at most {limits.max_depth} levels ({text})")
     if "text node too long" in lowered:
-        return ("a text node is longer than the parser's 10 MB limit: send a large file as a part "
-                f"beside the envelope (Data/@referenceid) ({text})")
+        return ("a text node is longer than 10 MB, which only a UTF-8 packet may carry: send the "
+                f"packet in UTF-8, or the file as a part beside the envelope (Data/@referenceid) ({text})")
     if "amplification" in lowered:
         return f"entity expansion refused: the packet declares entities that expand exponentially ({text})"
     if "entity" in lowered:
@@ -124,7 +147,7 @@ _DEPTH_PROBES: dict[int, etree.XPath] = {}
 def _check_tree(root: etree._Element, limits: Limits) -> None:
     """Refuse a DOCTYPE the byte scan could not see (other encodings) and too deep nesting.
 
-    The parser is already bounded (no huge_tree: at most 256 levels), so this is too.
+    The parser is already bounded (libxml2 stops at 256 levels, 2048 with huge_tree), so this is too.
     """
     docinfo = root.getroottree().docinfo
     if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:

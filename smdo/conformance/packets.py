@@ -21,8 +21,6 @@ _IDS = uuid.UUID("5d0c8f7e-3a51-4c2b-9a7e-6c1e2f3a4b5c")
 COUNTERPART = p.Sender(id=TEST_COUNTERPART_CODE, sys_id=str(uuid.uuid5(_IDS, "counterpart")),
                        system="smdo-hub conformance suite", system_details=SUITE_VERSION,
                        name="SMDO hub test counterpart")
-# Base64 of 7 MiB is 9.8 MB: under libxml2's 10 MB text-node cap that the hub's parser keeps.
-MAX_INLINE_FILE = 7 * 1024 * 1024
 COUNTERPART_ORG = p.Organization(name="SMDO hub test counterpart", id=TEST_COUNTERPART_CODE)
 
 
@@ -100,19 +98,12 @@ class PacketFactory:
         return self.signed(self._envelope(p.SUPPLEMENT, body, "Conformance supplement"))
 
     def large_document(self, size: int) -> Outgoing:
-        """`size` bytes of attachments in one packet (20 MB: a ~28 MB packet, under the hub's 30 MB).
-
-        The hub's hardened parser caps one text node at 10 MB (libxml2 without huge_tree), so one
-        inline file holds at most ~7 MB; larger content is split over several files of one document.
-        """
+        """One attachment of `size` bytes inline (20 MB: a ~28 MB packet, under the hub's 30 MB)."""
         # Random bytes do not compress, so no layer can cheat on the size.
-        content = os.urandom(size)
-        pieces = range(0, size, MAX_INLINE_FILE)
-        files = tuple(p.DocTransfer(name=f"large.bin.{n + 1}of{len(pieces)}", type="bin",
-                                    description=f"part {n + 1} of {len(pieces)} of {size} bytes",
-                                    data=content[start:start + MAX_INLINE_FILE])
-                      for n, start in enumerate(pieces))
-        return self.document(f"Conformance: document with {size / (1024 * 1024):.0f} MB of attachments", files=files)
+        attachment = p.DocTransfer(name="large.bin", type="bin", description=f"{size} bytes of random data",
+                                   data=os.urandom(size))
+        return self.document(f"Conformance: document with a {size / (1024 * 1024):.0f} MB attachment",
+                             files=(attachment,))
 
     def registered(self, msg_id: str, sender: str) -> Outgoing:
         """The counterpart's own registration acknowledgement of a document the EDMS sent it."""
