@@ -54,7 +54,7 @@ class Breaker:
 
 
 class PushDelivery:
-    def __init__(self, hub: Hub, client_ssl: ssl.SSLContext | None) -> None:
+    def __init__(self, hub: Hub, client_ssl: ssl.SSLContext) -> None:
         self.hub = hub
         self.config = hub.config
         self.worker = f"push:{uuid.uuid4().hex[:12]}"
@@ -70,7 +70,8 @@ class PushDelivery:
         self._stopping = False
 
     def start(self) -> None:
-        connector = aiohttp.TCPConnector(ssl=self.client_ssl if self.client_ssl else False, limit=512)
+        # Always a verifying context (router.tls.client_context): an EDMS endpoint must chain to our CA.
+        connector = aiohttp.TCPConnector(ssl=self.client_ssl, limit=512)
         self.session = aiohttp.ClientSession(
             connector=connector, timeout=aiohttp.ClientTimeout(total=self.config.push_timeout)
         )
