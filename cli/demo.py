@@ -28,6 +28,7 @@ from pathlib import Path
 
 import aiohttp
 
+from cli.tables import table
 from edms_adapters.adapter import Attachment, Party, RegistrationCard, SupplementRef, TaskInfo
 from edms_adapters.hub_client import client_ssl_context
 from edms_adapters.kinds import adapter_for
@@ -365,8 +366,7 @@ class Demo:
 
     # -- the end --------------------------------------------------------------------------
     def table(self) -> str:
-        rows = [("pkt", "what", "from", "to", "created", "accepted (100)", "delivered (101)",
-                 "hub journal", "final (as the sender sees it)")]
+        rows = []
         for packet in self.packets:
             receivers = list(packet.expect)
             for receiver in receivers:
@@ -385,10 +385,8 @@ class Demo:
                     first[11:23] if first else "-", after("accepted"), after("delivered"),
                     packet.hub_states.get(receiver, "-"), final_text(delivery) + ("" if self.as_expected_one(packet, receiver) else "  << UNEXPECTED"),
                 ))
-        widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
-        lines = ["  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip() for row in rows]
-        lines.insert(1, "  ".join("-" * w for w in widths))
-        return "\n".join(lines)
+        return table(["pkt", "what", "from", "to", "created", "accepted (100)", "delivered (101)",
+                      "hub journal", "final (as the sender sees it)"], rows)
 
     def as_expected_one(self, packet: Packet, receiver: str) -> bool:
         """The sender saw the expected final state, and the hub's journal says the same."""

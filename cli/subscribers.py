@@ -18,6 +18,7 @@ from typing import Any
 import click
 from cryptography import x509
 
+from cli.tables import table
 from smdo.registry import Registry, RegistryError, Subscriber, SubscriberStatus
 
 S = SubscriberStatus
@@ -101,14 +102,6 @@ def certificate_checker(trust: str, crls: Sequence[str]) -> Callable[[str], x509
         return cert
 
     return check
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    cells = [[str(c) for c in headers]] + [["" if c is None else str(c) for c in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
 
 
 def when(moment: datetime) -> str:
