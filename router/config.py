@@ -35,6 +35,7 @@ class HubConfig:
     cert: Path | None = None
     trust: Path | None = None  # trust anchors + intermediates: file or directory
     crl: tuple[Path, ...] = ()
+    operator_certs: tuple[Path, ...] = ()  # operators' TLS client certificates (router/auth.py)
     client_auth: str = "optional"  # none | optional | required (mTLS)
     http: bool = False  # plain HTTP, loopback only
     workers: int = 1
@@ -90,7 +91,7 @@ def _coerce(name: str, value: Any) -> Any:
         return parse_duration(value)
     if name in ("data", "key", "cert", "trust"):
         return Path(value)
-    if name == "crl":
+    if name in ("crl", "operator_certs"):
         items = value.split(",") if isinstance(value, str) else value
         return tuple(Path(v) for v in items if v)
     if name in ("port", "workers", "max_packet_bytes", "push_concurrency", "breaker_failures"):

@@ -13,6 +13,7 @@ from smdo.journal import Accepted, GroupCommitter, SqliteJournal
 from smdo.xmlparse import Limits
 
 from router.acks import HubAcks
+from router.auth import load_operators
 from router.config import HubConfig
 from router.crl_watch import CrlWatch, crl_files
 from router.metrics import Metrics
@@ -34,6 +35,7 @@ class Hub:
         self.journal = SqliteJournal(config.journal_path)
         self.committer = GroupCommitter(self.journal)
         self.registry = RegistryView(config.registry_path)
+        self.operators = load_operators(config.operator_certs)  # {fingerprint: name}
         self.metrics = Metrics()
         self.metrics.gauges["smdo_journal_queue_depth"] = lambda: self.committer.depth
         self.work_ready = asyncio.Event()  # set when new push deliveries were journaled

@@ -9,40 +9,18 @@ for the visibility timeout; unconfirmed, it is offered again.
 from __future__ import annotations
 
 import base64
-import hashlib
 import time
 
 from aiohttp import web
-from cryptography import x509
 
-from signing.errors import SignatureError
-
-from smdo.registry import Subscriber
-
-from router.hub import Hub
+from router.auth import require_subscriber
 from router.keys import HUB
 from router.receipts import BadReceipt, check_delivery_ack, delivered
 
 
-def client_subscriber(request: web.Request, hub: Hub) -> Subscriber:
-    """The subscriber bound to the client certificate of this TLS connection, or 401/403."""
-    ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
-    der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
-    if not der:
-        raise web.HTTPUnauthorized(text="the mailbox needs a TLS client certificate bound to a subscriber\n")
-    subscriber = hub.registry.by_fingerprint(hashlib.sha256(der).hexdigest())
-    if subscriber is None:
-        raise web.HTTPForbidden(text="this client certificate is not bound to any subscriber\n")
-    try:  # TLS checked the chain; revocation (CRLs) is checked here, as for signatures
-        hub.trust.validate(x509.load_der_x509_certificate(der))
-    except SignatureError as exc:
-        raise web.HTTPForbidden(text=f"client certificate not trusted: {exc.message}\n") from exc
-    return subscriber
-
-
 async def fetch(request: web.Request) -> web.Response:
     hub = request.app[HUB]
-    subscriber = client_subscriber(request, hub)
+    subscriber = require_subscriber(request, hub)
     try:
         limit = max(1, min(500, int(request.query.get("limit", "50"))))
     except ValueError:
@@ -56,7 +34,7 @@ async def fetch(request: web.Request) -> web.Response:
 
 async def confirm(request: web.Request) -> web.Response:
     hub = request.app[HUB]
-    subscriber = client_subscriber(request, hub)
+    subscriber = require_subscriber(request, hub)
     try:
         delivery = await hub.journal.delivery(int(request.match_info["delivery_id"]))
     except ValueError:
