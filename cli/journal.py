@@ -11,20 +11,29 @@ from pathlib import Path
 import click
 
 from router.config import parse_duration
-from smdo.journal import SqliteJournal, TransactionView
+from smdo.journal import JournalStore, TransactionView, journal_store
+from smdo.storage import parse_storage
 
 
 def _data_option(fn):
+    fn = click.option("--db", envvar="SMDO_DB", default=None,
+                      help="The hub's storage: sqlite:///folder or postgresql://... [SMDO_DB; default: --data].")(fn)
     return click.option("--data", type=click.Path(file_okay=False, path_type=Path), envvar="SMDO_DATA",
                         default=Path("var"), show_default=True, help="The hub's data folder [SMDO_DATA].")(fn)
 
 
-async def _with_journal(data: Path, action):
-    path = data / "journal.db"
-    if not path.exists():
-        raise click.ClickException(f"no journal at {path}")
-    journal = SqliteJournal(path)
-    await journal.open()
+async def _with_journal(data: Path, db: str | None, action):
+    try:
+        where = parse_storage(db, data)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    if where.kind == "sqlite" and not where.journal_path.exists():
+        raise click.ClickException(f"no journal at {where.journal_path}")
+    journal = journal_store(where)
+    try:
+        await journal.open()
+    except Exception as exc:  # unreachable server, unknown schema: one line, no traceback
+        raise click.ClickException(f"cannot open the journal at {where.shown}: {exc}") from None
     try:
         return await action(journal)
     finally:
@@ -44,9 +53,9 @@ def command() -> None:
 
 @command.command("verify")
 @_data_option
-def verify(data: Path) -> None:
+def verify(data: Path, db: str | None) -> None:
     """Check the hash chain and every row against it; exit 1 naming each edited or deleted row."""
-    problems = asyncio.run(_with_journal(data, lambda j: j.verify()))
+    problems = asyncio.run(_with_journal(data, db, lambda j: j.verify()))
     if problems:
         for problem in problems:
             click.echo(f"journal broken: {problem}", err=True)
@@ -58,12 +67,12 @@ def verify(data: Path) -> None:
 @_data_option
 @click.argument("msg_id")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def show(data: Path, msg_id: str, as_json: bool) -> None:
+def show(data: Path, db: str | None, msg_id: str, as_json: bool) -> None:
     """Everything the journal holds about MSG_ID."""
-    async def read(journal: SqliteJournal):
+    async def read(journal: JournalStore):
         return await journal.transaction(msg_id), await journal.acknowledgements(msg_id)
 
-    views, acks = asyncio.run(_with_journal(data, read))
+    views, acks = asyncio.run(_with_journal(data, db, read))
     if not views:
         raise click.ClickException(f"no transaction with msg_id {msg_id}")
     if as_json:
@@ -94,7 +103,7 @@ def show(data: Path, msg_id: str, as_json: bool) -> None:
 @click.option("--state", help="accepted, rejected, or a delivery state (delivered, retry-wait, expired, ...).")
 @click.option("--limit", type=int, default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def list_(data: Path, since: str | None, sender: str | None, state: str | None, limit: int, as_json: bool) -> None:
+def list_(data: Path, db: str | None, since: str | None, sender: str | None, state: str | None, limit: int, as_json: bool) -> None:
     """The latest transactions as a table."""
     since_ts = None
     if since:
@@ -103,7 +112,7 @@ def list_(data: Path, since: str | None, sender: str | None, state: str | None, 
         except ValueError:
             since_ts = datetime.fromisoformat(since).timestamp()
     views: list[TransactionView] = asyncio.run(_with_journal(
-        data, lambda j: j.list_transactions(since=since_ts, sender=sender, state=state, limit=limit)))
+        data, db, lambda j: j.list_transactions(since=since_ts, sender=sender, state=state, limit=limit)))
     if as_json:
         click.echo(json.dumps([v.as_dict() for v in views], indent=2))
         return

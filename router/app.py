@@ -30,7 +30,7 @@ def create_app(config: HubConfig, *, release_claims: bool = True) -> web.Applica
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         hub = Hub(config)
         await hub.open()
-        if release_claims:
+        if release_claims and not config.clustered:
             await hub.journal.release_claims()
         app[HUB] = hub
         push = PushDelivery(hub, client_context(config))

@@ -9,6 +9,8 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from smdo.storage import StorageUrl, parse_storage
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
@@ -27,6 +29,10 @@ def parse_duration(value: str | float | int) -> float:
 @dataclass(frozen=True)
 class HubConfig:
     data: Path = Path("var")
+    # Where the journal and registry live (smdo.storage): sqlite:///folder or postgresql://...;
+    # unset: SQLite files in `data`.
+    db: str | None = None
+    node: str = ""  # this node's name in a cluster (leases, logs); default: host name + pid
     host: str = "127.0.0.1"
     port: int = 8443
     hub_code: str = "HUB"
@@ -67,15 +73,17 @@ class HubConfig:
             raise ValueError("the hub signs its acknowledgements: give --key and --cert")
         if self.trust is None:
             raise ValueError("give --trust: the CA certificates packets' signatures must chain to")
+        self.storage  # noqa: B018 - raises ValueError naming a bad --db
         return self
 
     @property
-    def journal_path(self) -> Path:
-        return self.data / "journal.db"
+    def storage(self) -> StorageUrl:
+        return parse_storage(self.db, self.data)
 
     @property
-    def registry_path(self) -> Path:
-        return self.data / "registry.db"
+    def clustered(self) -> bool:
+        """Shared storage: other nodes may hold leases, so none is released at start."""
+        return self.storage.kind == "postgresql"
 
 
 _DURATIONS = {

@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives import serialization
 
 from signing.keys import certificate_fingerprint as fingerprint  # sha256 of the DER, lowercase hex
 from smdo.errors import ErrorCode, Problem
+from smdo.storage import StorageUrl, parse_storage
 from smdo.unp import InvalidUnp, validate_unp
 
 # The hub's own test counterpart: the conformance suite exchanges packets with an EDMS under
@@ -652,3 +653,11 @@ class Registry:
             fps = {fp for (fp,) in self._db.execute("SELECT fingerprint FROM certificates WHERE code = ?", (code,))}
         return Subscriber(str(code), str(name), str(unp), S(status), str(mode), url,  # type: ignore[arg-type]
                           str(product), str(version), str(sys_id), str(contact), frozenset(fps))
+
+
+def registry_store(url: "str | Path | StorageUrl | None") -> Registry:
+    """The registry at the storage URL (`smdo.storage`): the one way the hub and the CLI open it."""
+    where = parse_storage(url)
+    if where.kind != "sqlite":
+        raise ValueError(f"the registry on {where.kind} is not available yet")
+    return Registry(where.registry_path)

@@ -170,9 +170,9 @@ class HubRoute:
 
     async def refusals(self, sender: str, since: float) -> list[str]:
         """What the hub refused from `sender` since `since` (wall clock), with the codes it answered."""
-        from smdo.journal import SqliteJournal
+        from smdo.journal import journal_store
 
-        journal = SqliteJournal(self.journal_path)
+        journal = journal_store(self.journal_path.parent)
         await journal.open()
         try:
             views = await journal.list_transactions(since=since, sender=sender, state="rejected")
@@ -181,9 +181,9 @@ class HubRoute:
         return [f"msg {v.msg_id or '(unreadable)'} refused with code(s) {', '.join(map(str, v.codes))}" for v in views]
 
     async def _journal_write(self, records: list) -> None:
-        from smdo.journal import SqliteJournal
+        from smdo.journal import journal_store
 
-        journal = SqliteJournal(self.journal_path)
+        journal = journal_store(self.journal_path.parent)
         await journal.open()
         try:
             await journal.write(records)

@@ -1,0 +1,255 @@
+"""The journal on PostgreSQL (psycopg 3, async): one journal for a cluster of hub nodes.
+
+SQL only, like the SQLite store: the rules are `smdo.journal.transitions`, the entries
+`smdo.journal.entries`, the audit `smdo.journal.audit`.
+
+How nodes share it:
+- One chain. Every transaction that appends entries first locks the single `chain_head` row
+  (`SELECT ... FOR UPDATE`), reads the head, appends, and sets the head before it commits. So the
+  entries of all nodes form one gap-free sequence, committed in chain order, and every writer takes
+  its locks in the same order (head first, then rows), so writers never deadlock. With group commit
+  a node holds the head for one transaction per group, not per packet.
+- Claims: due deliveries are selected `FOR UPDATE OF d SKIP LOCKED` and leased (`claimed_by`,
+  `claim_until`); a node that dies leaves leases that simply run out, and another node's next
+  claim takes the delivery. A claim commits without waiting for its WAL flush
+  (`synchronous_commit = off`): lost, the delivery is just due again.
+- Durability: every other commit waits for the WAL flush (PostgreSQL's default), so a packet is
+  answered 100 only once it is on disk.
+
+Two connections per store: one for writes and claims (their transactions are short and ordered by
+the chain lock anyway), one for reads, so status queries never wait behind a commit.
+"""
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+
+from smdo.journal import rows as R
+from smdo.journal.audit import DELIVERY_COLUMNS, TRANSACTION_COLUMNS, audit
+from smdo.journal.chain import ChainProblem, ChainWriter
+from smdo.journal.entries import Prepared, claim_entry, prepare
+from smdo.journal.records import Accepted, Claimed, Duplicate, Record, TransactionView
+from smdo.journal.timing import LockTimes
+from smdo.journal.transitions import PENDING, accepted_msg_ids, changed_msg_ids, plan_write
+from smdo.postgres import migrations
+
+_PASSWORD = re.compile(r"(://[^:/@]+:)[^@]*@")
+_HEAD = "SELECT seq, hash FROM chain_head WHERE id = 1 FOR UPDATE"
+
+
+class PostgresJournal:
+    """`JournalStore` on a PostgreSQL database at schema `migrations.LATEST`."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self.location = _PASSWORD.sub(r"\1***@", dsn)
+        self._writer: psycopg.AsyncConnection[Any] | None = None
+        self._reader: psycopg.AsyncConnection[Any] | None = None
+        self._write_lock = asyncio.Lock()
+        self._read_lock = asyncio.Lock()
+        self._times = LockTimes()
+
+    async def open(self) -> None:
+        self._reader = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
+        try:
+            await migrations.check(self._reader, self.location)
+            self._writer = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        for conn in (self._writer, self._reader):
+            if conn is not None:
+                await conn.close()
+        self._writer = self._reader = None
+
+    async def _read(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        assert self._reader is not None, "journal is not open"
+        async with self._read_lock, self._reader.cursor() as cur:
+            await cur.execute(sql, args)
+            return await cur.fetchall()
+
+    # --- writes -----------------------------------------------------------------------------------
+
+    async def write(self, records: Sequence[Record]) -> list[Duplicate | None]:
+        prepared = prepare(list(records))  # the entries' JSON, before the lock
+        return await self._chained(lambda cur, chain: self._apply(cur, chain, prepared))
+
+    async def _chained(self, fn: Any, *, flush_wal: bool = True) -> Any:
+        """One transaction holding the chain head: `fn(cursor, chain)`, then the entries and head."""
+        assert self._writer is not None, "journal is not open"
+        async with self._write_lock:
+            conn = self._writer
+            t0 = time.perf_counter()
+            async with conn.transaction(), conn.cursor() as cur:
+                if not flush_wal:
+                    await cur.execute("SET LOCAL synchronous_commit = off")
+                await cur.execute(_HEAD)
+                seq, hash_ = await cur.fetchone()  # type: ignore[misc]
+                t1 = time.perf_counter()
+                chain = ChainWriter(seq, hash_)
+                result = await fn(cur, chain)
+                if chain.rows:
+                    await cur.executemany("INSERT INTO entries (seq, body, hash) VALUES (%s, %s, %s)", chain.rows)
+                    await cur.execute("UPDATE chain_head SET seq = %s, hash = %s WHERE id = 1", (chain.seq, chain.hash))
+                t2 = time.perf_counter()
+            self._times.add(t1 - t0, t2 - t1, time.perf_counter() - t2)
+            return result
+
+    async def _apply(self, cur: psycopg.AsyncCursor[Any], chain: ChainWriter,
+                     prepared: list[Prepared]) -> list[Duplicate | None]:
+        # Read under the chain lock: anything another node committed before is visible now.
+        earlier: dict[str, tuple[str, bytes]] = {}
+        ids = accepted_msg_ids(prepared)
+        if ids:
+            await cur.execute("SELECT msg_id, digest, answer FROM transactions"
+                              " WHERE outcome = 'accepted' AND msg_id = ANY(%s)", (ids,))
+            earlier = {m: (d, bytes(a)) for m, d, a in await cur.fetchall()}
+        states: dict[tuple[str, str], str] = {}
+        changed = changed_msg_ids(prepared)
+        if changed:
+            await cur.execute("SELECT msg_id, receiver, state FROM deliveries WHERE msg_id = ANY(%s)", (changed,))
+            states = {(m, r): s for m, r, s in await cur.fetchall()}
+        plan = plan_write(prepared, earlier, states, chain)
+        if plan.transactions:
+            await cur.executemany(
+                "INSERT INTO transactions (entry_seq, outcome, msg_id, sender, receivers, msg_type, acknow, ack_for,"
+                " origin, digest, size, received_at, deadline, codes, stage, raw, answer)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", plan.transactions)
+        if plan.deliveries:
+            await cur.executemany(
+                "INSERT INTO deliveries (msg_id, receiver, mode, state, next_at, deadline, updated_at, entry_seq)"
+                " VALUES (%s, %s, %s, 'accepted', %s, %s, %s, %s)", plan.deliveries)
+        if plan.updates:
+            await cur.executemany(
+                "UPDATE deliveries SET state = %s, next_at = %s, detail = %s, updated_at = %s, entry_seq = %s,"
+                " claimed_by = NULL, claim_until = NULL WHERE msg_id = %s AND receiver = %s", plan.updates)
+        return plan.results
+
+    async def claim_push(self, worker: str, now: float, lease: float, limit: int) -> list[Claimed]:
+        return await self._claim("push", None, worker, now, lease, limit)
+
+    async def claim_mailbox(self, receiver: str, now: float, visibility: float, limit: int) -> list[Claimed]:
+        return await self._claim("pull", receiver, f"mailbox:{receiver}", now, visibility, limit)
+
+    async def _claim(self, mode: str, receiver: str | None, holder: str, now: float, lease: float,
+                     limit: int) -> list[Claimed]:
+        where = (f"d.mode = %s AND d.state IN {PENDING} AND d.next_at <= %s AND d.deadline > %s"
+                 " AND (d.claim_until IS NULL OR d.claim_until < %s)")
+        args: list[object] = [mode, now, now, now]
+        if receiver is not None:
+            where += " AND d.receiver = %s"
+            args.append(receiver)
+
+        async def claim(cur: psycopg.AsyncCursor[Any], chain: ChainWriter) -> list[Claimed]:
+            await cur.execute(
+                f"SELECT {R.CLAIMED_COLUMNS} FROM deliveries d JOIN transactions t"
+                f" ON t.msg_id = d.msg_id AND t.outcome = 'accepted' WHERE {where}"
+                " ORDER BY d.next_at LIMIT %s FOR UPDATE OF d SKIP LOCKED", (*args, limit))
+            rows = await cur.fetchall()
+            if rows:
+                await cur.executemany(
+                    "UPDATE deliveries SET state = 'forwarding', attempts = attempts + 1, updated_at = %s,"
+                    " entry_seq = %s, claimed_by = %s, claim_until = %s WHERE id = %s",
+                    [(now, chain.append(claim_entry(r[1], r[2], now, r[5] + 1, holder)), holder, now + lease, r[0])
+                     for r in rows])
+            return [R.claimed(r, attempt_added=1) for r in rows]
+
+        return await self._chained(claim, flush_wal=False)
+
+    async def release_claims(self) -> int:
+        assert self._writer is not None, "journal is not open"
+        async with self._write_lock, self._writer.cursor() as cur:
+            await cur.execute("UPDATE deliveries SET claimed_by = NULL, claim_until = NULL WHERE claimed_by IS NOT NULL")
+            return cur.rowcount
+
+    # --- reads ------------------------------------------------------------------------------------
+
+    async def past_deadline(self, now: float, limit: int) -> list[Claimed]:
+        rows = await self._read(
+            f"SELECT {R.CLAIMED_COLUMNS} FROM deliveries d JOIN transactions t"
+            f" ON t.msg_id = d.msg_id AND t.outcome = 'accepted' WHERE d.state IN {PENDING}"
+            " AND d.deadline <= %s AND (d.claim_until IS NULL OR d.claim_until < %s) LIMIT %s", (now, now, limit))
+        return [R.claimed(r) for r in rows]
+
+    async def delivery(self, delivery_id: int) -> Claimed | None:
+        rows = await self._read(
+            f"SELECT {R.CLAIMED_COLUMNS} FROM deliveries d JOIN transactions t"
+            " ON t.msg_id = d.msg_id AND t.outcome = 'accepted' WHERE d.id = %s", (delivery_id,))
+        return R.claimed(rows[0]) if rows else None
+
+    async def delivery_state(self, msg_id: str, receiver: str) -> str | None:
+        rows = await self._read("SELECT state FROM deliveries WHERE msg_id = %s AND receiver = %s", (msg_id, receiver))
+        return rows[0][0] if rows else None
+
+    async def accepted(self, msg_id: str) -> Accepted | None:
+        rows = await self._read(
+            f"SELECT {R.ACCEPTED_COLUMNS} FROM transactions WHERE msg_id = %s AND outcome = 'accepted'", (msg_id,))
+        if not rows:
+            return None
+        deliveries = await self._read("SELECT receiver, mode FROM deliveries WHERE msg_id = %s ORDER BY id", (msg_id,))
+        return R.accepted(rows[0], deliveries)
+
+    async def transaction(self, msg_id: str) -> list[TransactionView]:
+        return await self._views("t.msg_id = %s", (msg_id,), 1000)
+
+    async def acknowledgements(self, msg_id: str) -> list[TransactionView]:
+        return await self._views("t.ack_for = %s AND t.outcome = 'accepted'", (msg_id,), 1000)
+
+    async def list_transactions(
+        self, *, since: float | None = None, sender: str | None = None, state: str | None = None,
+        limit: int = 100,
+    ) -> list[TransactionView]:
+        where, args = ["TRUE"], []
+        if since is not None:
+            where.append("t.received_at >= %s")
+            args.append(since)
+        if sender:
+            where.append("t.sender = %s")
+            args.append(sender)
+        if state:
+            if state in ("accepted", "rejected"):
+                where.append("t.outcome = %s")
+            else:
+                where.append("t.msg_id IN (SELECT msg_id FROM deliveries WHERE state = %s)")
+            args.append(state)
+        return await self._views(" AND ".join(where), tuple(args), limit)
+
+    async def _views(self, where: str, args: tuple[object, ...], limit: int) -> list[TransactionView]:
+        rows = await self._read(
+            f"SELECT {R.VIEW_COLUMNS} FROM transactions t WHERE {where} ORDER BY t.id DESC LIMIT %s", (*args, limit))
+        ids = list({r[0] for r in rows if r[1] == "accepted"})
+        by_msg: dict[str, list[tuple[Any, ...]]] = {}
+        if ids:
+            for d in await self._read(f"SELECT msg_id, {R.DELIVERY_VIEW_COLUMNS} FROM deliveries"
+                                      " WHERE msg_id = ANY(%s) ORDER BY receiver", (ids,)):
+                by_msg.setdefault(d[0], []).append(d[1:])
+        return [R.view(r, by_msg.get(r[0], []) if r[1] == "accepted" else ()) for r in reversed(rows)]
+
+    async def counts(self) -> dict[str, int]:
+        return {state: n for state, n in await self._read("SELECT state, count(*) FROM deliveries GROUP BY state")}
+
+    async def verify(self) -> list[ChainProblem]:
+        assert self._reader is not None, "journal is not open"
+        async with self._read_lock:
+            # One snapshot of all tables, however many nodes keep writing.
+            async with self._reader.transaction(), self._reader.cursor() as cur:
+                await cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                await cur.execute("SELECT seq, body, hash FROM entries ORDER BY seq")
+                entries = await cur.fetchall()
+                await cur.execute("SELECT seq, hash FROM chain_head WHERE id = 1")
+                head = await cur.fetchone()
+                await cur.execute(f"SELECT {TRANSACTION_COLUMNS} FROM transactions")
+                transactions = await cur.fetchall()
+                await cur.execute(f"SELECT {DELIVERY_COLUMNS} FROM deliveries")
+                deliveries = await cur.fetchall()
+        return audit(entries, tuple(head) if head else None, transactions, deliveries)
+
+    def lock_times(self) -> dict[str, float]:
+        return self._times.as_dict()

@@ -1,0 +1,146 @@
+"""The PostgreSQL schema as numbered migrations, applied in order by `smdo db upgrade`.
+
+A database records the version it is at in `smdo_schema`. A hub checks it at start and refuses to
+run on any other version than the one it was built for (older: upgrade first; newer: this hub is
+too old), so two nodes of different releases never write one journal in two formats.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psycopg
+
+from smdo.journal.chain import GENESIS
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    what: str
+    sql: str
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "journal: hash chain, transactions, deliveries with leases", f"""
+CREATE TABLE entries (
+    seq bigint PRIMARY KEY,
+    body text NOT NULL,          -- canonical JSON of the entry, including its seq
+    hash text NOT NULL
+);
+-- One row; every journal transaction locks it first (SELECT ... FOR UPDATE), which orders the
+-- entries of all nodes into one chain and all writers into one lock order.
+CREATE TABLE chain_head (
+    id integer PRIMARY KEY CHECK (id = 1),
+    seq bigint NOT NULL,
+    hash text NOT NULL
+);
+INSERT INTO chain_head (id, seq, hash) VALUES (1, 0, '{GENESIS}');
+CREATE TABLE transactions (
+    id bigserial PRIMARY KEY,
+    entry_seq bigint NOT NULL,
+    outcome text NOT NULL,
+    msg_id text,
+    sender text,
+    receivers text NOT NULL,
+    msg_type integer,
+    acknow integer,
+    ack_for text,
+    origin text NOT NULL,
+    digest text NOT NULL,
+    size bigint NOT NULL,
+    received_at double precision NOT NULL,
+    deadline double precision,
+    codes text NOT NULL,
+    stage text,
+    raw bytea,
+    answer bytea
+);
+CREATE UNIQUE INDEX transactions_accepted_msg_id ON transactions (msg_id) WHERE outcome = 'accepted';
+CREATE INDEX transactions_msg_id ON transactions (msg_id);
+CREATE INDEX transactions_received_at ON transactions (received_at);
+CREATE INDEX transactions_ack_for ON transactions (ack_for) WHERE ack_for IS NOT NULL;
+CREATE TABLE deliveries (
+    id bigserial PRIMARY KEY,
+    msg_id text NOT NULL,
+    receiver text NOT NULL,
+    mode text NOT NULL,
+    state text NOT NULL,
+    attempts integer NOT NULL DEFAULT 0,
+    next_at double precision,
+    deadline double precision NOT NULL,
+    updated_at double precision NOT NULL,
+    detail text NOT NULL DEFAULT '',
+    entry_seq bigint NOT NULL,
+    claimed_by text,
+    claim_until double precision,
+    UNIQUE (msg_id, receiver)
+);
+CREATE INDEX deliveries_due ON deliveries (mode, next_at) WHERE state IN ('accepted', 'retry-wait', 'forwarding');
+CREATE INDEX deliveries_deadline ON deliveries (deadline) WHERE state IN ('accepted', 'retry-wait', 'forwarding');
+CREATE INDEX deliveries_mailbox ON deliveries (receiver, next_at)
+    WHERE mode = 'pull' AND state IN ('accepted', 'retry-wait', 'forwarding');
+"""),
+)
+
+#: The version this code reads and writes.
+LATEST = MIGRATIONS[-1].version
+
+_LOCK_KEY = 0x5344_4F00  # pg_advisory_xact_lock key: one upgrade at a time
+
+
+class SchemaMismatch(RuntimeError):
+    """The database is not at the schema version this hub knows."""
+
+
+def _version_sql() -> str:
+    return "SELECT version FROM smdo_schema"
+
+
+def check_version(version: int | None, where: str) -> None:
+    if version is None:
+        raise SchemaMismatch(f"{where} has no smdo-hub schema: run `smdo db upgrade --db URL` first")
+    if version < LATEST:
+        raise SchemaMismatch(f"{where} is at schema version {version}, this hub needs {LATEST}: "
+                             "run `smdo db upgrade --db URL`")
+    if version > LATEST:
+        raise SchemaMismatch(f"{where} is at schema version {version}, newer than this hub knows ({LATEST}): "
+                             "run the newer smdo-hub release")
+
+
+async def check(conn: psycopg.AsyncConnection, where: str) -> None:
+    """Raise SchemaMismatch unless the database is at LATEST."""
+    try:
+        async with conn.cursor() as cur:
+            await cur.execute(_version_sql())
+            row = await cur.fetchone()
+    except psycopg.errors.UndefinedTable:
+        row = None
+    check_version(row[0] if row else None, where)
+
+
+def check_sync(conn: psycopg.Connection, where: str) -> None:
+    try:
+        row = conn.execute(_version_sql()).fetchone()
+    except psycopg.errors.UndefinedTable:
+        conn.rollback()
+        row = None
+    check_version(row[0] if row else None, where)
+
+
+def upgrade(dsn: str) -> tuple[int, int]:
+    """Apply every migration the database lacks, in one transaction (PostgreSQL DDL is
+    transactional: all or nothing), one upgrade at a time; returns (from, to)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+            conn.execute("CREATE TABLE IF NOT EXISTS smdo_schema (one integer PRIMARY KEY DEFAULT 1 CHECK (one = 1),"
+                         " version integer NOT NULL)")
+            conn.execute("INSERT INTO smdo_schema (one, version) VALUES (1, 0) ON CONFLICT DO NOTHING")
+            (start,) = conn.execute("SELECT version FROM smdo_schema FOR UPDATE").fetchone()
+            if start > LATEST:
+                check_version(start, "the database")
+            for m in MIGRATIONS:
+                if m.version > start:
+                    conn.execute(m.sql)
+                    conn.execute("UPDATE smdo_schema SET version = %s", (m.version,))
+        return start, LATEST
