@@ -10,30 +10,24 @@ from pathlib import Path
 
 import click
 
+from cli.db import db_options, storage_of
 from router.config import parse_duration
 from smdo.journal import JournalStore, TransactionView, journal_store
-from smdo.storage import parse_storage
+from smdo.storage import StorageError
 
 
-def _data_option(fn):
-    fn = click.option("--db", envvar="SMDO_DB", default=None,
-                      help="The hub's storage: sqlite:///folder or postgresql://... [SMDO_DB; default: --data].")(fn)
-    return click.option("--data", type=click.Path(file_okay=False, path_type=Path), envvar="SMDO_DATA",
-                        default=Path("var"), show_default=True, help="The hub's data folder [SMDO_DATA].")(fn)
+_data_option = db_options
 
 
 async def _with_journal(data: Path, db: str | None, action):
-    try:
-        where = parse_storage(db, data)
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
+    where = storage_of(data, db)
     if where.kind == "sqlite" and not where.journal_path.exists():
         raise click.ClickException(f"no journal at {where.journal_path}")
     journal = journal_store(where)
     try:
         await journal.open()
-    except Exception as exc:  # unreachable server, unknown schema: one line, no traceback
-        raise click.ClickException(f"cannot open the journal at {where.shown}: {exc}") from None
+    except StorageError as exc:  # unreachable server, unknown schema: one line, no traceback
+        raise click.ClickException(str(exc)) from None
     try:
         return await action(journal)
     finally:

@@ -9,12 +9,15 @@ import click
 from router.config import load_config
 from router.server import serve
 from smdo.datadir import DataDirBusy
+from smdo.storage import StorageError
 
 
 @click.command("serve")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="TOML file with settings (a [hub] table); flags override SMDO_* env override the file.")
 @click.option("--data", type=click.Path(file_okay=False, path_type=Path), help="Data folder [SMDO_DATA; ./var].")
+@click.option("--db", help="Journal and registry: sqlite:///folder or postgresql://user@host/db [SMDO_DB; --data].")
+@click.option("--node", help="This node's name in a cluster sharing one PostgreSQL [host name].")
 @click.option("--host", help="Address to listen on [127.0.0.1].")
 @click.option("--port", type=int, help="Port [8443]; 0 picks a free one.")
 @click.option("--key", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="The hub's private key.")
@@ -42,5 +45,5 @@ def command(config_file: Path | None, verbose: bool, crl: tuple[Path, ...], **fl
     try:
         config = load_config(config_file, flags=flags).check()
         serve(config)
-    except (ValueError, DataDirBusy) as exc:
+    except (ValueError, DataDirBusy, StorageError) as exc:
         raise click.ClickException(str(exc)) from exc

@@ -15,6 +15,10 @@ from pathlib import Path
 _PASSWORD = re.compile(r"(://[^:/@]+:)[^@]*@")
 
 
+class StorageError(RuntimeError):
+    """The storage cannot be used: unreachable, or at a schema version this code does not know."""
+
+
 @dataclass(frozen=True)
 class StorageUrl:
     kind: str  # "sqlite" | "postgresql"

@@ -37,6 +37,7 @@ from smdo.journal.records import Accepted, Claimed, Duplicate, Record, Transacti
 from smdo.journal.timing import LockTimes
 from smdo.journal.transitions import PENDING, accepted_msg_ids, changed_msg_ids, plan_write
 from smdo.postgres import migrations
+from smdo.storage import StorageError
 
 _PASSWORD = re.compile(r"(://[^:/@]+:)[^@]*@")
 _HEAD = "SELECT seq, hash FROM chain_head WHERE id = 1 FOR UPDATE"
@@ -55,7 +56,10 @@ class PostgresJournal:
         self._times = LockTimes()
 
     async def open(self) -> None:
-        self._reader = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
+        try:
+            self._reader = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
+        except psycopg.OperationalError as exc:
+            raise StorageError(f"cannot connect to {self.location}: {str(exc).strip().splitlines()[0]}") from None
         try:
             await migrations.check(self._reader, self.location)
             self._writer = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)

@@ -26,6 +26,7 @@ from smdo.journal.chain import GENESIS, ChainProblem, ChainWriter
 from smdo.journal.entries import claim_entry, prepare
 from smdo.journal.records import Accepted, Claimed, Duplicate, Record, TransactionView
 from smdo.journal.timing import LockTimes
+from smdo.storage import StorageError
 from smdo.journal.transitions import PENDING, WritePlan, accepted_msg_ids, changed_msg_ids, plan_write
 
 T = TypeVar("T")
@@ -96,7 +97,7 @@ CREATE INDEX IF NOT EXISTS deliveries_mailbox ON deliveries (receiver, next_at)
 _BUSY_TIMEOUT_MS = 10_000
 
 
-class SchemaTooNew(RuntimeError):
+class SchemaTooNew(StorageError):
     pass
 
 

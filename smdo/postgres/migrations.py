@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import psycopg
 
 from smdo.journal.chain import GENESIS
+from smdo.storage import StorageError
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,58 @@ CREATE INDEX deliveries_deadline ON deliveries (deadline) WHERE state IN ('accep
 CREATE INDEX deliveries_mailbox ON deliveries (receiver, next_at)
     WHERE mode = 'pull' AND state IN ('accepted', 'retry-wait', 'forwarding');
 """),
+    Migration(2, "registry: subscribers, certificates, history, conclusions, data_version", """
+CREATE TABLE meta (key text PRIMARY KEY, value bigint NOT NULL);
+INSERT INTO meta (key, value) VALUES ('data_version', 0);
+CREATE TABLE subscribers (
+    code text PRIMARY KEY,
+    name text NOT NULL,
+    unp text NOT NULL,
+    status text NOT NULL,
+    delivery_mode text NOT NULL CHECK (delivery_mode IN ('push', 'pull')),
+    push_url text,
+    edms_product text NOT NULL DEFAULT '',
+    edms_version text NOT NULL DEFAULT '',
+    sys_id text NOT NULL DEFAULT '',
+    contact text NOT NULL DEFAULT '',
+    created_at text NOT NULL,
+    updated_at text NOT NULL
+);
+CREATE TABLE certificates (
+    fingerprint text PRIMARY KEY,
+    code text NOT NULL REFERENCES subscribers(code),
+    subject text NOT NULL,
+    issuer text NOT NULL,
+    serial text NOT NULL,
+    not_before text NOT NULL,
+    not_after text NOT NULL,
+    pem text NOT NULL,
+    added_at text NOT NULL
+);
+CREATE INDEX certificates_code ON certificates(code);
+CREATE TABLE history (
+    id bigserial PRIMARY KEY,
+    code text NOT NULL,
+    at text NOT NULL,
+    actor text NOT NULL,
+    action text NOT NULL,
+    from_status text,
+    to_status text,
+    reason text NOT NULL DEFAULT '',
+    details text NOT NULL DEFAULT '{}'
+);
+CREATE INDEX history_code ON history(code, id);
+CREATE TABLE conclusions (
+    id bigserial PRIMARY KEY,
+    code text NOT NULL,
+    at text NOT NULL,
+    suite_version text NOT NULL,
+    passed integer NOT NULL,
+    summary text NOT NULL,
+    document bytea NOT NULL
+);
+CREATE INDEX conclusions_code ON conclusions(code, id);
+"""),
 )
 
 #: The version this code reads and writes.
@@ -88,7 +141,7 @@ LATEST = MIGRATIONS[-1].version
 _LOCK_KEY = 0x5344_4F00  # pg_advisory_xact_lock key: one upgrade at a time
 
 
-class SchemaMismatch(RuntimeError):
+class SchemaMismatch(StorageError):
     """The database is not at the schema version this hub knows."""
 
 
