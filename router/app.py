@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from router import ingress, mailbox, ops
+from router import ingress, mailbox, operator_api, ops
 from router.config import HubConfig
 from router.delivery import PushDelivery
 from router.hub import Hub
@@ -26,6 +26,7 @@ def create_app(config: HubConfig, *, release_claims: bool = True) -> web.Applica
     app.router.add_get("/smdo/v1/directory", ops.directory)
     app.router.add_get("/healthz", ops.healthz)
     app.router.add_get("/metrics", ops.metrics)
+    operator_api.add_routes(app)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         hub = Hub(config)
