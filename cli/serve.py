@@ -33,6 +33,7 @@ from smdo.storage import StorageError
 @click.option("--retry-base", help="First retry after about this [1s]; doubles per attempt, with jitter.")
 @click.option("--retry-max", help="Longest wait between retries [10m].")
 @click.option("--push-concurrency", type=int, help="Pushes in flight per receiver [8].")
+@click.option("--claim-lease", help="A push delivery is another node's to take if not finished within this [2m].")
 @click.option("--mailbox-visibility", help="Re-offer an unconfirmed pull delivery after this [60s].")
 @click.option("--max-packet-bytes", type=int, help="Largest packet accepted [30 MB].")
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")

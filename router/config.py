@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
@@ -75,6 +76,10 @@ class HubConfig:
             raise ValueError("give --trust: the CA certificates packets' signatures must chain to")
         self.storage  # noqa: B018 - raises ValueError naming a bad --db
         return self
+
+    @property
+    def node_name(self) -> str:
+        return self.node or f"{socket.gethostname()}-{os.getpid()}"
 
     @property
     def storage(self) -> StorageUrl:
