@@ -16,10 +16,13 @@ $(STAMP): setup.cfg pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python -m cli.demo $(DEMO_ARGS)
 
+# The tests run a real PostgreSQL of their own: .ci/ensure-postgres installs the server when missing.
 test: $(STAMP)
+	@sh .ci/ensure-postgres
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP)
+	@sh .ci/ensure-postgres
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
