@@ -326,11 +326,13 @@ def _status(settings: RunSettings, code: str) -> str:
 @click.argument("code")
 @click.option("--data", "data_dir", envvar="SMDO_DATA", default="./var", show_default=True,
               type=click.Path(file_okay=False, path_type=Path), help="The hub's data folder (registry).")
+@click.option("--db", envvar="SMDO_DB", default=None,
+              help="The hub's storage (registry): sqlite:///folder or postgresql://... [SMDO_DB; default: --data].")
 @click.option("--trust", envvar="SMDO_TRUST", type=click.Path(exists=True, path_type=Path),
               help="Also check the signer chains to these CAs.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the signed conclusion XML here.")
-def conclusion_command(code: str, data_dir: Path, trust: Path | None, output: Path | None) -> None:
+def conclusion_command(code: str, data_dir: Path, db: str | None, trust: Path | None, output: Path | None) -> None:
     """Show (and verify) the latest conformance conclusion stored for subscriber CODE."""
     from signing.errors import SignatureError
     from smdo.conformance.conclusion import read_conclusion
@@ -341,10 +343,10 @@ def conclusion_command(code: str, data_dir: Path, trust: Path | None, output: Pa
         sys.exit(1)
 
     try:
-        with Registry.in_data_dir(data_dir) as registry:
+        with registry_store(parse_storage(db, data_dir)) as registry:
             registry.require(code)
             stored = registry.latest_conclusion(code)
-    except RegistryError as exc:
+    except (RegistryError, StorageError, ValueError) as exc:
         fail(str(exc))
     if stored is None:
         fail(f"subscriber {code} has no conformance conclusion: run `smdo conformance run --subscriber {code}`")
