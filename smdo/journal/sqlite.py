@@ -26,8 +26,8 @@ from smdo.journal.chain import GENESIS, ChainProblem, ChainWriter
 from smdo.journal.entries import claim_entry, prepare
 from smdo.journal.records import Accepted, Claimed, Duplicate, Record, TransactionView
 from smdo.journal.timing import LockTimes
-from smdo.storage import StorageError
 from smdo.journal.transitions import PENDING, WritePlan, accepted_msg_ids, changed_msg_ids, plan_write
+from smdo.storage import StorageError
 
 T = TypeVar("T")
 
