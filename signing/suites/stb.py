@@ -30,7 +30,7 @@ class _AlgorithmIdentifier(core.Sequence):
     _fields = [("algorithm", core.ObjectIdentifier), ("parameters", core.Any, {"optional": True})]
 
 
-class _PublicKeyInfo(core.Sequence):
+class PublicKeyInfo(core.Sequence):
     _fields = [("algorithm", _AlgorithmIdentifier), ("public_key", core.BitString)]
 
 
@@ -49,7 +49,7 @@ def _algorithm_of(info) -> None:
 
 
 def public_from_spki(spki: bytes) -> bign.BignPublicKey:
-    info = _PublicKeyInfo.load(spki)
+    info = PublicKeyInfo.load(spki)
     _algorithm_of(info)
     bits = info["public_key"].contents
     if bits[:1] != b"\0":
