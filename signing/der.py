@@ -18,6 +18,11 @@ def sequence(*items: bytes) -> bytes:
     return tlv(0x30, b"".join(items))
 
 
+def set_of(*items: bytes) -> bytes:
+    """DER SET OF: the encodings sorted (X.690 11.6)."""
+    return tlv(0x31, b"".join(sorted(items)))
+
+
 def integer(value: int) -> bytes:
     size = value.bit_length() // 8 + 1  # room for the sign bit
     return tlv(0x02, value.to_bytes(size, "big", signed=True))
@@ -52,6 +57,7 @@ def bit_string(data: bytes) -> bytes:
 
 
 def explicit(number: int, content: bytes) -> bytes:
+    """[number] EXPLICIT, or [number] IMPLICIT of a constructed type given its contents."""
     return tlv(0xA0 | number, content)
 
 

@@ -82,6 +82,9 @@ _DIGEST_URIS = {
 }
 _DIGEST_OIDS = {"sha256": "2.16.840.1.101.3.4.2.1", "sha384": "2.16.840.1.101.3.4.2.2", "sha512": "2.16.840.1.101.3.4.2.3"}
 _RSA_OIDS = {"sha256": "1.2.840.113549.1.1.11", "sha384": "1.2.840.113549.1.1.12", "sha512": "1.2.840.113549.1.1.13"}
+# CMS SignerInfo labels (asn1crypto's names): the hash is the SignerInfo's digestAlgorithm, whatever the label says
+_RSA_CMS_NAMES = ("rsassa_pkcs1v15", "sha256_rsa", "sha384_rsa", "sha512_rsa")
+_ECDSA_CMS_NAMES = ("ecdsa", "sha256_ecdsa", "sha384_ecdsa", "sha512_ecdsa")
 _ECDSA_OIDS = {"sha256": "1.2.840.10045.4.3.2", "sha384": "1.2.840.10045.4.3.3", "sha512": "1.2.840.10045.4.3.4"}
 
 SUITE = Suite(
@@ -95,13 +98,13 @@ SUITE = Suite(
         *(SignatureAlgorithm(
             name=f"rsa-{d}", key_kind="rsa", digest=d, xml_uris=(_MORE + f"rsa-{d}",), x509_oid=_RSA_OIDS[d],
             x509_parameters_null=True, sign=partial(_rsa_sign, d), verify=partial(_rsa_verify, d),
-            cms_names=("rsassa_pkcs1v15", f"{d}_rsa")) for d in ("sha256", "sha384", "sha512")),
+            cms_names=_RSA_CMS_NAMES) for d in ("sha256", "sha384", "sha512")),
         *(SignatureAlgorithm(
             name=f"ecdsa-{d}", key_kind="ec", digest=d,
             # the hub's XML profile: ECDSA-SHA256 on P-256 only
             xml_uris=(_MORE + "ecdsa-sha256",) if d == "sha256" else (), x509_oid=_ECDSA_OIDS[d],
             x509_parameters_null=False, sign=partial(_ecdsa_sign, d), verify=partial(_ecdsa_verify, d),
-            cms_names=("ecdsa", f"{d}_ecdsa"), to_xml=_ecdsa_to_xml, from_xml=_ecdsa_from_xml)
+            cms_names=_ECDSA_CMS_NAMES, to_xml=_ecdsa_to_xml, from_xml=_ecdsa_from_xml)
           for d in ("sha256", "sha384", "sha512")),
     ),
 )
