@@ -221,6 +221,12 @@ class PkiLayout:
         return TrustStore.from_paths(self.trust_dir, self.crl_paths if with_crls else ())
 
 
+def default_key_type(layout: PkiLayout, *, tls: bool) -> str:
+    """The PKI's own key type (as `init_pki` recorded it); in a bign PKI, "ec" for TLS certificates."""
+    key_type = layout.index().get("key_type", "rsa")
+    return "ec" if tls and key_type == "bign" else key_type
+
+
 def _checked_code(code: str) -> str:
     if not _CODE.match(code):
         raise ValueError(f"subscriber code {code!r} must be letters, digits, '.', '_' or '-' (at most 64)")
