@@ -59,10 +59,6 @@ def generate_key(kind_name: str) -> Any:
     return kind.generate()
 
 
-def public_key(private_key: Any) -> Any:
-    return private_key.public_key()
-
-
 def same_public_key(a: Any, b: Any) -> bool:
     kind = key_kind(a)
     return kind.is_public(b) and kind.public_bytes(a) == kind.public_bytes(b)

@@ -50,7 +50,7 @@ def authority_key_identifier(issuer: x509.Certificate) -> x509.AuthorityKeyIdent
     try:
         ski = issuer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     except x509.ExtensionNotFound:
-        return x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.public_key())
+        ski = subject_key_identifier(algorithms.certificate_public_key(issuer))
     return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
 
 
