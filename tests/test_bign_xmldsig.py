@@ -78,3 +78,18 @@ def test_a_bign_key_with_a_sha256_document_digest(bign_pki) -> None:
         signed(bign_pki.signer("ORG-A"), digest="sha256")
     root = signed(bign_pki.signer("ORG-C"), c14n="inclusive")
     assert verify_enveloped(root).c14n_method == "c14n"
+
+
+def test_with_a_trust_store_an_untrusted_signer_is_refused_before_the_document_digest(bign_pki, tmp_path) -> None:
+    from signing.errors import UntrustedCertificate
+    from signing.pki import init_pki, issue_certificate
+
+    other = init_pki(tmp_path / "other", key_type="bign")
+    stranger = issue_certificate(other.directory, "ORG-A", key_type="bign").signer()
+    root = signed(stranger)
+    root.find(".//{urn:sdip}Document").text = "changed"  # the digest alone would say -21
+    with pytest.raises(UntrustedCertificate) as caught:
+        verify_enveloped(root, trust=bign_pki.trust_store())
+    assert caught.value.code == -23
+    root = signed(bign_pki.signer("ORG-A"))
+    assert verify_enveloped(root, trust=bign_pki.trust_store()).certificate == bign_pki.certificate("ORG-A")
