@@ -83,8 +83,7 @@ def verify(file: Path, trust: Path, crls: tuple[Path, ...], as_json: bool) -> No
         raise SystemExit(2)
     root = _read(file, as_json)
     try:
-        verified = verify_enveloped(root)
-        store.validate(verified.certificate)
+        verified = verify_enveloped(root, trust=store)  # the signer's path before the document digest
     except SignatureError as exc:
         _report([Problem(exc.code, exc.message)], as_json)
     subject = verified.certificate.subject.rfc4514_string()
