@@ -19,6 +19,10 @@ from smdo.datadir import DataDirBusy
 @click.option("--port", type=int, help="Port [8443]; 0 picks a free one.")
 @click.option("--key", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="The hub's private key.")
 @click.option("--cert", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="The hub's certificate.")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="TLS key, when not --key (a bign signing key cannot do TLS) [--key].")
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="TLS certificate, when not --cert [--cert].")
 @click.option("--trust", type=click.Path(exists=True, path_type=Path), help="CA certificates: PEM file or folder.")
 @click.option("--crl", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A CRL (repeatable).")

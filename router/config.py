@@ -31,8 +31,10 @@ class HubConfig:
     port: int = 8443
     hub_code: str = "HUB"
     hub_name: str = "SMDO hub"
-    key: Path | None = None  # the hub's private key (signs its acknowledgements, serves TLS)
+    key: Path | None = None  # the hub's private key (signs its acknowledgements; TLS too, by default)
     cert: Path | None = None
+    tls_key: Path | None = None  # TLS key and certificate when not the signing ones (a bign key
+    tls_cert: Path | None = None  # cannot do TLS: on a bign PKI these come from its EC TLS CA)
     trust: Path | None = None  # trust anchors + intermediates: file or directory
     crl: tuple[Path, ...] = ()
     operator_certs: tuple[Path, ...] = ()  # operators' TLS client certificates (router/auth.py)
@@ -67,7 +69,17 @@ class HubConfig:
             raise ValueError("the hub signs its acknowledgements: give --key and --cert")
         if self.trust is None:
             raise ValueError("give --trust: the CA certificates packets' signatures must chain to")
+        if (self.tls_key is None) != (self.tls_cert is None):
+            raise ValueError("give both --tls-key and --tls-cert, or neither (TLS then uses --key/--cert)")
         return self
+
+    @property
+    def tls_key_path(self) -> Path | None:
+        return self.tls_key or self.key
+
+    @property
+    def tls_cert_path(self) -> Path | None:
+        return self.tls_cert or self.cert
 
     @property
     def journal_path(self) -> Path:
@@ -89,7 +101,7 @@ def _coerce(name: str, value: Any) -> Any:
         return None
     if name in _DURATIONS:
         return parse_duration(value)
-    if name in ("data", "key", "cert", "trust"):
+    if name in ("data", "key", "cert", "tls_key", "tls_cert", "trust"):
         return Path(value)
     if name in ("crl", "operator_certs"):
         items = value.split(",") if isinstance(value, str) else value
