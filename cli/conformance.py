@@ -111,8 +111,8 @@ def tls_context(trust_path: Path, cert_path: Path | None = None, key_path: Path 
         try:
             context.load_cert_chain(str(cert_path), str(key_path))
         except ssl.SSLError as exc:
-            raise ValueError(f"cannot use {key_path} for TLS ({exc.reason or exc}): OpenSSL takes RSA or EC keys "
-                             "only; with a bign key give --tls-key/--tls-cert") from None
+            raise ValueError(f"cannot use {key_path} for TLS (OpenSSL: {exc.reason or exc}); OpenSSL takes "
+                             "RSA or EC keys only: with a bign signing key give --tls-key/--tls-cert") from None
     return context
 
 
@@ -148,7 +148,8 @@ async def run_conformance(settings: RunSettings, *, progress: Callable[[str], No
     """Start the listener, prepare the route, run every case; store the conclusion in --subscriber mode.
 
     `listening(url)` is awaited once the listener is up: an --endpoint EDMS needs that URL as its hub,
-    so a caller may start the EDMS there and only then fill in `settings.endpoint`.
+    so a caller may start the EDMS there and only then fill in `settings.endpoint`. `cert_path` and
+    `key_path` are the suite's TLS client credentials (not necessarily its signing ones: bign cannot do TLS).
     """
     counterpart = Counterpart(settings.signer, settings.trust)
     listener = await CounterpartListener(counterpart, settings.listen_host, settings.listen_port).start()

@@ -23,8 +23,8 @@ def load_tls_credentials(context: ssl.SSLContext, cert: Path, key: Path) -> None
     try:
         context.load_cert_chain(str(cert), str(key))
     except ssl.SSLError as exc:
-        raise ValueError(f"cannot use {key} for TLS ({exc.reason or exc}): OpenSSL takes RSA or EC keys only; "
-                         "with a bign signing key give --tls-key/--tls-cert") from None
+        raise ValueError(f"cannot use {key} for TLS (OpenSSL: {exc.reason or exc}); OpenSSL takes "
+                         "RSA or EC keys only: with a bign signing key give --tls-key/--tls-cert") from None
 
 
 def client_ssl_context(*, trust: Path, cert: Path | None = None, key: Path | None = None) -> ssl.SSLContext:

@@ -42,6 +42,8 @@ def url(config: HubConfig, port: int) -> str:
 
 def serve(config: HubConfig, announce: Callable[[str], None] | None = None) -> None:
     config.check()
+    if not config.http:
+        server_context(config)  # a key TLS cannot use (bign): a one-line error before anything starts
     announce = announce or (lambda line: print(line, flush=True))
     # The journal's leases are released at start, which is only safe when no other hub uses them.
     lock = lock_data_dir(config.data, "serve.lock", "another hub")

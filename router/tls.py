@@ -21,8 +21,8 @@ def load_tls_credentials(ctx: ssl.SSLContext, config: HubConfig) -> None:
     try:
         ctx.load_cert_chain(str(config.tls_cert_path), str(config.tls_key_path))
     except ssl.SSLError as exc:
-        raise ValueError(f"cannot use {config.tls_key_path} for TLS ({exc.reason or exc}): OpenSSL takes RSA or "
-                         "EC keys only; with a bign signing key give --tls-key/--tls-cert") from None
+        raise ValueError(f"cannot use {config.tls_key_path} for TLS (OpenSSL: {exc.reason or exc}); OpenSSL takes "
+                         "RSA or EC keys only: with a bign signing key give --tls-key/--tls-cert") from None
 
 
 def server_context(config: HubConfig) -> ssl.SSLContext:

@@ -102,3 +102,11 @@ def test_the_hub_with_a_bign_key_and_no_tls_key_says_what_to_give(pki, tmp_path)
         server_context(hub_config(tmp_path, pki))
     with pytest.raises(ValueError, match="give both --tls-key and --tls-cert"):
         hub_config(tmp_path, pki, tls_key=pki.key_path("HUB-tls"))
+
+
+def test_edms_run_with_a_bign_key_and_no_tls_key_says_what_to_give(pki, tmp_path):
+    result = CliRunner().invoke(main, [
+        "edms", "run", "rekord", "--code", CODE, "--hub", "https://127.0.0.1:9", "--data", str(tmp_path / "edms"),
+        "--key", str(pki.key_path(CODE)), "--cert", str(pki.cert_path(CODE)), "--trust", str(pki.trust_dir)])
+    assert result.exit_code == 1
+    assert "cannot use" in result.output and "give --tls-key/--tls-cert" in result.output
