@@ -84,6 +84,29 @@ async def test_the_wrong_key_fault_works_with_bign(world):
     assert not conclusion.passed
 
 
+async def test_a_push_edms_on_a_bign_pki_passes_at_its_endpoint(pki, tmp_path):
+    """--endpoint: the suite plays the hub and posts over HTTPS to the EDMS, which serves TLS with EC."""
+    settings = RunSettings(signer=pki.signer("SMDO-TEST"), trust=pki.trust_store(), trust_path=pki.trust_dir,
+                           code=CODE, edms_cert=pki.certificate(CODE), timing=TIMING)
+    started = []
+
+    async def listening(url: str) -> None:
+        config = replace(edms(pki, tmp_path / "edms", url), kind="rekord")
+        started.append(await start_edms(config))
+        settings.endpoint = f"{started[0].url}/sdip/packets"
+
+    async def ask(msg_id: str) -> None:
+        await replier(started[0], pki.trust_dir)(msg_id)
+
+    try:
+        result, _ = await run_conformance(settings, progress=lambda line: None, ask_for_document=ask,
+                                          listening=listening)
+    finally:
+        for running in started:
+            await running.stop()
+    assert [r.name for r in result.results if r.outcome != "passed"] == [], table(result)
+
+
 def test_conformance_run_with_a_bign_key_and_no_tls_key_says_what_to_give(pki, tmp_path):
     args = ["conformance", "run", "--subscriber", CODE, "--data", str(tmp_path), "--trust", str(pki.trust_dir),
             "--key", str(pki.key_path("SMDO-TEST")), "--counterpart-cert", str(pki.cert_path("SMDO-TEST")),
