@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from router import ingress, mailbox, ops
+from router.console import views as console
 from router.config import HubConfig
 from router.delivery import PushDelivery
 from router.hub import Hub
@@ -26,6 +27,7 @@ def create_app(config: HubConfig, *, release_claims: bool = True) -> web.Applica
     app.router.add_get("/smdo/v1/directory", ops.directory)
     app.router.add_get("/healthz", ops.healthz)
     app.router.add_get("/metrics", ops.metrics)
+    console.routes(app)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         hub = Hub(config)
