@@ -1,9 +1,9 @@
 """Exchange statistics from the journal: per period (day, week, month, quarter; UTC) and per subscriber.
 
 One module computes them for the console, `smdo stats` and its CSV, so the three always agree.
-The store feeds raw facts of a period's documents in batches (`JournalStore.period_facts`, read
-from covering indexes); this module buckets and counts them in one pass and keeps only the
-durations it needs for the percentiles.
+The store counts a period's documents per UTC day, sender, receiver and state, and hands over the
+durations the percentiles need (`JournalStore.period_facts`, read from covering indexes); this
+module adds the days up into periods and subscribers.
 
 Per subscriber, "sent" and the outcome columns describe the documents it sent (how many were
 delivered, registered, ...), "received" counts the documents addressed to it. The row with
@@ -107,19 +107,16 @@ class _Aggregator:
         self.period = period
         self.subscriber = subscriber
         self.tallies: dict[tuple[str, str], _Tally] = {}
-        self.labels: dict[int, str] = {}  # day number -> period label (one datetime per day, not per row)
+        self.labels: dict[int, str] = {}  # UTC day number -> period label
 
-    def label(self, ts: float) -> str:
-        day = int(ts // 86400)
+    def tallies_for(self, day: int, *codes: str | None) -> list[_Tally]:
+        """The tallies a fact about these subscribers counts in: everyone's, and each one's."""
         label = self.labels.get(day)
         if label is None:
             label = self.labels[day] = period_label(day * 86400, self.period)
-        return label
-
-    def tallies_for(self, label: str, *codes: str) -> list[_Tally]:
         out = []
         for code in (ALL, *codes):
-            if self.subscriber is not None and code != self.subscriber:
+            if code is None or (self.subscriber is not None and code != self.subscriber):
                 continue
             tally = self.tallies.get((label, code))
             if tally is None:
@@ -129,38 +126,26 @@ class _Aggregator:
 
     def __call__(self, kind: str, rows: list[tuple]) -> None:
         if kind == "document":
-            for received_at, sender in rows:
-                for t in self.tallies_for(self.label(received_at), sender):
-                    t.sent += 1
+            for day, sender, n in rows:
+                for t in self.tallies_for(day, sender):
+                    t.sent += n
         elif kind == "refusal":
-            for received_at, sender in rows:
-                for t in self.tallies_for(self.label(received_at), *([sender] if sender else [])):
-                    t.refused += 1
+            for day, sender, n in rows:
+                for t in self.tallies_for(day, sender):
+                    t.refused += n
         elif kind == "delivery":
-            for received_at, sender, receiver, state, delivered_at, registered_at in rows:
-                label = self.label(received_at)
-                for t in self.tallies_for(label, receiver):
-                    t.received += 1
-                for t in self.tallies_for(label, sender):
-                    self._outcome(t, received_at, state, delivered_at, registered_at)
-
-    @staticmethod
-    def _outcome(t: _Tally, received_at: float, state: str, delivered_at: float | None,
-                 registered_at: float | None) -> None:
-        if state in _DELIVERED:
-            t.delivered += 1
-            if delivered_at is not None:
-                t.to_delivery.append(delivered_at - received_at)
-        if state == DeliveryState.REGISTERED.value:
-            t.registered += 1
-        elif state in _REGISTRATION:
-            t.registration_refused += 1
-        elif state == DeliveryState.DELIVERED.value:
-            t.unregistered += 1
-        elif state == DeliveryState.EXPIRED.value:
-            t.not_delivered += 1
-        if registered_at is not None:
-            t.to_registration.append(registered_at - received_at)
+            for day, sender, receiver, state, n in rows:
+                for t in self.tallies_for(day, receiver):
+                    t.received += n
+                for t in self.tallies_for(day, sender):
+                    _count_outcome(t, state, n)
+        elif kind == "durations":
+            for day, sender, to_delivery, to_registration in rows:
+                for t in self.tallies_for(day, sender):
+                    if to_delivery is not None:
+                        t.to_delivery.append(to_delivery)
+                    if to_registration is not None:
+                        t.to_registration.append(to_registration)
 
     def rows(self) -> list[StatsRow]:
         out = []
@@ -176,6 +161,19 @@ class _Aggregator:
                 missing_registration_share=round(t.unregistered / t.delivered, 4) if t.delivered else None,
             ))
         return out
+
+
+def _count_outcome(t: _Tally, state: str, n: int) -> None:
+    if state in _DELIVERED:
+        t.delivered += n
+    if state == DeliveryState.REGISTERED.value:
+        t.registered += n
+    elif state in _REGISTRATION:
+        t.registration_refused += n
+    elif state == DeliveryState.DELIVERED.value:
+        t.unregistered += n
+    elif state == DeliveryState.EXPIRED.value:
+        t.not_delivered += n
 
 
 def _round(value: float | None) -> float | None:

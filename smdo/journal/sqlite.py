@@ -274,10 +274,11 @@ class SqliteJournal:
         return await self._run(_hourly, since)
 
     async def period_facts(self, since: float, until: float, sink: Callable[[str, list[tuple]], None]) -> None:
-        """Feed `sink` the statistics' raw facts of documents received in [since, until), in batches:
-        ("document", [(received_at, sender)]), ("refusal", [(received_at, sender)]),
-        ("delivery", [(received_at, sender, receiver, state, delivered_at, registered_at)]).
-        Runs on the store's thread; `sink` must not block."""
+        """Feed `sink` the statistics' facts about documents received in [since, until), in batches,
+        by UTC day number (received_at // 86400): counts ("document", [(day, sender, n)]),
+        ("refusal", [(day, sender, n)]), ("delivery", [(day, sender, receiver, state, n)]), and the
+        durations for percentiles ("durations", [(day, sender, to_delivery, to_registration)],
+        seconds or None). Runs on the store's thread; `sink` must not block."""
         await self._run(_period_facts, since, until, sink)
 
 
@@ -318,19 +319,25 @@ def _hourly(conn: sqlite3.Connection, since: float) -> list[tuple[int, int, int,
 
 
 _DOCUMENTS = "t.received_at >= ? AND t.received_at < ? AND t.origin = 'ingress'"
+_DAY = "CAST(t.received_at / 86400 AS INTEGER)"
+_FACTS = (
+    ("document", f"SELECT {_DAY}, t.sender, count(*) FROM transactions t"
+                 f" WHERE {_DOCUMENTS} AND t.outcome = 'accepted' AND t.msg_type != 0 GROUP BY 1, 2"),
+    ("refusal", f"SELECT {_DAY}, t.sender, count(*) FROM transactions t"
+                f" WHERE {_DOCUMENTS} AND t.outcome = 'rejected' GROUP BY 1, 2"),
+    ("delivery", f"SELECT {_DAY}, t.sender, d.receiver, d.state, count(*) FROM transactions t"
+                 " JOIN deliveries d ON d.msg_id = t.msg_id"
+                 f" WHERE {_DOCUMENTS} AND t.outcome = 'accepted' AND t.msg_type != 0 GROUP BY 1, 2, 3, 4"),
+    ("durations", f"SELECT {_DAY}, t.sender, d.delivered_at - t.received_at, d.registered_at - t.received_at"
+                  " FROM transactions t JOIN deliveries d ON d.msg_id = t.msg_id"
+                  f" WHERE {_DOCUMENTS} AND t.outcome = 'accepted' AND t.msg_type != 0"
+                  " AND (d.delivered_at IS NOT NULL OR d.registered_at IS NOT NULL)"),
+)
 
 
 def _period_facts(conn: sqlite3.Connection, since: float, until: float,
                   sink: Callable[[str, list[tuple]], None]) -> None:
-    queries = (
-        ("document", "SELECT t.received_at, t.sender FROM transactions t"
-                     f" WHERE {_DOCUMENTS} AND t.outcome = 'accepted' AND t.msg_type != 0"),
-        ("refusal", f"SELECT t.received_at, t.sender FROM transactions t WHERE {_DOCUMENTS} AND t.outcome = 'rejected'"),
-        ("delivery", "SELECT t.received_at, t.sender, d.receiver, d.state, d.delivered_at, d.registered_at"
-                     " FROM transactions t JOIN deliveries d ON d.msg_id = t.msg_id"
-                     f" WHERE {_DOCUMENTS} AND t.outcome = 'accepted' AND t.msg_type != 0"),
-    )
-    for kind, sql in queries:
+    for kind, sql in _FACTS:
         cursor = conn.execute(sql, (since, until))
         while batch := cursor.fetchmany(10_000):
             sink(kind, batch)
