@@ -135,6 +135,7 @@ PATHS: dict[str, dict[str, Any]] = {
         "Suspend or resume, with a reason (recorded with the operator's name); form fields csrf, action, reason",
         "operator", {"303": {"description": "done: back to the subscriber's page"},
                      "409": {"description": "this status change is not allowed", "content": TEXT},
+                     "413": {"description": "the form is larger than 4096 bytes", "content": TEXT},
                      **_errors("400", "401", "403")},
         parameters=[_path("code", "subscriber code")],
         requestBody={"required": True, "content": {"application/x-www-form-urlencoded": {"schema": {

@@ -23,8 +23,8 @@ async def test_two_workers_report_one_truth_and_log_refusals(tmp_path, test_pki,
         register(registry, test_pki, "ORG-C", push_url="https://127.0.0.1:9/sdip/packets")
     # The operator presents this client certificate (router/auth.py), whoever protects /metrics.
     monkeypatch.setenv("SMDO_OPERATOR_CERTS", str(test_pki.cert_path("ORG-EC")))
-    hub = await ServeProcess(data, test_pki, "--workers", "2", "--log-format", "json", "--client-auth",
-                             "optional").ready()
+    hub = await ServeProcess(data, test_pki, "--workers", "2", "--log-format", "json", "--access-log",
+                             "--client-auth", "optional").ready()
     signer = test_pki.signer("ORG-A")
     packets = [document("ORG-A", ["ORG-B"]) for _ in range(24)]
     failing = document("ORG-A", ["ORG-C"])
@@ -71,3 +71,18 @@ async def test_two_workers_report_one_truth_and_log_refusals(tmp_path, test_pki,
     failed = [e for e in lines if e["message"] == "delivery attempt failed"]
     assert failed and failed[0]["receiver"] == "ORG-C" and failed[0]["msg_id"] == failing.msg_id
     assert "next_try" in failed[0] and failed[0]["level"] == "warning"
+    access = [e for e in lines if e["logger"] == "aiohttp.access"]
+    assert sum('"GET /metrics' in e["message"] for e in access) == 6
+
+
+def test_log_formats_carry_the_fields():
+    import logging
+
+    from router.logs import JsonFormatter, TextFormatter, fields
+
+    record = logging.LogRecord("router.ingress", logging.WARNING, __file__, 1, "refused packet", None, None)
+    record.fields = fields(msg_id="m-1", sender="ORG-A", stage="verify", codes=[-23], reason="not trusted")["fields"]
+    text = TextFormatter().format(record)
+    assert text.endswith('refused packet msg_id=m-1 sender=ORG-A stage=verify codes=-23 reason="not trusted"')
+    entry = json.loads(JsonFormatter().format(record))
+    assert entry["level"] == "warning" and entry["codes"] == [-23] and entry["logger"] == "router.ingress"

@@ -28,6 +28,7 @@ CRL_WARNING = 7 * 86400.0  # a CRL this close to its next update is flagged
 CERT_WARNING = 30 * 86400.0
 WAITING_WARNING = 3600.0
 MAX_ROWS = 200
+FORM_BYTES = 4096  # a status form: token, action, reason of at most 500 characters
 
 _env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
                           undefined=jinja2.StrictUndefined)
@@ -214,6 +215,9 @@ async def change_status(request: web.Request) -> web.Response:
     origin = request.headers.get("Origin")
     if origin is not None and origin != f"{request.scheme}://{request.host}":
         raise web.HTTPForbidden(text="cross-site form refused\n")
+    if request.content_length is None or request.content_length > FORM_BYTES:
+        raise web.HTTPRequestEntityTooLarge(max_size=FORM_BYTES, actual_size=request.content_length or 0,
+                                            text=f"a console form is at most {FORM_BYTES} bytes\n")
     form = await request.post()
     if not hmac.compare_digest(str(form.get("csrf", "")), csrf_token(hub, caller)):
         raise web.HTTPForbidden(text="the form's CSRF token is missing or wrong: reload the page\n")
