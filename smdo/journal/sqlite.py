@@ -690,15 +690,18 @@ def _views(conn: sqlite3.Connection, where: str, args: tuple[object, ...], limit
 
 def _verify(conn: sqlite3.Connection) -> list[ChainProblem]:
     """The chain itself, then every transaction and delivery row against the entries."""
-    entries = conn.execute("SELECT seq, body, hash FROM entries ORDER BY seq").fetchall()
+    rows = conn.execute("SELECT seq, body, hash, msg_id FROM entries ORDER BY seq").fetchall()
+    entries = [row[:3] for row in rows]
     head = conn.execute("SELECT seq, hash FROM chain_head WHERE id = 1").fetchone()
     problems = verify_chain(entries, tuple(head) if head else None)
     bodies: dict[int, dict[str, Any]] = {}
-    for seq, body, _ in entries:
+    for seq, body, _, msg_id in rows:
         try:
             bodies[seq] = json.loads(body)
         except ValueError:
-            pass
+            continue
+        if bodies[seq].get("msg_id") != msg_id:  # the column a transaction's timeline is read by
+            problems.append(ChainProblem("entries", seq, "msg_id column differs from the entry"))
 
     last_state: dict[tuple[str, str], int] = {}
     txn_entries: set[int] = set()
