@@ -12,7 +12,7 @@ COLOURS = ("#2f6fb0", "#c0392b", "#27ae60", "#8e44ad")
 def bars(labels: Sequence[str], series: Sequence[tuple[str, Sequence[float]]], *, width: int = 720,
          height: int = 180, title: str = "") -> Markup:
     """Grouped bars: one group per label, one bar per series, with a legend and the maximum on the axis."""
-    top = max([v for _, values in series for v in values] + [1])
+    top = max([v for _, values in series for v in values if v > 0], default=1)
     left, bottom, legend = 40, 30, 18
     plot_w, plot_h = width - left - 10, height - bottom - legend - 6
     group = plot_w / max(1, len(labels))

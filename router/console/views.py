@@ -268,7 +268,13 @@ async def statistics(request: web.Request) -> web.Response:
         ("sent", [r.sent for r in chart_rows]), ("delivered", [r.delivered for r in chart_rows]),
         ("registered", [r.registered for r in chart_rows]), ("refused", [r.refused for r in chart_rows]),
     ], title=f"documents per {period}: {focus}")
-    return _page(request, caller, "statistics.html", rows=rows, chart=chart, form=form,
+    times = bars([r.period for r in chart_rows], [
+        ("to delivery, p50", [r.delivery_median_s or 0 for r in chart_rows]),
+        ("p95", [r.delivery_p95_s or 0 for r in chart_rows]),
+        ("to registration, p50", [r.registration_median_s or 0 for r in chart_rows]),
+        ("p95", [r.registration_p95_s or 0 for r in chart_rows]),
+    ], title=f"seconds from acceptance per {period}: {focus}")
+    return _page(request, caller, "statistics.html", rows=rows, chart=chart, times=times, form=form,
                  periods=stats.PERIODS, columns=stats.COLUMNS, query=request.query_string)
 
 
