@@ -1,9 +1,8 @@
-"""The console under test: a network (hub + push receivers) with an operator certificate, and
-Chromium driven by Playwright presenting that certificate (the operator's login)."""
+"""Chromium for the console's browser tests, driven by Playwright, presenting the operator's client
+certificate (the operator's login)."""
 from __future__ import annotations
 
 import shutil
-from dataclasses import replace
 from pathlib import Path
 
 from playwright.async_api import Browser, BrowserContext, async_playwright
@@ -48,7 +47,3 @@ class Browsing:
             await self.browser.close()
         if self._pw is not None:
             await self._pw.stop()
-
-
-def with_operator(config, cert: Path):
-    return replace(config, operator_certs=(cert,))
