@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench clean chromium
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,9 +17,13 @@ demo: $(STAMP)
 	$(BIN)/python -m cli.demo $(DEMO_ARGS)
 
 # The tests run a real PostgreSQL of their own: .ci/ensure-postgres installs the server when missing.
-test: $(STAMP)
+test: $(STAMP) chromium
 	@sh .ci/ensure-postgres
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# The console's browser tests (tests/test_console.py) need the system's Chromium.
+chromium:
+	@scripts/need-chromium
 
 bench: $(STAMP)
 	@sh .ci/ensure-postgres

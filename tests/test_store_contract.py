@@ -141,6 +141,7 @@ async def test_a_state_change_of_an_unknown_delivery_fails_the_write(journal):
         ("DELETE FROM transactions WHERE msg_id = 'm2'", "transactions row of entry 2"),
         ("UPDATE deliveries SET state = 'delivered' WHERE msg_id = 'm2'", "deliveries row 2"),
         ("DELETE FROM deliveries WHERE msg_id = 'm1'", "deliveries row m1/B"),
+        ("UPDATE entries SET msg_id = 'm9' WHERE seq = 1", "entries row 1"),  # hides it from the timeline
     ],
 )
 async def test_verify_names_the_edited_or_deleted_row(journal, store_url, tamper, table):
@@ -202,3 +203,55 @@ async def test_postgres_needs_the_upgrade_first_and_it_is_repeatable(postgres_se
     await store.open()
     assert await store.verify() == []
     await store.close()
+
+
+async def test_history_backlog_hourly_and_statistics_facts(journal):
+    """The operators' views: a transaction's timeline, the backlog per receiver, hourly counts, and
+    the statistics' facts (with the times to delivery and to registration)."""
+    await journal.write([accepted("m1", receivers=("B", "C"), at=7200.0),
+                         Rejected("signature", (-21,), "ab" * 32, 5, 7300.0, msg_id="x", sender="A")])
+    await journal.claim_push("w", now=7201, lease=30, limit=10)
+    await journal.write([StateChange("m1", "B", DeliveryState.DELIVERED, at=7210),
+                         StateChange("m1", "C", DeliveryState.RETRY_WAIT, at=7211, next_at=7300, detail="HTTP 503")])
+    await journal.write([StateChange("m1", "B", DeliveryState.REGISTERED, at=7260, detail="inc 7")])
+    history = await journal.history("m1")
+    assert [e["kind"] for e in history] == ["accepted", "state", "state", "state", "state", "state"]
+    assert [e.get("state") for e in history if e.get("receiver") == "B"] == ["forwarding", "delivered", "registered"]
+    [backlog] = await journal.backlog()
+    assert (backlog.receiver, backlog.waiting, backlog.failing, backlog.last_error) == ("C", 1, 1, "HTTP 503")
+    assert backlog.oldest_received_at == 7200.0
+    assert await journal.hourly(0) == [(7200, 1, 1, 1)]
+    facts: dict[str, list] = {}
+    await journal.period_facts(0, 86400, lambda kind, rows: facts.setdefault(kind, []).extend(map(tuple, rows)))
+    assert facts["document"] == [(0, "A", 1)] and facts["refusal"] == [(0, "A", 1)]
+    assert sorted(facts["delivery"]) == [(0, "A", "B", "registered", 1), (0, "A", "C", "retry-wait", 1)]
+    assert facts["durations"] == [(0, "A", 10.0, 60.0)]
+    assert [v.msg_id for v in await journal.list_transactions(receiver="C", until=7250)] == ["m1"]
+    assert await journal.verify() == []
+
+
+async def test_an_older_sqlite_journal_gets_the_new_columns(tmp_path):
+    """A journal made before the operators' views: opening it adds the columns and fills entries.msg_id."""
+    url = f"sqlite://{tmp_path}"
+    store = journal_store(url)
+    await store.open()
+    await store.write([accepted("m1")])
+    await store.claim_push("w", now=1001, lease=30, limit=1)
+    await store.write([StateChange("m1", "B", DeliveryState.DELIVERED, at=1002)])
+    await store.close()
+    with sqlite3.connect(tmp_path / "journal.db") as db:
+        for index in ("entries_msg_id", "transactions_period", "deliveries_delivered_at"):
+            db.execute(f"DROP INDEX {index}")
+        for table, column in (("entries", "msg_id"), ("deliveries", "delivered_at"), ("deliveries", "registered_at")):
+            db.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+        db.execute("PRAGMA user_version = 0")  # as the journals before versioned schemas were
+    store = journal_store(url)
+    await store.open()
+    try:
+        assert [e["kind"] for e in await store.history("m1")] == ["accepted", "state", "state"]
+        assert [e.get("state") for e in await store.history("m1")][1:] == ["forwarding", "delivered"]
+        await store.write([StateChange("m1", "B", DeliveryState.REGISTERED, at=1010, detail="inc 7")])
+        assert len(await store.history("m1")) == 4
+        assert await store.verify() == []
+    finally:
+        await store.close()

@@ -6,6 +6,7 @@ from smdo.journal.records import (
     Claimed,
     DeliveryState,
     Duplicate,
+    ReceiverBacklog,
     Record,
     Rejected,
     StateChange,
@@ -14,6 +15,6 @@ from smdo.journal.records import (
 from smdo.journal.store import JournalStore
 
 __all__ = [
-    "Accepted", "Claimed", "DeliveryState", "Duplicate", "GroupCommitter", "JournalStore", "Record", "Rejected",
+    "Accepted", "Claimed", "DeliveryState", "Duplicate", "GroupCommitter", "JournalStore", "ReceiverBacklog", "Record", "Rejected",
     "StateChange", "TransactionView", "journal_store",
 ]

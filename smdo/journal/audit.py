@@ -11,25 +11,28 @@ from typing import Any
 from smdo.journal.chain import ChainProblem, verify_chain
 
 #: Column order a store hands rows over in.
+ENTRY_COLUMNS = "seq, body, hash, msg_id"
 TRANSACTION_COLUMNS = "id, entry_seq, outcome, msg_id, sender, digest, size, codes, raw, answer"
 DELIVERY_COLUMNS = "id, msg_id, receiver, state, entry_seq"
 
 
 def audit(
-    entries: list[tuple[int, str, str]],
+    entries: list[tuple[int, str, str, str | None]],
     head: tuple[int, str] | None,
     transactions: Iterable[tuple[Any, ...]],
     deliveries: Iterable[tuple[Any, ...]],
 ) -> list[ChainProblem]:
-    """`entries`: (seq, body, hash) in seq order; `head`: the stored chain head; `transactions` and
-    `deliveries`: rows in TRANSACTION_COLUMNS / DELIVERY_COLUMNS order."""
-    problems = verify_chain(entries, head)
+    """`entries`: (seq, body, hash, msg_id) in seq order; `head`: the stored chain head;
+    `transactions` and `deliveries`: rows in TRANSACTION_COLUMNS / DELIVERY_COLUMNS order."""
+    problems = verify_chain([row[:3] for row in entries], head)
     bodies: dict[int, dict[str, Any]] = {}
-    for seq, body, _ in entries:
+    for seq, body, _, msg_id in entries:
         try:
             bodies[seq] = json.loads(body)
         except ValueError:
-            pass
+            continue
+        if bodies[seq].get("msg_id") != msg_id:  # the column a transaction's timeline is read by
+            problems.append(ChainProblem("entries", seq, "msg_id column differs from the entry"))
 
     last_state: dict[tuple[str, str], int] = {}
     txn_entries: set[int] = set()

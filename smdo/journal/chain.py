@@ -75,13 +75,14 @@ class ChainWriter:
 
     def __init__(self, seq: int, hash_: str) -> None:
         self.seq, self.hash = seq, hash_
-        self.rows: list[tuple[int, str, str]] = []  # (seq, body, hash)
+        self.rows: list[tuple[int, str, str, str | None]] = []  # (seq, body, hash, msg_id)
 
-    def append(self, body: bytes) -> int:
+    def append(self, body: bytes, msg_id: str | None) -> int:
         """`body`: canonical JSON of the entry without its seq (prepared before the lock was
-        taken); the stored entry is that object with its sequence number put first."""
+        taken); the stored entry is that object with its sequence number put first. `msg_id` is
+        the entry's, copied into a column so a transaction's history is one index lookup."""
         self.seq += 1
         text = b'{"seq":%d,%s' % (self.seq, body[1:])
         self.hash = entry_hash(self.hash, text)
-        self.rows.append((self.seq, text.decode(), self.hash))
+        self.rows.append((self.seq, text.decode(), self.hash, msg_id))
         return self.seq

@@ -22,18 +22,19 @@ the chain lock anyway), one for reads, so status queries never wait behind a com
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
 
 from smdo.journal import rows as R
-from smdo.journal.audit import DELIVERY_COLUMNS, TRANSACTION_COLUMNS, audit
+from smdo.journal.audit import DELIVERY_COLUMNS, ENTRY_COLUMNS, TRANSACTION_COLUMNS, audit
 from smdo.journal.chain import ChainProblem, ChainWriter
 from smdo.journal.entries import Prepared, claim_entry, prepare
-from smdo.journal.records import Accepted, Claimed, Duplicate, Record, TransactionView
+from smdo.journal.records import Accepted, Claimed, Duplicate, ReceiverBacklog, Record, TransactionView
 from smdo.journal.timing import LockTimes
 from smdo.journal.transitions import PENDING, accepted_msg_ids, changed_msg_ids, plan_write
 from smdo.postgres import migrations
@@ -100,7 +101,8 @@ class PostgresJournal:
                 chain = ChainWriter(seq, hash_)
                 result = await fn(cur, chain)
                 if chain.rows:
-                    await cur.executemany("INSERT INTO entries (seq, body, hash) VALUES (%s, %s, %s)", chain.rows)
+                    await cur.executemany("INSERT INTO entries (seq, body, hash, msg_id) VALUES (%s, %s, %s, %s)",
+                                          chain.rows)
                     await cur.execute("UPDATE chain_head SET seq = %s, hash = %s WHERE id = 1", (chain.seq, chain.hash))
                 t2 = time.perf_counter()
             self._times.add(t1 - t0, t2 - t1, time.perf_counter() - t2)
@@ -133,6 +135,7 @@ class PostgresJournal:
         if plan.updates:
             await cur.executemany(
                 "UPDATE deliveries SET state = %s, next_at = %s, detail = %s, updated_at = %s, entry_seq = %s,"
+                " delivered_at = coalesce(%s, delivered_at), registered_at = coalesce(%s, registered_at),"
                 " claimed_by = NULL, claim_until = NULL WHERE msg_id = %s AND receiver = %s", plan.updates)
         return plan.results
 
@@ -161,7 +164,7 @@ class PostgresJournal:
                 await cur.executemany(
                     "UPDATE deliveries SET state = 'forwarding', attempts = attempts + 1, updated_at = %s,"
                     " entry_seq = %s, claimed_by = %s, claim_until = %s WHERE id = %s",
-                    [(now, chain.append(claim_entry(r[1], r[2], now, r[5] + 1, holder)), holder, now + lease, r[0])
+                    [(now, chain.append(claim_entry(r[1], r[2], now, r[5] + 1, holder), r[1]), holder, now + lease, r[0])
                      for r in rows])
             return [R.claimed(r, attempt_added=1) for r in rows]
 
@@ -208,15 +211,23 @@ class PostgresJournal:
 
     async def list_transactions(
         self, *, since: float | None = None, sender: str | None = None, state: str | None = None,
-        limit: int = 100,
+        limit: int = 100, until: float | None = None, receiver: str | None = None, documents_only: bool = False,
     ) -> list[TransactionView]:
         where, args = ["TRUE"], []
         if since is not None:
             where.append("t.received_at >= %s")
             args.append(since)
+        if until is not None:
+            where.append("t.received_at < %s")
+            args.append(until)
         if sender:
             where.append("t.sender = %s")
             args.append(sender)
+        if receiver:
+            where.append("t.msg_id IN (SELECT msg_id FROM deliveries WHERE receiver = %s)")
+            args.append(receiver)
+        if documents_only:  # leave out acknowledgements (msg_type 0); refusals have no type and stay
+            where.append("(t.msg_type IS NULL OR t.msg_type <> 0)")
         if state:
             if state in ("accepted", "rejected"):
                 where.append("t.outcome = %s")
@@ -245,7 +256,7 @@ class PostgresJournal:
             # One snapshot of all tables, however many nodes keep writing.
             async with self._reader.transaction(), self._reader.cursor() as cur:
                 await cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                await cur.execute("SELECT seq, body, hash FROM entries ORDER BY seq")
+                await cur.execute(f"SELECT {ENTRY_COLUMNS} FROM entries ORDER BY seq")
                 entries = await cur.fetchall()
                 await cur.execute("SELECT seq, hash FROM chain_head WHERE id = 1")
                 head = await cur.fetchone()
@@ -257,3 +268,69 @@ class PostgresJournal:
 
     def lock_times(self) -> dict[str, float]:
         return self._times.as_dict()
+
+    # --- operators' views: a transaction's history, backlog, hourly counts, statistics ---------
+
+    async def history(self, msg_id: str) -> list[dict[str, Any]]:
+        rows = await self._read("SELECT body FROM entries WHERE msg_id = %s ORDER BY seq LIMIT 10000", (msg_id,))
+        return [json.loads(body) for body, in rows]
+
+    async def backlog(self) -> list[ReceiverBacklog]:
+        rows = await self._read(
+            "SELECT d.receiver, d.mode, count(*), min(d.deadline), max(d.attempts),"
+            " sum(CASE WHEN d.state = 'retry-wait' AND d.attempts > 0 THEN 1 ELSE 0 END)"
+            f" FROM deliveries d WHERE d.state IN {PENDING} GROUP BY d.receiver, d.mode ORDER BY d.receiver")
+        out = []
+        for receiver, mode, waiting, oldest_deadline, attempts, failing in rows:
+            oldest = await self._read(
+                "SELECT t.received_at FROM deliveries d JOIN transactions t ON t.msg_id = d.msg_id"
+                f" AND t.outcome = 'accepted' WHERE d.receiver = %s AND d.state IN {PENDING}"
+                " ORDER BY d.deadline LIMIT 1", (receiver,))
+            last = await self._read(
+                "SELECT detail, updated_at, next_at FROM deliveries WHERE receiver = %s AND state = 'retry-wait'"
+                " AND attempts > 0 ORDER BY updated_at DESC LIMIT 1", (receiver,))
+            out.append(ReceiverBacklog(
+                receiver=receiver, mode=mode, waiting=waiting, oldest_received_at=oldest[0][0] if oldest else None,
+                oldest_deadline=oldest_deadline, failing=int(failing), max_attempts=attempts,
+                last_error=last[0][0] if last else "", last_error_at=last[0][1] if last else None,
+                next_try_at=last[0][2] if last else None))
+        return out
+
+    async def hourly(self, since: float) -> list[tuple[int, int, int, int]]:
+        hours: dict[int, list[int]] = {}
+        for hour, outcome, n in await self._read(
+                "SELECT floor(received_at / 3600)::bigint, outcome, count(*) FROM transactions"
+                " WHERE received_at >= %s AND origin = 'ingress' GROUP BY 1, 2", (since,)):
+            hours.setdefault(hour * 3600, [0, 0, 0])[0 if outcome == "accepted" else 1] += n
+        for hour, n in await self._read(
+                "SELECT floor(delivered_at / 3600)::bigint, count(*) FROM deliveries"
+                " WHERE delivered_at >= %s GROUP BY 1", (since,)):
+            hours.setdefault(hour * 3600, [0, 0, 0])[2] += n
+        return sorted((h, *counts) for h, counts in hours.items())
+
+    async def period_facts(self, since: float, until: float, sink: Callable[[str, list[tuple]], None]) -> None:
+        assert self._reader is not None, "journal is not open"
+        async with self._read_lock:
+            for kind, sql in _FACTS:
+                # A server-side cursor: a quarter's rows arrive in batches, never all in memory.
+                async with self._reader.transaction(), self._reader.cursor(name=f"facts_{kind}") as cur:
+                    await cur.execute(sql, (since, until))
+                    while batch := await cur.fetchmany(10_000):
+                        sink(kind, batch)
+
+
+_DOCUMENTS = "t.received_at >= %s AND t.received_at < %s AND t.origin = 'ingress'"
+_DAY = "floor(t.received_at / 86400)::bigint"
+_FACTS = (
+    ("document", f"SELECT {_DAY}, t.sender, count(*) FROM transactions t"
+                 f" WHERE {_DOCUMENTS} AND t.outcome = 'accepted' AND t.msg_type <> 0 GROUP BY 1, 2"),
+    ("refusal", f"SELECT {_DAY}, t.sender, count(*) FROM transactions t"
+                f" WHERE {_DOCUMENTS} AND t.outcome = 'rejected' GROUP BY 1, 2"),
+    ("delivery", f"SELECT {_DAY}, t.sender, d.receiver, d.state, count(*) FROM transactions t"
+                 " JOIN deliveries d ON d.msg_id = t.msg_id"
+                 f" WHERE {_DOCUMENTS} AND t.outcome = 'accepted' AND t.msg_type <> 0 GROUP BY 1, 2, 3, 4"),
+    ("durations", f"SELECT {_DAY}, t.sender, d.delivered_at - t.received_at, d.registered_at - t.received_at"
+                  " FROM transactions t JOIN deliveries d ON d.msg_id = t.msg_id"
+                  f" WHERE {_DOCUMENTS} AND t.outcome = 'accepted' AND t.msg_type <> 0"
+                  " AND (d.delivered_at IS NOT NULL OR d.registered_at IS NOT NULL)"),
+)

@@ -149,3 +149,19 @@ class TransactionView:
             "ack_for": self.ack_for,
             "deliveries": [d.__dict__ for d in self.deliveries],
         }
+
+
+@dataclass(frozen=True)
+class ReceiverBacklog:
+    """Deliveries still waiting for one receiver (operators' overview and metrics)."""
+
+    receiver: str
+    mode: str
+    waiting: int
+    oldest_received_at: float | None
+    oldest_deadline: float | None
+    failing: int  # waiting for a retry after a failed attempt
+    max_attempts: int
+    last_error: str  # the latest failed attempt's detail
+    last_error_at: float | None
+    next_try_at: float | None

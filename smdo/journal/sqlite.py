@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -21,10 +22,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from smdo.journal import rows as R
-from smdo.journal.audit import DELIVERY_COLUMNS, TRANSACTION_COLUMNS, audit
+from smdo.journal.audit import DELIVERY_COLUMNS, ENTRY_COLUMNS, TRANSACTION_COLUMNS, audit
 from smdo.journal.chain import GENESIS, ChainProblem, ChainWriter
 from smdo.journal.entries import claim_entry, prepare
-from smdo.journal.records import Accepted, Claimed, Duplicate, Record, TransactionView
+from smdo.journal.records import Accepted, Claimed, Duplicate, ReceiverBacklog, Record, TransactionView
 from smdo.journal.timing import LockTimes
 from smdo.journal.transitions import PENDING, WritePlan, accepted_msg_ids, changed_msg_ids, plan_write
 from smdo.storage import StorageError
@@ -38,7 +39,8 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
     seq INTEGER PRIMARY KEY,
     body TEXT NOT NULL,          -- canonical JSON of the entry, including its seq
-    hash TEXT NOT NULL
+    hash TEXT NOT NULL,
+    msg_id TEXT                  -- the entry's msg_id, copied out of body for a transaction's history
 );
 CREATE TABLE IF NOT EXISTS chain_head (
     id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -84,6 +86,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
     entry_seq INTEGER NOT NULL,  -- the entry that set the current state
     claimed_by TEXT,             -- lease: which worker/mailbox fetch holds it, until when
     claim_until REAL,
+    delivered_at REAL,           -- when the 101 came (statistics: time to delivery)
+    registered_at REAL,          -- when the registration ack came (time to registration)
     UNIQUE (msg_id, receiver)
 );
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (mode, next_at)
@@ -92,6 +96,20 @@ CREATE INDEX IF NOT EXISTS deliveries_deadline ON deliveries (deadline)
     WHERE state IN ('accepted', 'retry-wait', 'forwarding');
 CREATE INDEX IF NOT EXISTS deliveries_mailbox ON deliveries (receiver, next_at)
     WHERE mode = 'pull' AND state IN ('accepted', 'retry-wait', 'forwarding');
+"""
+
+#: Added after the first release: columns ALTERed into older journals, then indexes on them.
+_ADDED_COLUMNS = (
+    ("entries", "msg_id", "TEXT"),
+    ("deliveries", "delivered_at", "REAL"),
+    ("deliveries", "registered_at", "REAL"),
+)
+INDEXES = """
+CREATE INDEX IF NOT EXISTS entries_msg_id ON entries (msg_id) WHERE msg_id IS NOT NULL;
+-- statistics read a period's documents from this index alone (the table rows hold packet bodies)
+CREATE INDEX IF NOT EXISTS transactions_period
+    ON transactions (received_at, outcome, origin, msg_type, sender, msg_id);
+CREATE INDEX IF NOT EXISTS deliveries_delivered_at ON deliveries (delivered_at) WHERE delivered_at IS NOT NULL;
 """
 
 _BUSY_TIMEOUT_MS = 10_000
@@ -204,15 +222,23 @@ class SqliteJournal:
 
     async def list_transactions(
         self, *, since: float | None = None, sender: str | None = None, state: str | None = None,
-        limit: int = 100,
+        limit: int = 100, until: float | None = None, receiver: str | None = None, documents_only: bool = False,
     ) -> list[TransactionView]:
         where, args = ["1 = 1"], []
         if since is not None:
             where.append("t.received_at >= ?")
             args.append(since)
+        if until is not None:
+            where.append("t.received_at < ?")
+            args.append(until)
         if sender:
             where.append("t.sender = ?")
             args.append(sender)
+        if receiver:
+            where.append("t.msg_id IN (SELECT msg_id FROM deliveries WHERE receiver = ?)")
+            args.append(receiver)
+        if documents_only:  # leave out acknowledgements (msg_type 0); refusals have no type and stay
+            where.append("(t.msg_type IS NULL OR t.msg_type != 0)")
         if state:
             if state in ("accepted", "rejected"):
                 where.append("t.outcome = ?")
@@ -235,7 +261,7 @@ class SqliteJournal:
             try:
                 head = c.execute("SELECT seq, hash FROM chain_head WHERE id = 1").fetchone()
                 return audit(
-                    c.execute("SELECT seq, body, hash FROM entries ORDER BY seq").fetchall(),
+                    c.execute(f"SELECT {ENTRY_COLUMNS} FROM entries ORDER BY seq").fetchall(),
                     tuple(head) if head else None,
                     c.execute(f"SELECT {TRANSACTION_COLUMNS} FROM transactions"),
                     c.execute(f"SELECT {DELIVERY_COLUMNS} FROM deliveries"),
@@ -246,6 +272,31 @@ class SqliteJournal:
 
     def lock_times(self) -> dict[str, float]:
         return self._times.as_dict()
+
+    # --- operators' views: a transaction's history, backlog, hourly counts, statistics ---------
+
+    async def history(self, msg_id: str) -> list[dict[str, Any]]:
+        """Every journal entry about msg_id (accepted/refused, claims, state changes), oldest first."""
+        rows = await self._run(lambda c: c.execute(
+            "SELECT body FROM entries WHERE msg_id = ? ORDER BY seq LIMIT 10000", (msg_id,)).fetchall())
+        return [json.loads(body) for body, in rows]
+
+    async def backlog(self) -> list[ReceiverBacklog]:
+        """Per receiver with deliveries still pending: how many, the oldest, and the latest failure."""
+        return await self._run(_backlog)
+
+    async def hourly(self, since: float) -> list[tuple[int, int, int, int]]:
+        """(hour start, packets accepted, refused, deliveries delivered) per hour since `since`."""
+        return await self._run(_hourly, since)
+
+    async def period_facts(self, since: float, until: float, sink: Callable[[str, list[tuple]], None]) -> None:
+        """Feed `sink` the statistics' facts about documents received in [since, until), in batches,
+        by UTC day number (received_at // 86400): counts ("document", [(day, sender, n)]),
+        ("refusal", [(day, sender, n)]), ("delivery", [(day, sender, receiver, state, n)]), and the
+        durations for percentiles ("durations", [(day, sender, to_delivery, to_registration)],
+        seconds or None). Runs on the store's thread; `sink` must not block."""
+        await self._run(_period_facts, since, until, sink)
+
 
     # --- on the connection's thread -------------------------------------------------------------
 
@@ -263,7 +314,7 @@ class SqliteJournal:
                 chain = ChainWriter(*(head or (0, GENESIS)))
                 result = fn(chain)
                 if chain.rows:
-                    conn.executemany("INSERT INTO entries (seq, body, hash) VALUES (?, ?, ?)", chain.rows)
+                    conn.executemany("INSERT INTO entries (seq, body, hash, msg_id) VALUES (?, ?, ?, ?)", chain.rows)
                     conn.execute(
                         "INSERT INTO chain_head (id, seq, hash) VALUES (1, ?, ?) "
                         "ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
@@ -291,7 +342,7 @@ class SqliteJournal:
                 f"SELECT {R.CLAIMED_COLUMNS} FROM deliveries d JOIN transactions t"
                 f" ON t.msg_id = d.msg_id AND t.outcome = 'accepted' WHERE {where} ORDER BY d.next_at LIMIT ?",
                 (*args, limit)).fetchall()
-            updates = [(now, chain.append(claim_entry(row[1], row[2], now, row[5] + 1, holder)), holder, now + lease,
+            updates = [(now, chain.append(claim_entry(row[1], row[2], now, row[5] + 1, holder), row[1]), holder, now + lease,
                         row[0]) for row in rows]
             conn.executemany(
                 "UPDATE deliveries SET state = 'forwarding', attempts = attempts + 1, updated_at = ?,"
@@ -321,8 +372,16 @@ def _connect(path: Path) -> sqlite3.Connection:
         if version > SCHEMA_VERSION:
             raise SchemaTooNew(f"{path}: journal schema version {version} is newer than this hub knows "
                                f"({SCHEMA_VERSION}): run a newer smdo-hub")
-        if version < SCHEMA_VERSION:  # the embedded store upgrades itself (version 0: a new file)
-            conn.executescript("BEGIN IMMEDIATE;" + SCHEMA + f"PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
+        if version < SCHEMA_VERSION:  # the embedded store upgrades itself (version 0: new, or unversioned)
+            conn.executescript(SCHEMA)
+            for table, column, kind in _ADDED_COLUMNS:
+                present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+                if column not in present:
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+                    if (table, column) == ("entries", "msg_id"):
+                        conn.execute("UPDATE entries SET msg_id = json_extract(body, '$.msg_id')")
+            conn.executescript(INDEXES)
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         return conn
     except BaseException:
         conn.close()
@@ -377,6 +436,7 @@ def _apply(conn: sqlite3.Connection, chain: ChainWriter, prepared: list) -> list
         " VALUES (?, ?, ?, 'accepted', ?, ?, ?, ?)", plan.deliveries)
     conn.executemany(
         "UPDATE deliveries SET state = ?, next_at = ?, detail = ?, updated_at = ?, entry_seq = ?,"
+        " delivered_at = coalesce(?, delivered_at), registered_at = coalesce(?, registered_at),"
         " claimed_by = NULL, claim_until = NULL WHERE msg_id = ? AND receiver = ?", plan.updates)
     return plan.results
 
@@ -399,3 +459,64 @@ def _views(conn: sqlite3.Connection, where: str, args: tuple[object, ...], limit
                                  " ORDER BY receiver", (row[0],)).fetchall() if row[1] == "accepted" else ())
         for row in reversed(rows)
     ]
+
+
+def _backlog(conn: sqlite3.Connection) -> list[ReceiverBacklog]:
+    rows = conn.execute(
+        "SELECT d.receiver, d.mode, count(*), min(d.deadline), max(d.attempts),"
+        " sum(CASE WHEN d.state = 'retry-wait' AND d.attempts > 0 THEN 1 ELSE 0 END)"
+        f" FROM deliveries d WHERE d.state IN {PENDING} GROUP BY d.receiver, d.mode ORDER BY d.receiver"
+    ).fetchall()
+    out = []
+    for receiver, mode, waiting, oldest_deadline, attempts, failing in rows:
+        oldest = conn.execute(
+            "SELECT t.received_at FROM deliveries d JOIN transactions t ON t.msg_id = d.msg_id"
+            f" AND t.outcome = 'accepted' WHERE d.receiver = ? AND d.state IN {PENDING}"
+            " ORDER BY d.deadline LIMIT 1", (receiver,)).fetchone()
+        last = conn.execute(
+            "SELECT detail, updated_at, next_at FROM deliveries WHERE receiver = ? AND state = 'retry-wait'"
+            " AND attempts > 0 ORDER BY updated_at DESC LIMIT 1", (receiver,)).fetchone()
+        out.append(ReceiverBacklog(
+            receiver=receiver, mode=mode, waiting=waiting, oldest_received_at=oldest[0] if oldest else None,
+            oldest_deadline=oldest_deadline, failing=failing, max_attempts=attempts,
+            last_error=last[0] if last else "", last_error_at=last[1] if last else None,
+            next_try_at=last[2] if last else None))
+    return out
+
+
+def _hourly(conn: sqlite3.Connection, since: float) -> list[tuple[int, int, int, int]]:
+    hours: dict[int, list[int]] = {}
+    for hour, outcome, n in conn.execute(
+        "SELECT CAST(received_at / 3600 AS INTEGER), outcome, count(*) FROM transactions"
+        " WHERE received_at >= ? AND origin = 'ingress' GROUP BY 1, 2", (since,)):
+        hours.setdefault(hour * 3600, [0, 0, 0])[0 if outcome == "accepted" else 1] += n
+    for hour, n in conn.execute(
+        "SELECT CAST(delivered_at / 3600 AS INTEGER), count(*) FROM deliveries"
+        " WHERE delivered_at >= ? GROUP BY 1", (since,)):
+        hours.setdefault(hour * 3600, [0, 0, 0])[2] += n
+    return sorted((h, *counts) for h, counts in hours.items())
+
+
+_DOCUMENTS = "t.received_at >= ? AND t.received_at < ? AND t.origin = 'ingress'"
+_DAY = "CAST(t.received_at / 86400 AS INTEGER)"
+_FACTS = (
+    ("document", f"SELECT {_DAY}, t.sender, count(*) FROM transactions t"
+                 f" WHERE {_DOCUMENTS} AND t.outcome = 'accepted' AND t.msg_type != 0 GROUP BY 1, 2"),
+    ("refusal", f"SELECT {_DAY}, t.sender, count(*) FROM transactions t"
+                f" WHERE {_DOCUMENTS} AND t.outcome = 'rejected' GROUP BY 1, 2"),
+    ("delivery", f"SELECT {_DAY}, t.sender, d.receiver, d.state, count(*) FROM transactions t"
+                 " JOIN deliveries d ON d.msg_id = t.msg_id"
+                 f" WHERE {_DOCUMENTS} AND t.outcome = 'accepted' AND t.msg_type != 0 GROUP BY 1, 2, 3, 4"),
+    ("durations", f"SELECT {_DAY}, t.sender, d.delivered_at - t.received_at, d.registered_at - t.received_at"
+                  " FROM transactions t JOIN deliveries d ON d.msg_id = t.msg_id"
+                  f" WHERE {_DOCUMENTS} AND t.outcome = 'accepted' AND t.msg_type != 0"
+                  " AND (d.delivered_at IS NOT NULL OR d.registered_at IS NOT NULL)"),
+)
+
+
+def _period_facts(conn: sqlite3.Connection, since: float, until: float,
+                  sink: Callable[[str, list[tuple]], None]) -> None:
+    for kind, sql in _FACTS:
+        cursor = conn.execute(sql, (since, until))
+        while batch := cursor.fetchmany(10_000):
+            sink(kind, batch)

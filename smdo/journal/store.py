@@ -8,8 +8,8 @@ also becomes an entry of the one hash chain. Stores: `smdo.journal.sqlite` (embe
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 from smdo.journal.chain import ChainProblem
 from smdo.journal.records import (  # noqa: F401 - re-exported: the interface's vocabulary
@@ -20,6 +20,7 @@ from smdo.journal.records import (  # noqa: F401 - re-exported: the interface's 
     DeliveryState,
     DeliveryView,
     Duplicate,
+    ReceiverBacklog,
     Record,
     Rejected,
     StateChange,
@@ -63,10 +64,10 @@ class JournalStore(Protocol):
 
     async def list_transactions(
         self, *, since: float | None = None, sender: str | None = None, state: str | None = None,
-        limit: int = 100,
+        limit: int = 100, until: float | None = None, receiver: str | None = None, documents_only: bool = False,
     ) -> list[TransactionView]:
-        """The latest `limit` transactions matching the filters (state: accepted, rejected, or a
-        delivery state), oldest first."""
+        """The latest `limit` transactions matching the filters (received in [since, until); state:
+        accepted, rejected, or a delivery state; documents_only: no acknowledgements), oldest first."""
 
     async def release_claims(self) -> int:
         """Forget every lease. Only for a hub with exclusive use of the journal (one node, just
@@ -77,6 +78,24 @@ class JournalStore(Protocol):
 
     async def verify(self) -> list[ChainProblem]:
         """The audit (`smdo.journal.audit`) over this store's entries and rows."""
+
+    # --- operators' views: a transaction's history, backlog, hourly counts, statistics ---------
+
+    async def history(self, msg_id: str) -> list[dict[str, Any]]:
+        """Every journal entry about msg_id, oldest first (a transaction's timeline)."""
+
+    async def backlog(self) -> list[ReceiverBacklog]:
+        """Pending deliveries per receiver: count, oldest, latest failure."""
+
+    async def hourly(self, since: float) -> list[tuple[int, int, int, int]]:
+        """(hour start, accepted, refused, delivered) per hour since `since`."""
+
+    async def period_facts(self, since: float, until: float, sink: Callable[[str, list[tuple]], None]) -> None:
+        """Statistics' facts about documents received in [since, until), fed to `sink` in batches,
+        by UTC day number (received_at // 86400): ("document", [(day, sender, n)]),
+        ("refusal", [(day, sender, n)]), ("delivery", [(day, sender, receiver, state, n)]),
+        ("durations", [(day, sender, to_delivery, to_registration)], seconds or None).
+        `sink` must not block."""
 
     def lock_times(self) -> dict[str, float]:
         """This store object's write transactions so far: their number, and seconds spent waiting

@@ -71,13 +71,16 @@ class NewDelivery(NamedTuple):
 
 
 class DeliveryUpdate(NamedTuple):
-    """A delivery's new state; any lease on it ends."""
+    """A delivery's new state; any lease on it ends. `delivered_at` / `registered_at` are set
+    (when not None) for statistics: time to delivery and to registration."""
 
     state: str
     next_at: float | None
     detail: str
     updated_at: float
     entry_seq: int
+    delivered_at: float | None
+    registered_at: float | None
     msg_id: str
     receiver: str
 
@@ -123,8 +126,11 @@ def plan_write(
         new = DeliveryState(c.state).value
         if not may_change(current, new):
             return
-        seq = chain.append(body)
-        plan.updates.append(DeliveryUpdate(new, c.next_at, c.detail, c.at, seq, c.msg_id, c.receiver))
+        seq = chain.append(body, c.msg_id)
+        delivered_at = c.at if new == DeliveryState.DELIVERED.value else None
+        registered_at = c.at if new in REGISTRATION else None
+        plan.updates.append(DeliveryUpdate(new, c.next_at, c.detail, c.at, seq, delivered_at, registered_at,
+                                           c.msg_id, c.receiver))
         states[(c.msg_id, c.receiver)] = new
 
     for r, body, also in prepared:
@@ -134,7 +140,7 @@ def plan_write(
                 digest, answer = earlier[r.msg_id]
                 result = Duplicate(r.msg_id, digest, answer)
             else:
-                seq = chain.append(body)
+                seq = chain.append(body, r.msg_id)
                 earlier[r.msg_id] = (r.digest, r.answer)
                 plan.transactions.append(TransactionRow(
                     seq, "accepted", r.msg_id, r.sender, json.dumps(list(r.receivers)), r.msg_type, r.acknow,
@@ -147,7 +153,7 @@ def plan_write(
                 for c, c_body in also:
                     change(c, c_body)
         elif isinstance(r, Rejected):
-            seq = chain.append(body)
+            seq = chain.append(body, r.msg_id)
             plan.transactions.append(TransactionRow(
                 seq, "rejected", r.msg_id, r.sender, "[]", None, None, None, "ingress", r.digest, r.size,
                 r.received_at, None, json.dumps(list(r.codes)), r.stage, None, None))

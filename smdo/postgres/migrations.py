@@ -26,8 +26,10 @@ MIGRATIONS: tuple[Migration, ...] = (
 CREATE TABLE entries (
     seq bigint PRIMARY KEY,
     body text NOT NULL,          -- canonical JSON of the entry, including its seq
-    hash text NOT NULL
+    hash text NOT NULL,
+    msg_id text                  -- the entry's msg_id, for a transaction's history
 );
+CREATE INDEX entries_msg_id ON entries (msg_id) WHERE msg_id IS NOT NULL;
 -- One row; every journal transaction locks it first (SELECT ... FOR UPDATE), which orders the
 -- entries of all nodes into one chain and all writers into one lock order.
 CREATE TABLE chain_head (
@@ -60,6 +62,7 @@ CREATE UNIQUE INDEX transactions_accepted_msg_id ON transactions (msg_id) WHERE 
 CREATE INDEX transactions_msg_id ON transactions (msg_id);
 CREATE INDEX transactions_received_at ON transactions (received_at);
 CREATE INDEX transactions_ack_for ON transactions (ack_for) WHERE ack_for IS NOT NULL;
+CREATE INDEX transactions_period ON transactions (received_at, outcome, origin, msg_type, sender, msg_id);
 CREATE TABLE deliveries (
     id bigserial PRIMARY KEY,
     msg_id text NOT NULL,
@@ -74,8 +77,11 @@ CREATE TABLE deliveries (
     entry_seq bigint NOT NULL,
     claimed_by text,
     claim_until double precision,
+    delivered_at double precision,   -- statistics: time to delivery
+    registered_at double precision,  -- time to registration
     UNIQUE (msg_id, receiver)
 );
+CREATE INDEX deliveries_delivered_at ON deliveries (delivered_at) WHERE delivered_at IS NOT NULL;
 CREATE INDEX deliveries_due ON deliveries (mode, next_at) WHERE state IN ('accepted', 'retry-wait', 'forwarding');
 CREATE INDEX deliveries_deadline ON deliveries (deadline) WHERE state IN ('accepted', 'retry-wait', 'forwarding');
 CREATE INDEX deliveries_mailbox ON deliveries (receiver, next_at)
