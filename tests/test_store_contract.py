@@ -255,3 +255,27 @@ async def test_an_older_sqlite_journal_gets_the_new_columns(tmp_path):
         assert await store.verify() == []
     finally:
         await store.close()
+
+
+async def test_postgres_outlives_a_stalled_node_and_a_lost_session(postgres_url):
+    """A node frozen inside a transaction holds the chain head; the server ends its silent session
+    (idle_in_transaction_session_timeout) and the others go on. A store whose session was ended
+    fails that one operation and reconnects for the next."""
+    store = journal_store(postgres_url)
+    await store.open()
+    try:
+        stalled = await psycopg.AsyncConnection.connect(postgres_url, options="-c idle_in_transaction_session_timeout=500")
+        await stalled.execute("BEGIN")
+        await stalled.execute("SELECT seq FROM chain_head WHERE id = 1 FOR UPDATE")  # ...and then nothing
+        assert await asyncio.wait_for(store.write([accepted("m1")]), 60) == [None]
+        await stalled.close()
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                          " WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        with pytest.raises(psycopg.OperationalError):
+            await store.write([accepted("m2")])
+        assert await store.write([accepted("m2")]) == [None]
+        assert len(await store.list_transactions()) == 2
+        assert await store.verify() == []
+    finally:
+        await store.close()

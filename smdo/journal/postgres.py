@@ -37,7 +37,7 @@ from smdo.journal.entries import Prepared, claim_entry, prepare
 from smdo.journal.records import Accepted, Claimed, Duplicate, ReceiverBacklog, Record, TransactionView
 from smdo.journal.timing import LockTimes
 from smdo.journal.transitions import PENDING, accepted_msg_ids, changed_msg_ids, plan_write
-from smdo.postgres import migrations
+from smdo.postgres import SESSION_OPTIONS, migrations
 from smdo.storage import StorageError
 
 _PASSWORD = re.compile(r"(://[^:/@]+:)[^@]*@")
@@ -58,15 +58,32 @@ class PostgresJournal:
 
     async def open(self) -> None:
         try:
-            self._reader = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
+            self._reader = await self._connect()
         except psycopg.OperationalError as exc:
             raise StorageError(f"cannot connect to {self.location}: {str(exc).strip().splitlines()[0]}") from None
         try:
             await migrations.check(self._reader, self.location)
-            self._writer = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
+            self._writer = await self._connect()
         except BaseException:
             await self.close()
             raise
+
+    async def _connect(self) -> psycopg.AsyncConnection[Any]:
+        return await psycopg.AsyncConnection.connect(self.dsn, autocommit=True, options=SESSION_OPTIONS)
+
+    async def _usable(self, conn: psycopg.AsyncConnection[Any] | None) -> psycopg.AsyncConnection[Any]:
+        """`conn`, or a new connection when it broke (server restart, session ended): the operation
+        that saw it break failed; the next one works again."""
+        assert conn is not None, "journal is not open"
+        if not (conn.closed or conn.broken):
+            return conn
+        await conn.close()
+        fresh = await self._connect()
+        if conn is self._writer:
+            self._writer = fresh
+        else:
+            self._reader = fresh
+        return fresh
 
     async def close(self) -> None:
         for conn in (self._writer, self._reader):
@@ -75,10 +92,17 @@ class PostgresJournal:
         self._writer = self._reader = None
 
     async def _read(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        assert self._reader is not None, "journal is not open"
-        async with self._read_lock, self._reader.cursor() as cur:
-            await cur.execute(sql, args)
-            return await cur.fetchall()
+        async with self._read_lock:
+            for attempt in (1, 2):  # a read is safe to repeat on a fresh session
+                reader = await self._usable(self._reader)
+                try:
+                    async with reader.cursor() as cur:
+                        await cur.execute(sql, args)
+                        return await cur.fetchall()
+                except psycopg.OperationalError:
+                    if attempt == 2 or not reader.broken:
+                        raise
+            raise AssertionError("unreachable")
 
     # --- writes -----------------------------------------------------------------------------------
 
@@ -88,9 +112,8 @@ class PostgresJournal:
 
     async def _chained(self, fn: Any, *, flush_wal: bool = True) -> Any:
         """One transaction holding the chain head: `fn(cursor, chain)`, then the entries and head."""
-        assert self._writer is not None, "journal is not open"
         async with self._write_lock:
-            conn = self._writer
+            conn = await self._usable(self._writer)
             t0 = time.perf_counter()
             async with conn.transaction(), conn.cursor() as cur:
                 if not flush_wal:
@@ -171,10 +194,12 @@ class PostgresJournal:
         return await self._chained(claim, flush_wal=False)
 
     async def release_claims(self) -> int:
-        assert self._writer is not None, "journal is not open"
-        async with self._write_lock, self._writer.cursor() as cur:
-            await cur.execute("UPDATE deliveries SET claimed_by = NULL, claim_until = NULL WHERE claimed_by IS NOT NULL")
-            return cur.rowcount
+        async with self._write_lock:
+            writer = await self._usable(self._writer)
+            async with writer.cursor() as cur:
+                await cur.execute(
+                    "UPDATE deliveries SET claimed_by = NULL, claim_until = NULL WHERE claimed_by IS NOT NULL")
+                return cur.rowcount
 
     # --- reads ------------------------------------------------------------------------------------
 
@@ -251,10 +276,10 @@ class PostgresJournal:
         return {state: n for state, n in await self._read("SELECT state, count(*) FROM deliveries GROUP BY state")}
 
     async def verify(self) -> list[ChainProblem]:
-        assert self._reader is not None, "journal is not open"
         async with self._read_lock:
+            reader = await self._usable(self._reader)
             # One snapshot of all tables, however many nodes keep writing.
-            async with self._reader.transaction(), self._reader.cursor() as cur:
+            async with reader.transaction(), reader.cursor() as cur:
                 await cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 await cur.execute(f"SELECT {ENTRY_COLUMNS} FROM entries ORDER BY seq")
                 entries = await cur.fetchall()
@@ -309,11 +334,11 @@ class PostgresJournal:
         return sorted((h, *counts) for h, counts in hours.items())
 
     async def period_facts(self, since: float, until: float, sink: Callable[[str, list[tuple]], None]) -> None:
-        assert self._reader is not None, "journal is not open"
         async with self._read_lock:
+            reader = await self._usable(self._reader)
             for kind, sql in _FACTS:
                 # A server-side cursor: a quarter's rows arrive in batches, never all in memory.
-                async with self._reader.transaction(), self._reader.cursor(name=f"facts_{kind}") as cur:
+                async with reader.transaction(), reader.cursor(name=f"facts_{kind}") as cur:
                     await cur.execute(sql, (since, until))
                     while batch := await cur.fetchmany(10_000):
                         sink(kind, batch)

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 import psycopg
 
-from smdo.postgres import migrations
+from smdo.postgres import SESSION_OPTIONS, migrations
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -133,8 +133,10 @@ class PostgresRegistryDb:
         from smdo.storage import StorageError
 
         self.location = _PASSWORD.sub(r"\1***@", dsn)
+        self._dsn = dsn
+        self._in_transaction = False
         try:
-            self._conn = psycopg.connect(dsn, autocommit=True)
+            self._conn = psycopg.connect(dsn, autocommit=True, options=SESSION_OPTIONS)
         except psycopg.OperationalError as exc:
             raise StorageError(f"cannot connect to {self.location}: {str(exc).strip().splitlines()[0]}") from None
         try:
@@ -143,23 +145,36 @@ class PostgresRegistryDb:
             self._conn.close()
             raise
 
+    def _usable(self) -> psycopg.Connection[Any]:
+        """A new connection when the old one broke (server restart, session ended), but never in
+        the middle of a transaction: that transaction fails, the next one works again."""
+        if not self._in_transaction and (self._conn.closed or self._conn.broken):
+            self._conn.close()
+            self._conn = psycopg.connect(self._dsn, autocommit=True, options=SESSION_OPTIONS)
+        return self._conn
+
     def execute(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> Any:
-        return self._conn.execute(sql.replace("?", "%s"), args)
+        return self._usable().execute(sql.replace("?", "%s"), args)
 
     def begin_write(self) -> None:
-        self._conn.execute("BEGIN")
+        self._usable().execute("BEGIN")
+        self._in_transaction = True
         # The version row is every registry writer's first lock, so writers run one at a time
         # (what BEGIN IMMEDIATE gives on SQLite): check-then-insert cannot race another node.
         self._conn.execute("SELECT value FROM meta WHERE key = 'data_version' FOR UPDATE")
 
     def begin_read(self) -> None:
-        self._conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        self._usable().execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        self._in_transaction = True
 
     def commit(self) -> None:
+        self._in_transaction = False
         self._conn.execute("COMMIT")
 
     def rollback(self) -> None:
-        self._conn.execute("ROLLBACK")
+        self._in_transaction = False
+        if not (self._conn.closed or self._conn.broken):
+            self._conn.execute("ROLLBACK")
 
     def close(self) -> None:
         self._conn.close()
