@@ -175,9 +175,15 @@ class SqliteJournal:
         return await self._on_thread(fn, self._conn, *args)
 
     async def write(self, records: Sequence[Record]) -> list[Duplicate | None]:
-        # The entries' JSON is made here, before the write lock is taken.
-        prepared = prepare(list(records))
-        return await self._run(lambda conn: self._in_transaction(conn, lambda chain: _apply(conn, chain, prepared)))
+        group = list(records)
+
+        def write_group(conn: sqlite3.Connection) -> list[Duplicate | None]:
+            # The entries' JSON is made here, on the store's thread (not the event loop's), before
+            # the write lock is taken.
+            prepared = prepare(group)
+            return self._in_transaction(conn, lambda chain: _apply(conn, chain, prepared))
+
+        return await self._run(write_group)
 
     async def claim_push(self, worker: str, now: float, lease: float, limit: int) -> list[Claimed]:
         return await self._run(self._claim, "push", None, worker, now, lease, limit)
