@@ -21,7 +21,11 @@ from smdo.datadir import DataDirBusy
 @click.option("--cert", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="The hub's certificate.")
 @click.option("--trust", type=click.Path(exists=True, path_type=Path), help="CA certificates: PEM file or folder.")
 @click.option("--crl", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="A CRL (repeatable).")
+              help="A CRL (repeatable); *.crl files in a --trust folder are loaded without it.")
+@click.option("--operator-cert", "operator_certs", multiple=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="An operator's TLS client certificate (PEM, repeatable): may read /metrics and every "
+                   "transaction's status.")
 @click.option("--client-auth", type=click.Choice(["none", "optional", "required"]), help="mTLS [optional].")
 @click.option("--http", "http", is_flag=True, default=None, help="Plain HTTP, allowed on loopback only.")
 @click.option("--workers", type=int, help="Worker processes sharing the port [1].")
@@ -33,12 +37,15 @@ from smdo.datadir import DataDirBusy
 @click.option("--mailbox-visibility", help="Re-offer an unconfirmed pull delivery after this [60s].")
 @click.option("--max-packet-bytes", type=int, help="Largest packet accepted [30 MB].")
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
-def command(config_file: Path | None, verbose: bool, crl: tuple[Path, ...], **flags: object) -> None:
+def command(config_file: Path | None, verbose: bool, crl: tuple[Path, ...], operator_certs: tuple[Path, ...],
+            **flags: object) -> None:
     """Run the hub: accept, check, journal, deliver and acknowledge packets."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if crl:
         flags["crl"] = crl
+    if operator_certs:
+        flags["operator_certs"] = operator_certs
     try:
         config = load_config(config_file, flags=flags).check()
         serve(config)

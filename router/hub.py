@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hashlib
 import logging
 import time
@@ -15,7 +16,7 @@ from smdo.xmlparse import Limits
 from router.acks import HubAcks
 from router.auth import load_operators
 from router.config import HubConfig
-from router.crl_watch import CrlWatch, crl_files
+from router.crl_watch import CrlWatch, crl_files, crl_health
 from router.metrics import Metrics
 from router.registry_view import RegistryView
 
@@ -41,10 +42,12 @@ class Hub:
         self.work_ready = asyncio.Event()  # set when new push deliveries were journaled
         self.stopping = False
         self.directory: tuple[int, bytes] | None = None  # (registry version, signed directory)
+        self.crl_problems: list[str] = []  # as last logged
 
     async def open(self) -> None:
         await self.journal.open()
         self.committer.start()
+        self.log_crl_health()
 
     async def close(self) -> None:
         await self.committer.stop()
@@ -58,8 +61,20 @@ class Hub:
             try:
                 await self.registry.reload_if_changed()
                 await asyncio.to_thread(self.crls.check)
+                self.log_crl_health()
             except Exception:  # a busy registry or a half-written file: keep the old, look again
                 log.exception("reloading the registry or CRLs failed")
+
+    def log_crl_health(self) -> None:
+        """One log line when a CA's CRL goes missing or stale (and one when all are current again)."""
+        problems = [h.problem for h in crl_health(self.trust, dt.datetime.now(dt.timezone.utc)) if h.problem]
+        if problems != self.crl_problems:
+            for problem in problems:
+                log.error("unhealthy: %s; certificates of that CA are refused (-23) until a current CRL "
+                          "is in the trust folder", problem)
+            if not problems:
+                log.info("every trusted CA has a current CRL again")
+            self.crl_problems = problems
 
     def deliveries_for(self, receivers: Sequence[str]) -> tuple[tuple[str, str], ...]:
         """(receiver, mode) for each distinct known receiver, by its registered delivery mode."""

@@ -161,12 +161,13 @@ class PkiLayout:
 
     @property
     def crl_path(self) -> Path:
-        """The issuing CA's CRL, re-issued on every revocation."""
-        return self.directory / f"{CA_NAME}.crl"
+        """The issuing CA's CRL, re-issued on every revocation. In the trust folder, where
+        `TrustStore.from_paths(trust_dir)` (the hub's and the CLI's --trust) finds it unasked."""
+        return self.trust_dir / f"{CA_NAME}.crl"
 
     @property
     def root_crl_path(self) -> Path:
-        return self.directory / f"{ROOT_NAME}.crl"
+        return self.trust_dir / f"{ROOT_NAME}.crl"
 
     @property
     def crl_paths(self) -> list[Path]:
