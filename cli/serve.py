@@ -36,6 +36,8 @@ from smdo.datadir import DataDirBusy
 @click.option("--push-concurrency", type=int, help="Pushes in flight per receiver [8].")
 @click.option("--mailbox-visibility", help="Re-offer an unconfirmed pull delivery after this [60s].")
 @click.option("--max-packet-bytes", type=int, help="Largest packet accepted [30 MB].")
+@click.option("--checkpoint-interval", help="Sign a journal checkpoint this often (and at shutdown) [1m].")
+@click.option("--tsa", help="RFC 3161 time-stamping authority URL: timestamp every journal checkpoint.")
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
 def command(config_file: Path | None, verbose: bool, crl: tuple[Path, ...], operator_certs: tuple[Path, ...],
             **flags: object) -> None:

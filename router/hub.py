@@ -15,6 +15,7 @@ from smdo.xmlparse import Limits
 
 from router.acks import HubAcks
 from router.auth import load_operators
+from router.checkpointing import Checkpointer
 from router.config import HubConfig
 from router.crl_watch import CrlWatch, crl_files, crl_health
 from router.metrics import Metrics
@@ -43,15 +44,20 @@ class Hub:
         self.stopping = False
         self.directory: tuple[int, bytes] | None = None  # (registry version, signed directory)
         self.crl_problems: list[str] = []  # as last logged
+        self.checkpoints = Checkpointer(self)
 
     async def open(self) -> None:
         await self.journal.open()
         self.committer.start()
+        self.checkpoints.start()
         self.log_crl_health()
 
     async def close(self) -> None:
         await self.committer.stop()
-        await self.journal.close()
+        try:
+            await self.checkpoints.stop()  # the final checkpoint covers everything committed
+        finally:
+            await self.journal.close()
         self.registry.close()
 
     async def watch(self, interval: float = 0.5) -> None:

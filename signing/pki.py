@@ -266,11 +266,12 @@ def init_pki(directory: Path, *, key_type: str = "rsa") -> PkiLayout:
 def issue_certificate(directory: Path, code: str, name: str | None = None, *, key_type: str = "rsa",
                       tls_hostnames: Sequence[str] = (), days: int = 365,
                       not_before: dt.datetime | None = None,
-                      wrong_key_usage: bool = False) -> IssuedCertificate:
+                      wrong_key_usage: bool = False, timestamping: bool = False) -> IssuedCertificate:
     """Issue (or re-issue) subscriber `code`'s key and certificate from the issuing CA.
 
     For tests: `not_before` in the past with a short `days` gives an expired certificate;
-    `wrong_key_usage` gives one allowed only key encipherment, not signing.
+    `wrong_key_usage` gives one allowed only key encipherment, not signing. `timestamping`: a
+    time-stamping authority's certificate (extendedKeyUsage timeStamping only, critical; RFC 3161).
     """
     layout = PkiLayout(Path(directory))
     _checked_code(code)
@@ -300,6 +301,8 @@ def issue_certificate(directory: Path, code: str, name: str | None = None, *, ke
     purposes = [ExtendedKeyUsageOID.CLIENT_AUTH]
     if tls_hostnames:
         purposes.insert(0, ExtendedKeyUsageOID.SERVER_AUTH)
+    if timestamping:
+        purposes = [ExtendedKeyUsageOID.TIME_STAMPING]
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -310,7 +313,7 @@ def issue_certificate(directory: Path, code: str, name: str | None = None, *, ke
         .not_valid_after(start + dt.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(usage, critical=True)
-        .add_extension(x509.ExtendedKeyUsage(purposes), critical=False)
+        .add_extension(x509.ExtendedKeyUsage(purposes), critical=timestamping)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.public_key()), critical=False)
     )
