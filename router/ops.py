@@ -4,7 +4,9 @@ Who may call what (router/auth.py tells who is calling):
 - `GET /smdo/v1/transactions/{msg_id}`: an operator (everything), or a subscriber that sent or
   received that message (its states, without delivery details: those may name other subscribers'
   endpoints or certificates). Anonymous 401, an unknown certificate 403, any other subscriber 404
-  (the same answer as for a msg_id that does not exist, so existence does not leak).
+  (the same answer as for a msg_id that does not exist, so existence does not leak). The hub's own
+  test counterpart (SMDO-TEST, run by the hub's operators with the hub's key) sees the details of
+  the packets it sent: the conformance suite reads why an EDMS under test did not take one.
 - `GET /metrics`: operators only.
 - `GET /healthz`: anyone; says only ok / stopping / unhealthy and why (stale CRLs name public CAs).
 - `GET /smdo/v1/directory`: anyone (the signed list of active subscribers is public by design).
@@ -14,6 +16,8 @@ from __future__ import annotations
 import datetime as dt
 
 from aiohttp import web
+
+from smdo.registry import TEST_COUNTERPART_CODE
 
 from router.auth import identify, require_exchanging_subscriber, require_operator
 from router.crl_watch import crl_health
@@ -40,9 +44,11 @@ async def transaction(request: web.Request) -> web.Response:
             raise web.HTTPNotFound(text=NOT_FOUND)
         main = accepted[-1]
         acks = await hub.journal.acknowledgements(main.msg_id)
-        return web.json_response({**_without_details(main.as_dict()), "acknowledgements": [
-            _without_details(_ack(a)) for a in acks if subscriber.code == a.sender or subscriber.code in a.receivers
-        ]})
+        own = [_ack(a) for a in acks if subscriber.code == a.sender or subscriber.code in a.receivers]
+        if subscriber.code == TEST_COUNTERPART_CODE and main.sender == subscriber.code:
+            return web.json_response({**main.as_dict(), "acknowledgements": own})
+        return web.json_response({**_without_details(main.as_dict()),
+                                  "acknowledgements": [_without_details(a) for a in own]})
     if not views:
         raise web.HTTPNotFound(text=NOT_FOUND)
     main = (accepted or views)[-1]

@@ -292,10 +292,11 @@ class Network:
         self.registry.close()
 
 
-async def start_network(tmp_path: Path, pki: PkiLayout, trust: TrustStore, **overrides: object) -> Network:
+async def start_network(tmp_path: Path, pki: PkiLayout, edms_trust: TrustStore, **overrides: object) -> Network:
+    """`overrides`: HubConfig fields (e.g. trust=<another folder> for the hub)."""
     edms = {}
     for code in ("ORG-B", "ORG-C"):
-        edms[code] = await ReceivingEdms(code, pki.signer(code), trust, edms_server_ssl(pki),
+        edms[code] = await ReceivingEdms(code, pki.signer(code), edms_trust, edms_server_ssl(pki),
                                          tmp_path / f"{code}.db").start()
     registry = Registry(tmp_path / "data" / "registry.db")
     register(registry, pki, "ORG-A")

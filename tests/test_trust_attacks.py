@@ -227,3 +227,50 @@ async def test_a_huge_msg_id_in_the_path_is_404(network):
 
 async def _state_is(hub, msg_id: str, receiver: str, state: str) -> bool:
     return await delivery_state(hub, msg_id, receiver) == state
+
+
+# ------------------------------------------------------------------ 6. revocation on by default
+
+
+def _write_crl(pki, path, *, next_update_in: "dt.timedelta") -> None:
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+
+    from signing.keys import load_private_key
+
+    now = dt.datetime.now(dt.timezone.utc)
+    crl = (x509.CertificateRevocationListBuilder().issuer_name(pki.ca_cert.subject)
+           .last_update(now - dt.timedelta(days=2)).next_update(now + next_update_in)
+           .sign(load_private_key(pki.ca_key_path), hashes.SHA256()))
+    path.write_bytes(crl.public_bytes(serialization.Encoding.PEM))
+
+
+async def test_a_stale_crl_makes_the_hub_unhealthy_until_a_current_one_arrives(tmp_path, test_pki, trust_store):
+    import datetime as dt
+    import shutil
+
+    trust = tmp_path / "trust"
+    shutil.copytree(test_pki.trust_dir, trust)  # the CRLs come with the folder: no --crl needed
+    stale = trust / test_pki.crl_path.name
+    _write_crl(test_pki, stale, next_update_in=-dt.timedelta(hours=1))
+    net = await start_network(tmp_path, test_pki, trust_store, trust=trust, crl=())
+    try:
+        async with net.hub.session().get(f"{net.hub.url}/healthz") as r:
+            body = await r.json()
+        assert r.status == 503 and body["status"] == "unhealthy"
+        [problem] = body["problems"]
+        assert "Republican CA" in problem and "stale" in problem
+        async with net.hub.operator().get(f"{net.hub.url}/metrics") as r:
+            text = await r.text()
+        assert "smdo_crl_next_update_timestamp_seconds{issuer=" in text and "Republican" in text
+        _write_crl(test_pki, stale, next_update_in=dt.timedelta(days=1))  # the CA publishes a new one
+
+        async def healthy():
+            async with net.hub.session().get(f"{net.hub.url}/healthz") as r:
+                return r.status == 200
+
+        await eventually(healthy)
+    finally:
+        await net.stop()
