@@ -6,9 +6,9 @@ import hmac
 import uuid
 from collections.abc import Sequence
 
-from cryptography.hazmat.primitives import serialization
 from lxml import etree
 
+from signing.algorithms import private_key_der
 from signing.keys import Signer
 from signing.xmldsig import sign_enveloped
 from smdo.errors import ErrorCode, Problem
@@ -29,8 +29,7 @@ TEXTS = {
 def ack_id_key(signer: Signer) -> bytes:
     """The secret behind the hub's ack ids, derived from its private key: every worker and node of
     a hub holds that key, nobody else does, so no new secret file has to be shared or rotated."""
-    der = signer.key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
-                                   serialization.NoEncryption())
+    der = private_key_der(signer.key)
     return hmac.new(b"smdo-hub acknowledgement ids", der, hashlib.sha256).digest()
 
 

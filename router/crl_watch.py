@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from signing.algorithms import crl_signed_by
 from signing.trust import TrustStore, load_crl
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ def crl_health(trust: TrustStore, now: dt.datetime) -> list[CrlHealth]:
             continue
         next_update = crl.next_update_utc
         problem = None
-        if not crl.is_signature_valid(ca.public_key()):
+        if not crl_signed_by(crl, ca):
             problem = f"the CRL of {name} has an invalid signature"
         elif next_update is not None and now > next_update:
             problem = f"the CRL of {name} is stale: its next update was due {next_update:%Y-%m-%d %H:%M:%S}Z"
