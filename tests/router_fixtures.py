@@ -244,7 +244,9 @@ def operator_cert(pki: PkiLayout) -> Path:
     if not pki.cert_path(OPERATOR).exists():
         from signing.pki import issue_certificate
 
-        issue_certificate(pki.directory, OPERATOR, "smdo operator")
+        # In a bign PKI only the EC TLS CA issues certificates OpenSSL can use for TLS (those with host names).
+        tls = dict(key_type="ec", tls_hostnames=("localhost",)) if pki.has_tls_ca else {}
+        issue_certificate(pki.directory, OPERATOR, "smdo operator", **tls)
     return pki.cert_path(OPERATOR)
 
 
