@@ -17,6 +17,7 @@ import datetime as dt
 
 from aiohttp import web
 
+from smdo.journal import TransactionView
 from smdo.registry import TEST_COUNTERPART_CODE
 
 from router.auth import identify, require_exchanging_subscriber, require_operator
@@ -60,7 +61,7 @@ async def transaction(request: web.Request) -> web.Response:
     })
 
 
-def _ack(a) -> dict[str, object]:
+def _ack(a: TransactionView) -> dict[str, object]:
     return {"msg_id": a.msg_id, "from": a.sender, "to": list(a.receivers), "origin": a.origin,
             "received_at": a.received_at, "deliveries": [d.__dict__ for d in a.deliveries]}
 

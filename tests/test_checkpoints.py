@@ -218,3 +218,24 @@ def _recompute_hashes(db: sqlite3.Connection) -> None:
         prev = entry_hash(prev, body.encode())
         db.execute("UPDATE entries SET hash = ? WHERE seq = ?", (prev, seq))
     db.execute("UPDATE chain_head SET hash = ?", (prev,))
+
+
+async def test_a_tsa_that_is_down_leaves_checkpoints_signed_but_unstamped(tmp_path, test_pki, trust_store):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}/"
+    data = await run_hub(tmp_path, test_pki, trust_store, 1, tsa=dead)
+    checkpoints = checkpoints_of(data)
+    assert checkpoints and not any(c.timestamp for c in checkpoints)
+    code, out = await verify(data, test_pki)
+    assert code == 0 and "0 timestamped" in out
+
+
+async def test_a_damaged_checkpoint_file_is_named(tmp_path, test_pki, trust_store):
+    data = await run_hub(tmp_path, test_pki, trust_store, 1)
+    with (data / "checkpoints.jsonl").open("a") as f:
+        f.write("{not json\n")
+    code, out = await verify(data, test_pki)
+    assert code == 1 and "checkpoints.jsonl line" in out and "is not a checkpoint" in out
