@@ -182,7 +182,7 @@ static PyTypeObject BeltHashType;
 static int BeltHash_init(BeltHashObject *self, PyObject *args, PyObject *kwargs)
 {
     static char *keywords[] = {"data", NULL};
-    Py_buffer data = {NULL, NULL};
+    Py_buffer data = {0};
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|y*:BeltHash", keywords, &data))
         return -1;
     memset(self->x, 0, sizeof self->x);
@@ -242,9 +242,9 @@ static PyObject *BeltHash_copy(BeltHashObject *self, PyObject *Py_UNUSED(ignored
     return (PyObject *)other;
 }
 
-static PyObject *BeltHash_name(PyObject *self, void *closure) { return PyUnicode_FromString("belt-hash"); }
-static PyObject *BeltHash_digest_size(PyObject *self, void *closure) { return PyLong_FromLong(32); }
-static PyObject *BeltHash_block_size(PyObject *self, void *closure) { return PyLong_FromLong(32); }
+static PyObject *BeltHash_name(PyObject *Py_UNUSED(self), void *Py_UNUSED(closure)) { return PyUnicode_FromString("belt-hash"); }
+static PyObject *BeltHash_digest_size(PyObject *Py_UNUSED(self), void *Py_UNUSED(closure)) { return PyLong_FromLong(32); }
+static PyObject *BeltHash_block_size(PyObject *Py_UNUSED(self), void *Py_UNUSED(closure)) { return PyLong_FromLong(32); }
 
 static PyMethodDef BeltHash_methods[] = {
     {"update", (PyCFunction)BeltHash_update, METH_O, "Add octets to the message."},
@@ -273,7 +273,7 @@ static PyTypeObject BeltHashType = {
     .tp_getset = BeltHash_getset,
 };
 
-static PyObject *encrypt_block(PyObject *module, PyObject *args)
+static PyObject *encrypt_block(PyObject *Py_UNUSED(module), PyObject *args)
 {
     Py_buffer block, key;
     uint32_t x[4], k[8];
@@ -306,7 +306,11 @@ static PyMethodDef module_methods[] = {
 };
 
 static struct PyModuleDef belt_module = {
-    PyModuleDef_HEAD_INIT, "signing._belt", "belt-block and belt-hash (STB 34.101.31) in C.", -1, module_methods,
+    PyModuleDef_HEAD_INIT,
+    .m_name = "signing._belt",
+    .m_doc = "belt-block and belt-hash (STB 34.101.31) in C.",
+    .m_size = -1,
+    .m_methods = module_methods,
 };
 
 PyMODINIT_FUNC PyInit__belt(void)
