@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench clean chromium
 
 $(STAMP): setup.cfg setup.py pyproject.toml signing/_belt.c
 	$(PYTHON) -m venv $(VENV)
@@ -16,8 +16,12 @@ $(STAMP): setup.cfg setup.py pyproject.toml signing/_belt.c
 demo: $(STAMP)
 	$(BIN)/python -m cli.demo $(DEMO_ARGS)
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# The console's browser tests (tests/test_console.py) need the system's Chromium.
+chromium:
+	@scripts/need-chromium
 
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)

@@ -52,6 +52,9 @@ class HubConfig:
     mailbox_visibility: float = 60.0  # an unconfirmed pull delivery is offered again after this
     poll_interval: float = 0.05  # delivery engine idle poll; new packets wake it at once
     claim_lease: float = 120.0
+    log_level: str = "warning"  # debug | info | warning | error
+    log_format: str = "text"  # text | json (one JSON object per line, for log pipelines)
+    access_log: bool = False  # one line per HTTP request (logger aiohttp.access, level info)
 
     def check(self) -> HubConfig:
         if self.http and self.host not in LOOPBACK:
@@ -61,6 +64,10 @@ class HubConfig:
             )
         if self.client_auth not in ("none", "optional", "required"):
             raise ValueError(f"client_auth must be none, optional or required, not {self.client_auth!r}")
+        if self.log_level not in ("debug", "info", "warning", "error"):
+            raise ValueError(f"log_level must be debug, info, warning or error, not {self.log_level!r}")
+        if self.log_format not in ("text", "json"):
+            raise ValueError(f"log_format must be text or json, not {self.log_format!r}")
         if self.workers < 1:
             raise ValueError("workers must be at least 1")
         if not self.http and (self.key is None or self.cert is None):
@@ -108,7 +115,7 @@ def _coerce(name: str, value: Any) -> Any:
         return tuple(Path(v) for v in items if v)
     if name in ("port", "workers", "max_packet_bytes", "push_concurrency", "breaker_failures"):
         return int(value)
-    if name == "http":
+    if name in ("http", "access_log"):
         return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes", "on")
     return value
 
