@@ -275,6 +275,16 @@ class PostgresJournal:
     async def counts(self) -> dict[str, int]:
         return {state: n for state, n in await self._read("SELECT state, count(*) FROM deliveries GROUP BY state")}
 
+    async def chain_head(self) -> tuple[int, str] | None:
+        rows = await self._read("SELECT seq, hash FROM chain_head WHERE id = 1")
+        return (rows[0][0], rows[0][1]) if rows and rows[0][0] > 0 else None  # seq 0: the empty chain
+
+    async def entry_hashes(self, seqs: Sequence[int]) -> dict[int, str]:
+        wanted = list(dict.fromkeys(seqs))
+        if not wanted:
+            return {}
+        return dict(await self._read("SELECT seq, hash FROM entries WHERE seq = ANY(%s)", (wanted,)))
+
     async def verify(self) -> list[ChainProblem]:
         async with self._read_lock:
             reader = await self._usable(self._reader)
