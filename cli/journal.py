@@ -101,7 +101,8 @@ def verify(data: Path, db: str | None, checkpoints_file: Path | None, hub_cert: 
 
 
 @command.command("checkpoints")
-@_data_option
+@click.option("--data", type=click.Path(file_okay=False, path_type=Path), envvar="SMDO_DATA", default=Path("var"),
+              show_default=True, help="The hub's data folder, holding its checkpoint file [SMDO_DATA].")
 @_checkpoints_option
 @click.option("--json", "as_json", is_flag=True, help="The checkpoints as they are stored (JSON lines).")
 def checkpoints_(data: Path, checkpoints_file: Path | None, as_json: bool) -> None:
