@@ -32,7 +32,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> PkiLayout:
     for code in ("HUB", "SMDO-TEST", CODE):
         issue_certificate(directory, code, f"Party {code}", key_type="bign")
         issue_certificate(directory, f"{code}-tls", f"Party {code}", key_type="ec", tls_hostnames=("127.0.0.1",))
-    issue_certificate(directory, "OPS-tls", "Hub operator", key_type="ec")  # the operator API's login
+    issue_certificate(directory, "OPS-tls", "Hub operator", key_type="ec", tls_hostnames=("localhost",))  # from the TLS CA
     return layout
 
 
