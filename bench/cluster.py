@@ -262,36 +262,42 @@ def run(argv: list[str] | None = None) -> None:
 
 async def _kill_phase(run: Result, packets: list[tuple[str, bytes]], rate: float, ca_bundle: Path,
                       lease: float) -> tuple[float, int, int]:
-    """Paced load over both nodes; node 1 gets SIGKILL a third of the way. (takeover s, lost, accepted)."""
+    """Node 1 takes the first third at `rate` while node 2 is paused (so node 1 claims those
+    deliveries) and the receivers are paused too (so node 1's pushes are in flight, leased); node 1 is
+    killed (SIGKILL) the moment the last is answered; node 2 and the receivers resume, node 2 takes the
+    rest and, once node 1's leases run out, what node 1 held. (takeover s, lost, accepted)."""
     import aiohttp
 
     ssl_ctx = ssl.create_default_context(cafile=str(ca_bundle))
     accepted: set[str] = set()
     urls = [u + "/smdo/v1/packets" for u in run.urls]
-    killed = asyncio.Event()
-    killed_at = 0.0
+    third = len(packets) // 3
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ssl_ctx, limit=64),
                                      timeout=aiohttp.ClientTimeout(total=30)) as client:
-        async def one(i: int, msg_id: str, raw: bytes, due: float) -> None:
+        async def one(url: str, msg_id: str, raw: bytes, due: float) -> None:
             await asyncio.sleep(max(0.0, due - time.perf_counter()))
-            url = urls[1] if killed.is_set() else urls[i % 2]
             try:
                 async with client.post(url, data=raw, headers={"Content-Type": "application/xml"}) as r:
                     if r.status == 200:
                         accepted.add(msg_id)
             except (aiohttp.ClientError, asyncio.TimeoutError):
-                pass  # node 1 died with this request: no 100, nothing promised
+                pass  # no 100: nothing promised
 
-        async def kill() -> None:
-            nonlocal killed_at
-            await asyncio.sleep(len(packets) / rate / 3)
+        assert run.receivers is not None and run.receivers.pid is not None
+        os.kill(run.nodes[1].pid, signal.SIGSTOP)
+        os.kill(run.receivers.pid, signal.SIGSTOP)
+        try:
+            start = time.perf_counter()
+            await asyncio.gather(*(one(urls[0], m, raw, start + i / rate) for i, (m, raw) in enumerate(packets[:third])))
+        finally:
+            await asyncio.sleep(0.5)  # node 1's pushes of the last packets start
             run.nodes[0].kill()
             killed_at = time.monotonic()
-            killed.set()
-            print("    node 1 killed (SIGKILL)", flush=True)
-
-        start = time.perf_counter() + 0.2
-        await asyncio.gather(kill(), *(one(i, m, raw, start + i / rate) for i, (m, raw) in enumerate(packets)))
+            os.kill(run.nodes[1].pid, signal.SIGCONT)
+            os.kill(run.receivers.pid, signal.SIGCONT)
+        print(f"    node 1 killed (SIGKILL) after {len(accepted)} packets answered 100", flush=True)
+        start = time.perf_counter()
+        await asyncio.gather(*(one(urls[1], m, raw, start + i / rate) for i, (m, raw) in enumerate(packets[third:])))
     assert run.receiver_dir is not None
     deadline = time.monotonic() + lease + 120
     while not accepted <= (got := _received_ids(run.receiver_dir)) and time.monotonic() < deadline:
