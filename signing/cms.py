@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
+from collections.abc import Callable
 
 from asn1crypto import cms as asn1_cms
 from cryptography import x509
@@ -102,6 +103,14 @@ def verify_detached(data: bytes, signature: bytes, trust: TrustStore | None = No
     InvalidSignature (-21) if it is malformed or does not match; UntrustedCertificate (-23)
     if `trust` is given and the certificate does not chain to it.
     """
+    return verify_detached_hash(lambda digest: digest.hash(data), signature, trust, at=at)
+
+
+def verify_detached_hash(hash_file: Callable[[DigestAlgorithm], bytes], signature: bytes,
+                         trust: TrustStore | None = None, *, at: dt.datetime | None = None) -> x509.Certificate:
+    """`verify_detached` for a file the caller hashes itself (streamed, or read in chunks from disk):
+    `hash_file(algorithm)` returns the file's digest with the signature's digest algorithm, and is
+    called last, only once signer and trust are good."""
     signed_data = _signed_data(signature)
     signer_infos = signed_data["signer_infos"]
     if len(signer_infos) != 1:
@@ -138,7 +147,7 @@ def verify_detached(data: bytes, signature: bytes, trust: TrustStore | None = No
     # file (belt-hash costs ~1.3 us per byte in pure Python).
     if trust is not None:
         trust.validate(certificate, at=at)
-    if not hmac.compare_digest(digest_algorithm.hash(data), expected):
+    if not hmac.compare_digest(hash_file(digest_algorithm), expected):
         raise InvalidSignature("the file's digest does not match the CMS messageDigest: it was changed after signing")
     return certificate
 

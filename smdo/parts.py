@@ -1,0 +1,214 @@
+"""Files carried beside the envelope ("parts"), content-addressed by SHA-256 (docs/design.md).
+
+Layout under one folder (`<data>/parts`):
+
+    staged/<sender>/<sha256>        uploaded by that sender, not yet named by an accepted envelope
+    staged/<sender>/.incoming-*     an upload in progress (deleted if it breaks or mismatches)
+    store/<sha256>                  named by an accepted envelope
+    grants/<sha256>/<subscriber>    who may download it (its receivers and its sender)
+
+Everything here is plain blocking file work: callers run it off the event loop where it may block
+(fsync, hashing a stored part). The envelope names a part as `Data@referenceid="sha256-<hex>"`.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from lxml import etree
+
+PREFIX = "sha256-"
+CHUNK = 64 * 1024
+_HEX = re.compile(r"[0-9a-f]{64}")
+_CODE = re.compile(r"[A-Za-z0-9_.\-]{1,100}")
+
+
+class PartError(Exception):
+    """A part cannot be taken: `status` is the HTTP status that says why (400 mismatch, 507 quota)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def is_digest(value: str) -> bool:
+    return bool(_HEX.fullmatch(value))
+
+
+def digest_of_reference(reference_id: str) -> str | None:
+    """The SHA-256 a `referenceid` names, or None if it is not a hub part's name."""
+    if reference_id.startswith(PREFIX) and is_digest(reference_id[len(PREFIX):]):
+        return reference_id[len(PREFIX):]
+    return None
+
+
+def reference_for(digest: str) -> str:
+    return PREFIX + digest
+
+
+@dataclass(frozen=True)
+class FileRef:
+    """One DocTransfer of an envelope: its name, its part's digest (None: inline) and signatures."""
+
+    name: str
+    reference_id: str | None
+    digest: str | None
+    inline: bytes | None
+    signatures: tuple[bytes, ...]
+
+
+def files_of(root: etree._Element) -> list[FileRef]:
+    """Every DocTransfer of a validated envelope, in document order."""
+    import base64
+
+    out = []
+    for transfer in root.iter("DocTransfer"):
+        data = transfer.find("Data")
+        reference = data.get("referenceid") if data is not None else None
+        inline = None
+        if data is not None and reference is None:
+            inline = base64.b64decode("".join((data.text or "").split()))
+        signatures = tuple(base64.b64decode("".join((s.text or "").split())) for s in transfer.iterfind("Signature"))
+        out.append(FileRef(transfer.get("name", ""), reference,
+                           digest_of_reference(reference) if reference else None, inline, signatures))
+    return out
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_bytes: int = 4 * 1024 ** 3  # one part
+    quota_bytes: int = 16 * 1024 ** 3  # staged (unreferenced) parts per sender
+    quota_count: int = 1000
+    ttl: float = 24 * 3600.0  # a staged part nobody referenced is deleted after this
+
+
+class Upload:
+    """One upload in progress: write chunks, then `finish()` (hash checked, fsynced, staged)."""
+
+    def __init__(self, store: PartStore, owner: str, digest: str) -> None:
+        self.store, self.owner, self.digest = store, owner, digest
+        folder = store.staged_dir(owner)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / f".incoming-{uuid.uuid4().hex}"
+        self.file = open(self.path, "xb")
+        self.hash = hashlib.sha256()
+        self.size = 0
+
+    def write(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > self.store.limits.max_bytes:
+            raise PartError(413, f"part exceeds the limit of {self.store.limits.max_bytes} bytes")
+        self.hash.update(chunk)
+        self.file.write(chunk)
+
+    def finish(self) -> Path:
+        """Blocking (fsync): the staged part, or PartError(400) when the bytes are not the digest."""
+        self.file.flush()
+        actual = self.hash.hexdigest()
+        if actual != self.digest:
+            self.abort()
+            raise PartError(400, f"the part's bytes have SHA-256 {actual}, not {self.digest} "
+                                 f"({self.size} bytes received: truncated or changed)")
+        os.fsync(self.file.fileno())
+        self.file.close()
+        target = self.store.staged_dir(self.owner) / self.digest
+        os.replace(self.path, target)
+        _fsync_dir(target.parent)
+        return target
+
+    def abort(self) -> None:
+        self.file.close()
+        self.path.unlink(missing_ok=True)
+
+
+class PartStore:
+    def __init__(self, root: Path, limits: Limits = Limits(), clock: Callable[[], float] = time.time) -> None:
+        self.root, self.limits, self.clock = root, limits, clock
+        for name in ("staged", "store", "grants"):
+            (root / name).mkdir(parents=True, exist_ok=True)
+
+    def staged_dir(self, owner: str) -> Path:
+        if not _CODE.fullmatch(owner):
+            raise ValueError(f"not a subscriber code: {owner!r}")
+        return self.root / "staged" / owner
+
+    def stored_path(self, digest: str) -> Path:
+        assert is_digest(digest)
+        return self.root / "store" / digest
+
+    def has(self, owner: str, digest: str) -> bool:
+        """The sender has it staged, or it is stored already and the sender may read it."""
+        return (self.staged_dir(owner) / digest).is_file() or self.may_read(owner, digest)
+
+    def begin(self, owner: str, digest: str, announced: int | None) -> Upload:
+        """Checks the bounds before a byte is read: size (413), the sender's quota (507)."""
+        if announced is not None and announced > self.limits.max_bytes:
+            raise PartError(413, f"part of {announced} bytes exceeds the limit of {self.limits.max_bytes}")
+        self.expire(owner)
+        staged = [p for p in self.staged_dir(owner).glob("*") if p.is_file()] if self.staged_dir(owner).exists() else []
+        if len(staged) >= self.limits.quota_count:
+            raise PartError(507, f"{owner} has {len(staged)} parts waiting for an envelope (limit "
+                                 f"{self.limits.quota_count}); send their envelopes or wait {self.limits.ttl:.0f} s")
+        used = sum(p.stat().st_size for p in staged)
+        if used + (announced or 0) > self.limits.quota_bytes:
+            raise PartError(507, f"{owner} has {used} bytes of parts waiting for an envelope (limit "
+                                 f"{self.limits.quota_bytes})")
+        return Upload(self, owner, digest)
+
+    def expire(self, owner: str) -> None:
+        """Delete this sender's staged parts (and broken uploads) older than the time-to-live."""
+        folder = self.staged_dir(owner)
+        if not folder.exists():
+            return
+        cutoff = self.clock() - self.limits.ttl
+        for path in folder.iterdir():
+            if path.stat().st_mtime < cutoff:
+                path.unlink(missing_ok=True)
+
+    def missing(self, owner: str, digests: list[str]) -> list[str]:
+        return [d for d in digests if not self.has(owner, d)]
+
+    def commit(self, owner: str, digests: list[str], readers: list[str]) -> None:
+        """Blocking: move the sender's staged parts to the store and grant them to `readers`,
+        all fsynced (called before the journal commit, so a 100 means the parts are durable)."""
+        for digest in dict.fromkeys(digests):
+            staged = self.staged_dir(owner) / digest
+            target = self.stored_path(digest)
+            if staged.is_file():
+                os.replace(staged, target)
+            grants = self.root / "grants" / digest
+            grants.mkdir(exist_ok=True)
+            for reader in dict.fromkeys([owner, *readers]):
+                grant = grants / reader
+                if not grant.exists():
+                    with open(grant, "wb") as f:
+                        os.fsync(f.fileno())
+            _fsync_dir(grants)
+        _fsync_dir(self.root / "store")
+        if self.staged_dir(owner).exists():
+            _fsync_dir(self.staged_dir(owner))
+
+    def may_read(self, subscriber: str, digest: str) -> bool:
+        return (self.root / "grants" / digest / subscriber).exists() and self.stored_path(digest).is_file()
+
+    def hash_stored(self, digest: str, new_hash: Callable[[], "hashlib._Hash"]) -> bytes:
+        """Blocking: the stored part hashed with another algorithm, read in chunks."""
+        h = new_hash()
+        with open(self.stored_path(digest), "rb") as f:
+            while chunk := f.read(1024 * 1024):
+                h.update(chunk)
+        return h.digest()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
