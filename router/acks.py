@@ -75,6 +75,12 @@ class HubAcks:
         return self.sign(acknowledged_msg_id=msg_id, receiver_id=sender_id,
                          results=[(ErrorCode.ACCEPTED, TEXTS[ErrorCode.ACCEPTED])])
 
+    def accepted_with_errors(self, msg_id: str, sender_id: str, problems: Sequence[Problem]) -> bytes:
+        """103: accepted and carried on, with what is wrong (an official's file signature that fails)."""
+        return self.sign(acknowledged_msg_id=msg_id, receiver_id=sender_id,
+                         results=[(ErrorCode.ACCEPTED_WITH_ERRORS, TEXTS[ErrorCode.ACCEPTED_WITH_ERRORS]),
+                                  *((p.code, str(p)[:1000]) for p in problems)])
+
     def rejected(self, msg_id: str | None, sender_id: str | None, problems: Sequence[Problem]) -> bytes:
         return self.sign(
             acknowledged_msg_id=msg_id or NIL_MSG_ID,

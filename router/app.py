@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from router import ingress, mailbox, openapi, operator_api, ops
+from router import ingress, mailbox, openapi, operator_api, ops, parts
 from router.console import views as console
 from router.config import HubConfig
 from router.delivery import PushDelivery
@@ -29,6 +29,7 @@ def create_app(config: HubConfig, *, release_claims: bool = True) -> web.Applica
     app.router.add_get("/healthz", ops.healthz)
     app.router.add_get("/metrics", ops.metrics)
     operator_api.add_routes(app)
+    parts.add_routes(app)
     console.routes(app)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:

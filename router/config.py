@@ -10,6 +10,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from smdo.parts import Limits as PartLimits
 from smdo.storage import StorageUrl, parse_storage
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -54,7 +55,12 @@ class HubConfig:
     delivery_deadline: float = 72 * 3600.0
     retry_base: float = 1.0  # first retry after ~this, doubling each attempt (with jitter)
     retry_max: float = 600.0
-    push_timeout: float = 30.0
+    push_timeout: float = 30.0  # must cover the receiver's download of the packet's parts
+    # Files beside the envelope (smdo/parts.py), per sending subscriber:
+    part_max_bytes: int = 4 * 1024 ** 3  # one part
+    part_quota_bytes: int = 16 * 1024 ** 3  # uploaded parts waiting for their envelope
+    part_quota_count: int = 1000
+    part_ttl: float = 24 * 3600.0  # an uploaded part no envelope named is deleted after this
     push_concurrency: int = 8  # in flight per receiver
     breaker_failures: int = 5  # consecutive failures that open an endpoint's breaker
     breaker_cooldown: float = 30.0
@@ -116,6 +122,10 @@ class HubConfig:
         return self.storage.kind == "postgresql"
 
     @property
+    def part_limits(self) -> PartLimits:
+        return PartLimits(self.part_max_bytes, self.part_quota_bytes, self.part_quota_count, self.part_ttl)
+
+    @property
     def checkpoints_path(self) -> Path:
         """This node's signed checkpoints of the (shared) chain: a local file."""
         return self.data / "checkpoints.jsonl"
@@ -123,7 +133,7 @@ class HubConfig:
 
 _DURATIONS = {
     "delivery_deadline", "retry_base", "retry_max", "push_timeout", "breaker_cooldown",
-    "mailbox_visibility", "poll_interval", "claim_lease", "checkpoint_interval",
+    "mailbox_visibility", "poll_interval", "claim_lease", "checkpoint_interval", "part_ttl",
 }
 
 
@@ -137,7 +147,8 @@ def _coerce(name: str, value: Any) -> Any:
     if name in ("crl", "operator_certs"):
         items = value.split(",") if isinstance(value, str) else value
         return tuple(Path(v) for v in items if v)
-    if name in ("port", "workers", "max_packet_bytes", "push_concurrency", "breaker_failures"):
+    if name in ("port", "workers", "max_packet_bytes", "push_concurrency", "breaker_failures", "part_max_bytes",
+                "part_quota_bytes", "part_quota_count"):
         return int(value)
     if name in ("http", "access_log"):
         return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes", "on")

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from signing.keys import Signer
 from signing.trust import TrustStore
 from smdo.journal import Accepted, GroupCommitter, journal_store
+from smdo.parts import PartStore
 from smdo.xmlparse import Limits
 
 from router.acks import HubAcks
@@ -45,6 +46,7 @@ class Hub:
         self.directory: tuple[int, bytes] | None = None  # (registry version, signed directory)
         self.crl_problems: list[str] = []  # as last logged
         self.checkpoints = Checkpointer(self)
+        self.parts = PartStore(config.data / "parts", config.part_limits)
 
     async def open(self) -> None:
         await self.journal.open()

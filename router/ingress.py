@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -25,10 +25,12 @@ from smdo.errors import ErrorCode, PacketRejected, Problem, RegistrationResult
 from smdo.journal import Accepted, DeliveryState, Duplicate, Rejected, StateChange
 from smdo.packet import ACK_REGISTRATION, ACKNOWLEDGEMENT, PacketHeader, read_header
 
+from router import parts
 from router.ack_rules import subscriber_ack_refusal
 from router.hub import Hub
 from router.keys import HUB
 from router.logs import fields
+from router.parts import PartsChecked, commit_parts
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -82,7 +84,9 @@ async def receive_packet(request: web.Request) -> web.Response:
         timed(hub, "validate", lambda: validate(packet))
         timed(hub, "verify", lambda: verify(hub, packet))
         timed(hub, "authorise", lambda: authorise(hub, packet))
-        record = await plan(hub, packet)
+        parts = await check_parts(hub, packet)
+        record = await plan(hub, packet, parts.signature_problems)
+        await commit_parts(hub, packet.header.sender_id, parts.digests, list(record.receivers))
         started = time.perf_counter()
         [duplicate] = await hub.committer.submit([record])
         hub.metrics.stage("journal", time.perf_counter() - started)
@@ -174,9 +178,21 @@ def authorise(hub: Hub, packet: Incoming) -> None:
             raise Refused("authorise", [problem], 403)
 
 
-async def plan(hub: Hub, packet: Incoming) -> Accepted:
-    """What to journal: the packet, its deliveries, the hub's signed answer; for a registration
-    ack also the result on the original transaction."""
+async def check_parts(hub: Hub, packet: Incoming) -> PartsChecked:
+    """Stage: the files beside the envelope (router/parts.py): each named part uploaded by this
+    sender (else -21, 400), and the officials' signatures of every file checked."""
+    started = time.perf_counter()
+    try:
+        return await parts.check_parts(hub, packet.root, packet.header.sender_id)
+    except parts.PartsRefused as exc:
+        raise Refused("parts", exc.problems, 400) from exc
+    finally:
+        hub.metrics.stage("parts", time.perf_counter() - started)
+
+
+async def plan(hub: Hub, packet: Incoming, file_problems: Sequence[Problem] = ()) -> Accepted:
+    """What to journal: the packet, its deliveries, the hub's signed answer (103 naming any file
+    whose official's signature fails); for a registration ack also the result on the original."""
     header = packet.header
     also: tuple[StateChange, ...] = ()
     if header.msg_type == ACKNOWLEDGEMENT:
@@ -187,7 +203,8 @@ async def plan(hub: Hub, packet: Incoming) -> Accepted:
         msg_id=header.msg_id, sender=header.sender_id, receivers=header.receiver_ids, msg_type=header.msg_type,
         acknow=header.msg_acknow, digest=packet.digest, size=len(packet.body), received_at=packet.received_at,
         deadline=packet.received_at + hub.config.delivery_deadline, raw=packet.body,
-        answer=hub.acks.accepted(header.msg_id, header.sender_id),
+        answer=(hub.acks.accepted_with_errors(header.msg_id, header.sender_id, file_problems) if file_problems
+                else hub.acks.accepted(header.msg_id, header.sender_id)),
         deliveries=hub.deliveries_for(header.receiver_ids), ack_for=header.ack_msg_id, also=also,
     )
 

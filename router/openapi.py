@@ -58,6 +58,10 @@ _TRANSACTION = {"type": "object", "required": ["msg_id", "outcome", "sender", "r
     "deliveries": {"type": "array", "items": _DELIVERY},
     "attempts": {"type": "array", "description": "refused tries with this msg_id"},
     "acknowledgements": {"type": "array", "items": {"type": "object", "required": ["msg_id", "from", "to"]}}}}
+_PART = {"type": "object", "required": ["part", "stored"], "properties": {
+    "part": {"type": "string"}, "stored": {"type": "boolean"}, "size": {"type": "integer"}}}
+_PART_ERROR = {"type": "object", "required": ["error"], "properties": {
+    "error": {"type": "string"}, "code": {"type": ["integer", "null"]}}}
 _CONSOLE_PAGE = {"200": {"description": "the page", "content": HTML}, **_errors("400", "401", "403")}
 
 _STATS_QUERY = [
@@ -101,6 +105,26 @@ PATHS: dict[str, dict[str, Any]] = {
             **_errors("401", "403", "404")},
         parameters=[_path("delivery_id", "from the mailbox")],
         requestBody={"required": True, "content": {"application/xml": {"schema": {"type": "string"}}}})},
+    "/smdo/v1/parts/{sha256}": {
+        "put": _op("Upload a file carried beside an envelope (streamed, checked against its SHA-256); the envelope "
+                   "then names it as Data@referenceid=\"sha256-<hex>\"", "subscriber", {
+            "200": {"description": "already there", "content": _json(_PART)},
+            "201": {"description": "stored, waiting for its envelope", "content": _json(_PART)},
+            "400": {"description": "the bytes are not that digest (code -21)", "content": _json(_PART_ERROR)},
+            "413": {"description": "larger than the part limit", "content": _json(_PART_ERROR)},
+            "507": {"description": "the subscriber's parts waiting for an envelope are over quota",
+                    "content": _json(_PART_ERROR)},
+            **_errors("401", "403", "404")},
+            parameters=[_path("sha256", "the file's SHA-256, lowercase hex")],
+            requestBody={"required": True, "content": {"application/octet-stream": {"schema": {"type": "string"}}}}),
+        "get": _op("Download a part: its sender, or a receiver of a packet naming it; Range requests resume",
+                   "subscriber", {
+            "200": {"description": "the file", "content": {"application/octet-stream": {"schema": {"type": "string"}}}},
+            "206": {"description": "the requested range", "content": {"application/octet-stream": {
+                "schema": {"type": "string"}}}},
+            "416": {"description": "the range is outside the file"},
+            **_errors("401", "403", "404")},
+            parameters=[_path("sha256", "the file's SHA-256, lowercase hex")])},
     "/smdo/v1/transactions/{msg_id}": {"get": _op(
         "One transaction as journaled: each receiver's delivery state, refused tries, acknowledgements. Also a "
         "subscriber that sent or received it (states only, no delivery details); any other subscriber 404",

@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from lxml import etree
 
@@ -197,10 +198,12 @@ class PartStore:
     def may_read(self, subscriber: str, digest: str) -> bool:
         return (self.root / "grants" / digest / subscriber).exists() and self.stored_path(digest).is_file()
 
-    def hash_stored(self, digest: str, new_hash: Callable[[], "hashlib._Hash"]) -> bytes:
-        """Blocking: the stored part hashed with another algorithm, read in chunks."""
+    def hash_file(self, owner: str, digest: str, new_hash: Callable[[], Any]) -> bytes:
+        """Blocking: a part of this sender (staged or stored) hashed with another algorithm, in chunks."""
+        staged = self.staged_dir(owner) / digest
+        path = staged if staged.is_file() else self.stored_path(digest)
         h = new_hash()
-        with open(self.stored_path(digest), "rb") as f:
+        with open(path, "rb") as f:
             while chunk := f.read(1024 * 1024):
                 h.update(chunk)
         return h.digest()

@@ -3,6 +3,7 @@ operation, called by the caller it names, answers a documented status with a bod
 type (JSON bodies checked against their schema); callers it does not name are refused."""
 from __future__ import annotations
 
+import hashlib
 import re
 
 import jsonschema
@@ -53,10 +54,12 @@ async def test_every_route_is_documented_and_answers_as_documented(network, test
 
         async with operator.get(f"{hub.url}/console/subscribers/ORG-C") as r:
             csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', await r.text()).group(1)
-        values = {"msg_id": sent.msg_id, "code": "ORG-C", "delivery_id": waiting["delivery_id"]}
+        values = {"msg_id": sent.msg_id, "code": "ORG-C", "delivery_id": waiting["delivery_id"],
+                  "sha256": hashlib.sha256(b"a part").hexdigest()}
         bodies = {
             "/smdo/v1/packets": {"data": sign(document("ORG-A", ["ORG-B"]), test_pki.signer("ORG-A"))},
             "/smdo/v1/mailbox/{delivery_id}/ack": {"data": b"<not-an-ack/>"},
+            "/smdo/v1/parts/{sha256}": {"data": b"a part"},
             "/console/subscribers/{code}/status": {"data": {"csrf": csrf, "action": "suspend", "reason": "contract"}},
         }
         clients = {"anyone": anonymous, "subscriber": subscriber, "operator": operator}

@@ -1,0 +1,145 @@
+"""Files beside the envelope (docs/design.md, "Files beside the envelope").
+
+    PUT /smdo/v1/parts/{sha256}   a subscriber uploads a file, streamed and hashed as it arrives
+    GET /smdo/v1/parts/{sha256}   its sender or a receiver of a packet naming it downloads it (Range)
+
+and the ingress stage `check_parts`: every part the envelope names is there (else -21), the
+officials' detached signatures of each file are checked (a bad one is reported, not refused), and
+the parts are made durable and granted to the receivers before the journal commit.
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from signing.cms import verify_detached_hash
+from signing.errors import SignatureError
+from signing.suite import DigestAlgorithm
+from smdo.errors import ErrorCode, Problem
+from smdo.parts import FileRef, PartError, PartStore, files_of, is_digest
+
+from router.auth import require_exchanging_subscriber
+from router.hub import Hub
+from router.keys import HUB
+
+log = logging.getLogger(__name__)
+
+
+def _digest(request: web.Request) -> str:
+    digest = request.match_info["sha256"]
+    if not is_digest(digest):
+        raise web.HTTPNotFound(text="a part is named by its SHA-256 in lowercase hex\n")
+    return digest
+
+
+async def upload(request: web.Request) -> web.Response:
+    hub: Hub = request.app[HUB]
+    subscriber = require_exchanging_subscriber(request, hub)
+    digest = _digest(request)
+    store: PartStore = hub.parts
+    if await asyncio.to_thread(store.has, subscriber.code, digest):
+        return web.json_response({"part": digest, "stored": False}, status=200)
+    try:
+        incoming = await asyncio.to_thread(store.begin, subscriber.code, digest, request.content_length)
+    except PartError as exc:
+        return _part_error(exc)
+    try:
+        async for chunk in request.content.iter_chunked(256 * 1024):
+            incoming.write(chunk)
+        await asyncio.to_thread(incoming.finish)
+    except PartError as exc:
+        incoming.abort()
+        return _part_error(exc)
+    except BaseException:  # a broken connection (truncated body) or shutdown: nothing is kept
+        incoming.abort()
+        raise
+    return web.json_response({"part": digest, "stored": True, "size": incoming.size}, status=201)
+
+
+def _part_error(exc: PartError) -> web.Response:
+    code = ErrorCode.SIGNATURE_INVALID if exc.status == 400 else None
+    text = f"code {code.value}: {exc}" if code is not None else str(exc)
+    return web.json_response({"error": text, "code": int(code) if code is not None else None}, status=exc.status)
+
+
+async def download(request: web.Request) -> web.StreamResponse:
+    hub: Hub = request.app[HUB]
+    subscriber = require_exchanging_subscriber(request, hub)
+    digest = _digest(request)
+    if not await asyncio.to_thread(hub.parts.may_read, subscriber.code, digest):
+        raise web.HTTPNotFound(text="no such part for you\n")
+    # FileResponse reads the file in chunks and answers Range / If-Range requests (206, 416).
+    return web.FileResponse(hub.parts.stored_path(digest), chunk_size=256 * 1024,
+                            headers={"Content-Type": "application/octet-stream", "ETag": f'"{digest}"'})
+
+
+@dataclass(frozen=True)
+class PartsChecked:
+    digests: list[str]
+    signature_problems: list[Problem]  # officials' signatures that failed: reported, not refused
+
+
+async def check_parts(hub: Hub, root, sender: str) -> PartsChecked:
+    """Ingress stage `parts`: missing parts or a referenceid that is not a hub part -> -21 (raises
+    `PartsRefused`); then each official's signature checked over its file."""
+    files = files_of(root)
+    problems = []
+    for ref in files:
+        if ref.reference_id is not None and ref.digest is None:
+            problems.append(Problem(ErrorCode.SIGNATURE_INVALID, f"file {ref.name!r}: referenceid "
+                                    f"{ref.reference_id!r} does not name a part (expected sha256-<hex>)",
+                                    "DocTransfer/Data@referenceid"))
+    digests = [ref.digest for ref in files if ref.digest is not None]
+    for digest in await asyncio.to_thread(hub.parts.missing, sender, digests):
+        names = ", ".join(repr(r.name) for r in files if r.digest == digest)
+        problems.append(Problem(ErrorCode.SIGNATURE_INVALID, f"a referenced file is missing: {names} "
+                                f"(part sha256-{digest} was not uploaded by {sender})", "DocTransfer/Data@referenceid"))
+    if problems:
+        raise PartsRefused(problems)
+    signature_problems = await asyncio.to_thread(_check_signatures, hub, sender, files)
+    return PartsChecked(digests, signature_problems)
+
+
+class PartsRefused(Exception):
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("; ".join(map(str, problems)))
+        self.problems = problems
+
+
+def _check_signatures(hub: Hub, sender: str, files: list[FileRef]) -> list[Problem]:
+    """Blocking: each DocTransfer/Signature over its file (inline bytes, or the part on disk)."""
+    problems = []
+    now = dt.datetime.now(dt.timezone.utc)
+    for ref in files:
+        for n, signature in enumerate(ref.signatures, 1):
+            try:
+                verify_detached_hash(lambda algorithm: _hash_file(hub, sender, ref, algorithm), signature,
+                                     hub.trust, at=now)
+            except SignatureError as exc:
+                problems.append(Problem(exc.code, f"file {ref.name!r}, signature {n}: {exc.message}",
+                                        "DocTransfer/Signature"))
+    return problems
+
+
+def _hash_file(hub: Hub, sender: str, ref: FileRef, algorithm: DigestAlgorithm) -> bytes:
+    if ref.inline is not None:
+        return algorithm.hash(ref.inline)
+    assert ref.digest is not None
+    if algorithm.name == "sha256":
+        return bytes.fromhex(ref.digest)  # proved when it was uploaded
+    return hub.parts.hash_file(sender, ref.digest, algorithm.new)
+
+
+async def commit_parts(hub: Hub, sender: str, digests: list[str], receivers: list[str]) -> None:
+    """Durable and granted before the journal commit (so the 100 covers them)."""
+    if digests:
+        await asyncio.to_thread(hub.parts.commit, sender, digests, receivers)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_put("/smdo/v1/parts/{sha256}", upload)
+    app.router.add_get("/smdo/v1/parts/{sha256}", download)
