@@ -23,6 +23,7 @@ TEXTS = {
     ErrorCode.ACCEPTED: "accepted by the hub",
     ErrorCode.DELIVERED: "delivered to the addressee",
     ErrorCode.NOT_DELIVERED: "not delivered within the deadline",
+    ErrorCode.ACCEPTED_WITH_ERRORS: "accepted by the hub with errors: a file's official signature does not verify",
 }
 
 

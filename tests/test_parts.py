@@ -1,0 +1,206 @@
+"""Files beside the envelope through a real hub (HTTPS, mTLS, SQLite): upload, envelope, push and
+pull receivers downloading the parts; every bad-part case refused with its code and nothing kept;
+who may download; a resumed (Range) download; the officials' signatures reported as 103."""
+from __future__ import annotations
+
+import hashlib
+import os
+
+import aiohttp
+import pytest
+
+from signing.cms import sign_detached
+from smdo.registry import Registry
+
+from parts_fixtures import GeneratedFile, PartsReceiver, client_session, download, fetch_parts, file_digest, \
+    upload, with_part
+from router_fixtures import HubUnderTest, ack_of, delivery_state, document, edms_server_ssl, eventually, \
+    hub_config, register, sign
+
+
+@pytest.fixture
+async def net(tmp_path, test_pki, trust_store):
+    """ORG-A sends; ORG-B receives by push (downloading parts), ORG-C by pull."""
+    receiver = await PartsReceiver("ORG-B", test_pki.signer("ORG-B"), trust_store, edms_server_ssl(test_pki),
+                                   test_pki, tmp_path / "org-b").start()
+    registry = Registry(tmp_path / "data" / "registry.db")
+    register(registry, test_pki, "ORG-A")
+    register(registry, test_pki, "ORG-B", push_url=receiver.url)
+    register(registry, test_pki, "ORG-C")
+    hub = await HubUnderTest(hub_config(tmp_path / "data", test_pki, part_ttl=3600.0), test_pki, registry).start()
+    receiver.hub_url = hub.url
+    sessions = {code: client_session(test_pki, code) for code in ("ORG-A", "ORG-B", "ORG-C")}
+    yield hub, receiver, sessions
+    for session in sessions.values():
+        await session.close()
+    await hub.stop()
+    await receiver.stop()
+    registry.close()
+
+
+def parts_on_disk(hub: HubUnderTest) -> list[str]:
+    root = hub.config.data / "parts"
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+async def test_a_part_crosses_push_and_pull_with_its_digest(net, test_pki, tmp_path):
+    hub, receiver, sessions = net
+    file = GeneratedFile(3 * 1024 * 1024 + 17)
+    status, answer = await upload(sessions["ORG-A"], hub.url, file.digest, file.stream())
+    assert (status, answer["stored"], answer["size"]) == (201, True, file.size)
+    assert (await upload(sessions["ORG-A"], hub.url, file.digest, b""))[0] == 200  # again: already there
+
+    env = with_part(document("ORG-A", ["ORG-B", "ORG-C"]), "scan.tiff", file.digest)
+    status, body = await hub.post(sign(env, test_pki.signer("ORG-A")))
+    assert status == 200 and ack_of(body).ack_codes == (100,)
+
+    await eventually(lambda: env.msg_id in receiver.received)
+    assert receiver.received[env.msg_id] == {"scan.tiff": file.digest}
+    [item] = await eventually(lambda: hub.mailbox("ORG-C"))
+    got = await fetch_parts(sessions["ORG-C"], hub.url, item["packet"], tmp_path / "org-c")
+    assert got == {"scan.tiff": file.digest}
+    assert await hub.confirm("ORG-C", item, test_pki.signer("ORG-C")) == 200
+    assert await delivery_state(hub, env.msg_id, "ORG-C") == "delivered"
+    assert await delivery_state(hub, env.msg_id, "ORG-B") == "delivered"
+
+
+async def test_an_interrupted_download_resumes_with_range(net, test_pki, tmp_path):
+    hub, receiver, sessions = net
+    file = GeneratedFile(5 * 1024 * 1024 + 3, seed=b"range")
+    assert (await upload(sessions["ORG-A"], hub.url, file.digest, file.stream()))[0] == 201
+    env = with_part(document("ORG-A", ["ORG-C"]), "drawing.dwg", file.digest)
+    assert (await hub.post(sign(env, test_pki.signer("ORG-A"))))[0] == 200
+
+    target = tmp_path / "partial"
+    assert await download(sessions["ORG-C"], hub.url, file.digest, target, stop_after=1024 * 1024) == 200
+    half = target.stat().st_size
+    assert 0 < half < file.size
+    assert await download(sessions["ORG-C"], hub.url, file.digest, target, start=half) == 206
+    assert file_digest(target) == file.digest
+    async with sessions["ORG-C"].get(f"{hub.url}/smdo/v1/parts/{file.digest}",
+                                     headers={"Range": f"bytes={file.size + 10}-"}) as r:
+        assert r.status == 416
+
+
+async def test_who_may_download_a_part(net, test_pki):
+    hub, receiver, sessions = net
+    file = GeneratedFile(100_000, seed=b"who")
+    assert (await upload(sessions["ORG-A"], hub.url, file.digest, file.stream()))[0] == 201
+    url = f"{hub.url}/smdo/v1/parts/{file.digest}"
+    async with sessions["ORG-C"].get(url) as r:
+        assert r.status == 404  # staged, not yet named by an accepted envelope: nobody else sees it
+    env = with_part(document("ORG-A", ["ORG-C"]), "a.bin", file.digest)
+    assert (await hub.post(sign(env, test_pki.signer("ORG-A"))))[0] == 200
+    async with sessions["ORG-C"].get(url) as r:
+        assert r.status == 200 and hashlib.sha256(await r.read()).hexdigest() == file.digest
+    async with sessions["ORG-A"].get(url) as r:
+        assert r.status == 200  # its sender
+    async with sessions["ORG-B"].get(url) as r:
+        assert r.status == 404  # not a receiver of it
+    async with hub.session().get(url) as r:
+        assert r.status == 401  # anonymous
+    async with hub.session().put(url, data=b"x") as r:
+        assert r.status == 401
+
+
+async def test_a_mismatched_or_truncated_upload_is_refused_and_nothing_kept(net, test_pki):
+    hub, receiver, sessions = net
+    file = GeneratedFile(2 * 1024 * 1024, seed=b"bad")
+    status, answer = await upload(sessions["ORG-A"], hub.url, file.digest, b"other bytes")
+    assert status == 400 and answer["code"] == -21 and "not " + file.digest in answer["error"]
+
+    async def truncated():
+        yield b"x" * 100_000
+        raise ConnectionResetError("the sender's line dropped")
+
+    with pytest.raises((aiohttp.ClientError, ConnectionResetError)):
+        await upload(sessions["ORG-A"], hub.url, file.digest, truncated())
+    await eventually(lambda: not [p for p in parts_on_disk(hub) if ".incoming" in p])
+    assert parts_on_disk(hub) == []
+
+    env = with_part(document("ORG-A", ["ORG-B"]), "report.pdf", file.digest)
+    status, body = await hub.post(sign(env, test_pki.signer("ORG-A")))
+    assert status == 400 and ack_of(body).ack_codes == (-21,)
+    assert b"a referenced file is missing" in body and b"report.pdf" in body
+
+
+async def test_missing_foreign_or_unnamed_parts_refuse_the_packet(net, test_pki):
+    hub, receiver, sessions = net
+    file = GeneratedFile(50_000, seed=b"foreign")
+    assert (await upload(sessions["ORG-C"], hub.url, file.digest, file.stream()))[0] == 201
+    # ORG-A names a part only ORG-C uploaded: it is not ORG-A's, so it is missing for ORG-A.
+    env = with_part(document("ORG-A", ["ORG-B"]), "theirs.bin", file.digest)
+    status, body = await hub.post(sign(env, test_pki.signer("ORG-A")))
+    assert status == 400 and ack_of(body).ack_codes == (-21,) and b"theirs.bin" in body
+    status = (await hub.status(env.msg_id))
+    assert status["outcome"] == "rejected" and status["codes"] == [-21]
+    assert receiver.received == {}
+
+    from dataclasses import replace
+
+    from smdo.packet import DocTransfer
+    env = document("ORG-A", ["ORG-B"])
+    env = replace(env, body=replace(env.body, files=(DocTransfer(name="mail.pdf", type="pdf", data=None,
+                                                                  reference_id="attach1"),)))
+    status, body = await hub.post(sign(env, test_pki.signer("ORG-A")))
+    assert status == 400 and ack_of(body).ack_codes == (-21,) and b"does not name a part" in body
+
+
+async def test_an_extra_part_is_never_delivered_and_expires(net, test_pki):
+    hub, receiver, sessions = net
+    extra = GeneratedFile(10_000, seed=b"extra")
+    assert (await upload(sessions["ORG-A"], hub.url, extra.digest, extra.stream()))[0] == 201
+    env = document("ORG-A", ["ORG-C"])  # names no part
+    assert (await hub.post(sign(env, test_pki.signer("ORG-A"))))[0] == 200
+    async with sessions["ORG-C"].get(f"{hub.url}/smdo/v1/parts/{extra.digest}") as r:
+        assert r.status == 404
+    staged = hub.config.data / "parts" / "staged" / "ORG-A" / extra.digest
+    old = staged.stat().st_mtime - 2 * 3600
+    os.utime(staged, (old, old))  # older than part_ttl (1 h)
+    other = GeneratedFile(10, seed=b"next")
+    assert (await upload(sessions["ORG-A"], hub.url, other.digest, other.stream()))[0] == 201
+    assert not staged.exists()
+
+
+async def test_parts_are_bounded_per_subscriber(tmp_path, test_pki):
+    registry = Registry(tmp_path / "data" / "registry.db")
+    register(registry, test_pki, "ORG-A")
+    hub = await HubUnderTest(hub_config(tmp_path / "data", test_pki, part_max_bytes=1000, part_quota_count=2,
+                                        part_quota_bytes=10_000), test_pki, registry).start()
+    session = client_session(test_pki, "ORG-A")
+    try:
+        big = GeneratedFile(1001, seed=b"big")
+        status, answer = await upload(session, hub.url, big.digest, b"\0" * 1001)
+        assert status == 413
+        status, answer = await upload(session, hub.url, big.digest, big.stream())  # no length announced
+        assert status == 413
+        for seed in (b"1", b"2"):
+            small = GeneratedFile(10, seed=seed)
+            assert (await upload(session, hub.url, small.digest, small.stream()))[0] == 201
+        third = GeneratedFile(10, seed=b"3")
+        status, answer = await upload(session, hub.url, third.digest, third.stream())
+        assert status == 507 and "waiting for an envelope" in answer["error"]
+    finally:
+        await session.close()
+        await hub.stop()
+        registry.close()
+
+
+async def test_officials_signatures_are_checked_and_reported_not_refused(net, test_pki, other_pki):
+    hub, receiver, sessions = net
+    file = GeneratedFile(300_000, seed=b"signed")
+    content = b"".join(file.chunks())
+    good = sign_detached(content, test_pki.signer("ORG-A"))
+    assert (await upload(sessions["ORG-A"], hub.url, file.digest, file.stream()))[0] == 201
+
+    env = with_part(document("ORG-A", ["ORG-C"]), "order.pdf", file.digest, signatures=(good,))
+    status, body = await hub.post(sign(env, test_pki.signer("ORG-A")))
+    assert status == 200 and ack_of(body).ack_codes == (100,)
+
+    other_content = sign_detached(b"another file", test_pki.signer("ORG-A"))
+    untrusted = sign_detached(content, other_pki.signer("ORG-A"))
+    env = with_part(document("ORG-A", ["ORG-C"]), "order.pdf", file.digest, signatures=(other_content, untrusted))
+    status, body = await hub.post(sign(env, test_pki.signer("ORG-A")))
+    assert status == 200 and ack_of(body).ack_codes == (103, -21, -23)
+    assert b"order.pdf" in body and b"signature 2" in body
+    assert (await hub.status(env.msg_id))["outcome"] == "accepted"  # recorded and forwarded
