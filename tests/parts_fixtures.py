@@ -74,18 +74,27 @@ async def download(session: aiohttp.ClientSession, hub_url: str, digest: str, ta
                    start: int = 0, stop_after: int | None = None) -> int:
     """Stream a part to `target` (appending from `start` with a Range request); returns the status.
     `stop_after`: give up after that many bytes (an interrupted download)."""
+    status, _ = await download_hashed(session, hub_url, digest, target, start, stop_after)
+    return status
+
+
+async def download_hashed(session: aiohttp.ClientSession, hub_url: str, digest: str, target: Path,
+                          start: int = 0, stop_after: int | None = None) -> tuple[int, str]:
+    """`download`, and the SHA-256 of the bytes this request brought (hashed while they arrive)."""
     headers = {"Range": f"bytes={start}-"} if start else {}
+    h = hashlib.sha256()
     async with session.get(f"{hub_url}/smdo/v1/parts/{digest}", headers=headers) as r:
         if r.status not in (200, 206):
-            return r.status
+            return r.status, ""
         got = 0
         with open(target, "ab" if start else "wb") as f:
             async for chunk in r.content.iter_chunked(CHUNK):
                 f.write(chunk)
+                h.update(chunk)
                 got += len(chunk)
                 if stop_after is not None and got >= stop_after:
                     break
-        return r.status
+        return r.status, h.hexdigest()
 
 
 def file_digest(path: Path) -> str:
@@ -99,7 +108,7 @@ def file_digest(path: Path) -> str:
 def client_session(pki: PkiLayout, code: str) -> aiohttp.ClientSession:
     ctx = ssl.create_default_context(cafile=str(pki.ca_bundle_path))
     ctx.load_cert_chain(str(pki.cert_path(code)), str(pki.key_path(code)))
-    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx),
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx), read_bufsize=CHUNK,
                                  timeout=aiohttp.ClientTimeout(total=None, sock_read=120))
 
 
@@ -110,10 +119,8 @@ async def fetch_parts(session: aiohttp.ClientSession, hub_url: str, packet: byte
     for ref in files_of(read_packet(packet)):
         if ref.digest is None:
             continue
-        target = folder / ref.digest
-        status = await download(session, hub_url, ref.digest, target)
+        status, got[ref.name] = await download_hashed(session, hub_url, ref.digest, folder / ref.digest)
         assert status == 200, f"part {ref.digest}: HTTP {status}"
-        got[ref.name] = file_digest(target)
     return got
 
 

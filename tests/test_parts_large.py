@@ -55,7 +55,6 @@ async def test_a_large_file_crosses_push_and_pull_in_bounded_memory(tmp_path, te
         assert receiver.received[env.msg_id] == {"archive.zip": digest}
 
         peak = peak_rss_kb(hub.proc.pid)
-        print(f"hub VmHWM {peak} kB")
         assert peak < HWM_LIMIT_KB, f"hub VmHWM {peak} kB for a {SIZE >> 20} MB file"
     finally:
         await sender.close()
