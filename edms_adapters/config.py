@@ -45,6 +45,8 @@ class EdmsConfig:
     # so on a bign PKI they are an EC key and certificate from its TLS CA.
     tls_key: Path | None = None
     tls_cert: Path | None = None
+    # A file larger than this travels beside the envelope as a part (edms_adapters/parts.py).
+    part_threshold: int = 8 * 1024 * 1024
 
     def __post_init__(self) -> None:
         unknown = set(self.faults) - set(FAULTS)

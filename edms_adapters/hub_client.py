@@ -3,7 +3,9 @@ docs/design.md (packets, mailbox, mailbox ack, transactions). Never imports `rou
 """
 from __future__ import annotations
 
+import asyncio
 import base64
+import hashlib
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,6 +124,40 @@ class HubClient:
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise HubError(f"mailbox ack: {exc!r}") from exc
 
+    async def upload_part(self, path: Path, digest: str) -> None:
+        """PUT one file beside an envelope, streamed from disk (the hub checks it is `digest`)."""
+        try:
+            with open(path, "rb") as f:
+                async with self._session.put(
+                    f"{self.hub_url}/smdo/v1/parts/{digest}", data=f,
+                    headers={"Content-Type": "application/octet-stream"}, timeout=aiohttp.ClientTimeout(),
+                ) as resp:
+                    if resp.status not in (200, 201):
+                        raise HubError(f"part {digest}: HTTP {resp.status}: {(await resp.text())[:200]}")
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise HubError(f"part {digest}: {exc!r}") from exc
+
+    async def download_part(self, digest: str, target: Path) -> None:
+        """GET one part into `target`, resuming a partial download (Range), checked against `digest`."""
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".partial")
+        have = partial.stat().st_size if partial.exists() else 0
+        headers = {"Range": f"bytes={have}-"} if have else {}
+        try:
+            async with self._session.get(f"{self.hub_url}/smdo/v1/parts/{digest}", headers=headers,
+                                         timeout=aiohttp.ClientTimeout(sock_read=120)) as resp:
+                if resp.status not in (200, 206):
+                    raise HubError(f"part {digest}: HTTP {resp.status}")
+                with open(partial, "ab" if resp.status == 206 else "wb") as f:
+                    async for chunk in resp.content.iter_chunked(1024 * 1024):
+                        f.write(chunk)
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise HubError(f"part {digest}: {exc!r}") from exc
+        if await asyncio.to_thread(_sha256_of, partial) != digest:
+            partial.unlink()
+            raise HubError(f"part {digest}: the downloaded bytes are not that digest")
+        partial.replace(target)
+
     async def transaction(self, msg_id: str) -> dict[str, object] | None:
         """The hub's status of one transaction (JSON), or None when it does not know it."""
         try:
@@ -133,3 +169,11 @@ class HubClient:
                 return await resp.json()
         except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
             raise HubError(f"transaction: {exc!r}") from exc
+
+
+def _sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1024 * 1024):
+            h.update(chunk)
+    return h.hexdigest()

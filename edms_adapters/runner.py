@@ -32,7 +32,7 @@ async def run_mailbox(service: EdmsService) -> None:
             log.debug("%s: mailbox: %s", service.config.code, exc)
             items = []
         for item in items:
-            answer = service.receive(item.packet)
+            answer = await service.take(item.packet)
             if answer.status != 200:
                 log.warning("%s: mailbox packet %s not taken: %s", service.config.code,
                             item.msg_id, answer.body[:200])

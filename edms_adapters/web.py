@@ -34,7 +34,7 @@ async def push(request: web.Request) -> web.Response:
     data = await request.read()
     if service.config.has("slow"):
         await asyncio.sleep(service.config.slow_seconds)
-    answer = service.receive(data)
+    answer = await service.take(data)
     return web.Response(status=answer.status, body=answer.body, content_type=answer.content_type)
 
 

@@ -28,8 +28,7 @@ def full_card(**changes: object) -> RegistrationCard:
             Party("Agency of Samples", "AGSAM"),
         ),
         files=(
-            Attachment("letter.pdf", b"%PDF-1.4 letter", "application/pdf", "the letter",
-                       (b"\x30\x82sig-one",)),
+            Attachment("letter.pdf", b"%PDF-1.4 letter", "application/pdf", "the letter"),
             Attachment("annex.txt", "приложение".encode(), "text/plain"),
         ),
         annotation="Meetings are moved to Thursdays",
@@ -47,9 +46,10 @@ SUPPLEMENT = SupplementRef("doc-0042", "01-12/345", date(2026, 11, 20), False, 1
 
 def every_variant() -> list[RegistrationCard]:
     """A plain document, a reply, a task and a supplement."""
+    signed = (Attachment("letter.pdf", b"%PDF-1.4 letter", "application/pdf", "the letter", (b"\x30\x82sig-one",)),)
     return [
         full_card(),
         full_card(parent=PARENT),
-        full_card(task=TASK),
+        full_card(task=TASK, files=signed),  # with an official's signature: the formats carry it
         full_card(supplement=SUPPLEMENT),
     ]
