@@ -124,6 +124,35 @@ def checkpoints_(data: Path, checkpoints_file: Path | None, as_json: bool) -> No
     click.echo(f"{len(checkpoints)} checkpoint(s)")
 
 
+@command.command("archive")
+@_data_option
+@click.option("--to", "to", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder the parts are moved to (e.g. an archive volume).")
+@click.option("--retention", default="30d", envvar="SMDO_RETENTION", show_default=True,
+              help="Keep parts of packets finished less than this long ago [SMDO_RETENTION].")
+def archive_(data: Path, db: str | None, to: Path, retention: str) -> None:
+    """Move the files carried beside finished packets (every receiver delivered, registered,
+    refused or expired) older than --retention out of DATA/parts to --to; the journal keeps the
+    envelopes, which name each file by its SHA-256, so `smdo journal verify` still passes."""
+    from smdo.parts import PartStore, archive
+
+    try:
+        keep = parse_duration(retention)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not (data / "parts").exists():
+        raise click.ClickException(f"no parts at {data / 'parts'}")
+    store = PartStore(data / "parts")
+
+    async def run(journal: JournalStore):
+        return await archive(store, journal, to, retention=keep, now=time.time())
+
+    moved = asyncio.run(_with_journal(data, db, run))
+    click.echo(f"archived {len(moved)} part(s) to {to}")
+    for digest in moved:
+        click.echo(f"  {digest}")
+
+
 @command.command("show")
 @_data_option
 @click.argument("msg_id")

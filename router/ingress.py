@@ -86,7 +86,7 @@ async def receive_packet(request: web.Request) -> web.Response:
         timed(hub, "authorise", lambda: authorise(hub, packet))
         parts = await check_parts(hub, packet)
         record = await plan(hub, packet, parts.signature_problems)
-        await commit_parts(hub, packet.header.sender_id, parts.digests, list(record.receivers))
+        await commit_parts(hub, packet.header.sender_id, parts.digests, list(record.receivers), record.msg_id)
         started = time.perf_counter()
         [duplicate] = await hub.committer.submit([record])
         hub.metrics.stage("journal", time.perf_counter() - started)

@@ -134,10 +134,10 @@ def _hash_file(hub: Hub, sender: str, ref: FileRef, algorithm: DigestAlgorithm) 
     return hub.parts.hash_file(sender, ref.digest, algorithm.new)
 
 
-async def commit_parts(hub: Hub, sender: str, digests: list[str], receivers: list[str]) -> None:
+async def commit_parts(hub: Hub, sender: str, digests: list[str], receivers: list[str], msg_id: str) -> None:
     """Durable and granted before the journal commit (so the 100 covers them)."""
     if digests:
-        await asyncio.to_thread(hub.parts.commit, sender, digests, receivers)
+        await asyncio.to_thread(hub.parts.commit, sender, digests, receivers, msg_id)
 
 
 def add_routes(app: web.Application) -> None:

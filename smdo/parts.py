@@ -6,6 +6,7 @@ Layout under one folder (`<data>/parts`):
     staged/<sender>/.incoming-*     an upload in progress (deleted if it breaks or mismatches)
     store/<sha256>                  named by an accepted envelope
     grants/<sha256>/<subscriber>    who may download it (its receivers and its sender)
+    refs/<sha256>/<msg_id>          the accepted packets naming it (what `archive` asks the journal about)
 
 Everything here is plain blocking file work: callers run it off the event loop where it may block
 (fsync, hashing a stored part). The envelope names a part as `Data@referenceid="sha256-<hex>"`.
@@ -20,14 +21,18 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lxml import etree
+
+if TYPE_CHECKING:
+    from smdo.journal import JournalStore
 
 PREFIX = "sha256-"
 CHUNK = 64 * 1024
 _HEX = re.compile(r"[0-9a-f]{64}")
 _CODE = re.compile(r"[A-Za-z0-9_.\-]{1,100}")
+_MSG_ID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
 class PartError(Exception):
@@ -131,7 +136,7 @@ class Upload:
 class PartStore:
     def __init__(self, root: Path, limits: Limits = Limits(), clock: Callable[[], float] = time.time) -> None:
         self.root, self.limits, self.clock = root, limits, clock
-        for name in ("staged", "store", "grants"):
+        for name in ("staged", "store", "grants", "refs"):
             (root / name).mkdir(parents=True, exist_ok=True)
 
     def staged_dir(self, owner: str) -> Path:
@@ -175,10 +180,17 @@ class PartStore:
     def missing(self, owner: str, digests: list[str]) -> list[str]:
         return [d for d in digests if not self.has(owner, d)]
 
-    def commit(self, owner: str, digests: list[str], readers: list[str]) -> None:
-        """Blocking: move the sender's staged parts to the store and grant them to `readers`,
-        all fsynced (called before the journal commit, so a 100 means the parts are durable)."""
+    def commit(self, owner: str, digests: list[str], readers: list[str], msg_id: str) -> None:
+        """Blocking: move the sender's staged parts to the store, grant them to `readers` and note
+        that `msg_id` names them, all fsynced (called before the journal commit, so a 100 means the
+        parts are durable)."""
+        if not _MSG_ID.fullmatch(msg_id):
+            raise ValueError(f"not a msg_id: {msg_id!r}")
         for digest in dict.fromkeys(digests):
+            refs = self.root / "refs" / digest
+            refs.mkdir(exist_ok=True)
+            (refs / msg_id).touch()
+            _fsync_dir(refs)
             staged = self.staged_dir(owner) / digest
             target = self.stored_path(digest)
             if staged.is_file():
@@ -207,6 +219,65 @@ class PartStore:
             while chunk := f.read(1024 * 1024):
                 h.update(chunk)
         return h.digest()
+
+
+    def stored(self) -> list[tuple[str, list[str]]]:
+        """Every stored part and the msg_ids of the packets naming it."""
+        out = []
+        for path in sorted((self.root / "store").iterdir()):
+            if is_digest(path.name):
+                refs = self.root / "refs" / path.name
+                out.append((path.name, sorted(p.name for p in refs.iterdir()) if refs.exists() else []))
+        return out
+
+    def move_out(self, digest: str, to: Path) -> Path:
+        """Blocking: the stored part moved to `to/<sha256>` (checked, fsynced), then forgotten here."""
+        to.mkdir(parents=True, exist_ok=True)
+        target = to / digest
+        temporary = to / f".{digest}.tmp"
+        h = hashlib.sha256()
+        with open(self.stored_path(digest), "rb") as src, open(temporary, "wb") as dst:
+            while chunk := src.read(1024 * 1024):
+                h.update(chunk)
+                dst.write(chunk)
+            dst.flush()
+            os.fsync(dst.fileno())
+        if h.hexdigest() != digest:
+            temporary.unlink()
+            raise ValueError(f"stored part {digest} does not match its digest: left in place")
+        os.replace(temporary, target)
+        _fsync_dir(to)
+        self.stored_path(digest).unlink()
+        for folder in (self.root / "grants" / digest, self.root / "refs" / digest):
+            if folder.exists():
+                for path in folder.iterdir():
+                    path.unlink()
+                folder.rmdir()
+        return target
+
+
+FINAL_STATES = ("delivered", "expired", "registered", "refused", "not-registrable", "signature-not-trusted")
+
+
+async def archive(store: PartStore, journal: JournalStore, to: Path, *, retention: float, now: float) -> list[str]:
+    """Move out every stored part whose packets are all finished (each receiver's delivery in a
+    final state) and older than `retention`. The journal keeps the envelopes, which name each
+    part by its digest, so the chain verifies as before and an archived file can be checked."""
+    import asyncio
+
+    moved = []
+    for digest, msg_ids in await asyncio.to_thread(store.stored):
+        done = bool(msg_ids)
+        for msg_id in msg_ids:
+            views = [v for v in await journal.transaction(msg_id) if v.outcome == "accepted"]
+            if not views or any(v.received_at > now - retention or
+                                any(d.state not in FINAL_STATES for d in v.deliveries) for v in views):
+                done = False
+                break
+        if done:
+            await asyncio.to_thread(store.move_out, digest, to)
+            moved.append(digest)
+    return moved
 
 
 def _fsync_dir(path: Path) -> None:

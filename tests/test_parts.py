@@ -15,7 +15,7 @@ from smdo.registry import Registry
 from parts_fixtures import GeneratedFile, PartsReceiver, client_session, download, fetch_parts, file_digest, \
     upload, with_part
 from router_fixtures import HubUnderTest, ack_of, delivery_state, document, edms_server_ssl, eventually, \
-    hub_config, register, sign
+    hub_config, register, sign, smdo
 
 
 @pytest.fixture
@@ -204,3 +204,35 @@ async def test_officials_signatures_are_checked_and_reported_not_refused(net, te
     assert status == 200 and ack_of(body).ack_codes == (103, -21, -23)
     assert b"order.pdf" in body and b"signature 2" in body
     assert (await hub.status(env.msg_id))["outcome"] == "accepted"  # recorded and forwarded
+
+
+async def test_archive_moves_finished_packets_parts_out_and_the_journal_still_verifies(net, test_pki, tmp_path):
+    hub, receiver, sessions = net
+    done, pending = GeneratedFile(200_000, seed=b"done"), GeneratedFile(200_000, seed=b"pending")
+    for file in (done, pending):
+        assert (await upload(sessions["ORG-A"], hub.url, file.digest, file.stream()))[0] == 201
+    finished = with_part(document("ORG-A", ["ORG-B"], acknow=0), "done.bin", done.digest)
+    waiting = with_part(document("ORG-A", ["ORG-C"], acknow=0), "pending.bin", pending.digest)
+    for env in (finished, waiting):
+        assert (await hub.post(sign(env, test_pki.signer("ORG-A"))))[0] == 200
+    await eventually(lambda: finished.msg_id in receiver.received)
+    await eventually(lambda: _state_is(hub, finished.msg_id, "ORG-B", "delivered"))
+
+    data, archived = str(hub.config.data), tmp_path / "archive"
+    code, out, err = await smdo("journal", "archive", "--data", data, "--to", str(archived), "--retention", "0s")
+    assert code == 0, err
+    assert "archived 1 part(s)" in out and done.digest in out
+    assert file_digest(archived / done.digest) == done.digest
+    assert not (hub.config.data / "parts" / "store" / done.digest).exists()
+    assert (hub.config.data / "parts" / "store" / pending.digest).exists()  # ORG-C has not fetched it yet
+    async with sessions["ORG-B"].get(f"{hub.url}/smdo/v1/parts/{done.digest}") as r:
+        assert r.status == 404
+
+    code, out, err = await smdo("journal", "verify", "--data", data)
+    assert code == 0 and "journal ok" in out, err
+    code, out, err = await smdo("journal", "archive", "--data", data, "--to", str(archived), "--retention", "30d")
+    assert code == 0 and "archived 0 part(s)" in out
+
+
+async def _state_is(hub, msg_id, receiver, state) -> bool:
+    return await delivery_state(hub, msg_id, receiver) == state
