@@ -208,6 +208,7 @@ def run(argv: list[str] | None = None) -> None:
     print(f"{'measure':34} {'value':>12} {'goal':>16}  ok")
     print(f"{'floor (bare TLS copy)':34} {floor:9.0f} MB/s {'':>16}")
     print(f"{'accepted (upload + envelope, 100)':34} {mb / times['accepted_s']:9.0f} MB/s {'':>16}")
+    print(f"{'hub out (2 receivers at once, sum)':34} {2 * mb / (times['total_s'] - times['accepted_s']):9.0f} MB/s")
     print(f"{'end to end (push and pull hold it)':34} {e2e:9.0f} MB/s {f'>= {floor / 2:.0f} MB/s':>16}  "
           f"{'yes' if e2e >= floor / 2 else 'NO'}")
     print(f"{'  ratio to the floor':34} {e2e / floor:12.2f} {'>= 0.50':>16}")
