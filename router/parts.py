@@ -49,7 +49,7 @@ async def upload(request: web.Request) -> web.Response:
         return _part_error(exc)
     try:
         async for chunk in request.content.iter_chunked(256 * 1024):
-            incoming.write(chunk)
+            await asyncio.to_thread(incoming.write, chunk)  # hashing and writing off the event loop
         await asyncio.to_thread(incoming.finish)
     except PartError as exc:
         incoming.abort()
