@@ -79,7 +79,8 @@ PATHS: dict[str, dict[str, Any]] = {
     "/smdo/v1/packets": {"post": _op(
         "Submit a signed SDIP packet; answered with the hub's signed acknowledgement (100 once durably journaled)",
         "anyone", {
-            "200": {"description": "accepted (100), or the same answer again for a repeated msg_id", "content": XML},
+            "200": {"description": "accepted (100; 103 when an official's file signature fails), or the same answer "
+                                   "again for a repeated msg_id", "content": XML},
             "400": {"description": "refused: format error codes in the acknowledgement", "content": XML},
             "403": {"description": "refused: signature, certificate or authorisation codes", "content": XML},
             "409": {"description": "refused: msg_id used before for other content (40)", "content": XML},
