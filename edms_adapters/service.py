@@ -129,8 +129,11 @@ class EdmsService:
                            self.inbox_dir):
                 folder.mkdir(parents=True, exist_ok=True)
         self._wake = asyncio.Event()
+        self._held: set[asyncio.TimerHandle] = set()  # acks-before-store: packets held only in memory
 
     async def close(self) -> None:
+        for handle in self._held:  # what was held only in memory is lost, as in a killed process
+            handle.cancel()
         await self.hub.close()
         self.store.close()
         self._lock.close()
@@ -282,10 +285,13 @@ class EdmsService:
         while True:
             await self.flush()
             self._wake.clear()
+            # Not asyncio.wait_for: on Python 3.11 it can swallow a cancellation that races the
+            # timeout, and then stopping the EDMS (a restart) waits for this loop forever.
+            waiting = asyncio.ensure_future(self._wake.wait())
             try:
-                await asyncio.wait_for(self._wake.wait(), self.config.poll_interval)
-            except TimeoutError:
-                pass
+                await asyncio.wait((waiting,), timeout=self.config.poll_interval)
+            finally:
+                waiting.cancel()
 
     # -- receiving ---------------------------------------------------------------------------
     def receive(self, data: bytes) -> Answer:
@@ -317,7 +323,7 @@ class EdmsService:
                      self.config.code, header.msg_id)
             return Answer(200, self.delivery_ack(header.msg_id, header.sender_id))
         if self.config.has("acks-before-store"):  # the defect: answered now, stored a moment later
-            asyncio.get_running_loop().call_later(STORE_LATER, self._register, data, root, header)
+            self._held.add(asyncio.get_running_loop().call_later(STORE_LATER, self._register, data, root, header))
             return Answer(200, self.delivery_ack(header.msg_id, header.sender_id))
         self._register(data, root, header)
         return Answer(200, self.delivery_ack(header.msg_id, header.sender_id))
