@@ -57,7 +57,7 @@ def run(kind: str, code: str, name: str, hub_url: str, hub_code: str, data_dir: 
         slow_seconds: float, poll_interval: float) -> None:
     """Start one emulated EDMS of KIND and run until interrupted.
 
-    Prints one line `READY {json}` (code, kind, url, push_url, data) once it listens.
+    Prints one line `READY {json}` (code, kind, url, push_url, data, sys_id) once it listens.
     """
     host, port = _listen(listen)
     config = EdmsConfig(
@@ -77,7 +77,7 @@ async def _serve(config: EdmsConfig, *, tls: bool) -> None:
     running = await start_edms(config, tls=tls)
     ready = {"code": config.code, "kind": config.kind, "url": running.url,
              "push_url": push_url(running), "data": str(config.data_dir),
-             "faults": sorted(config.faults)}
+             "faults": sorted(config.faults), "sys_id": running.service.sender.sys_id}
     click.echo("READY " + json.dumps(ready), nl=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
