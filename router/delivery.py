@@ -15,13 +15,15 @@ import ssl
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 import aiohttp
 
 from smdo.journal import Claimed, DeliveryState, Record, StateChange
 
 from router.hub import Hub
-from router.receipts import BadReceipt, check_delivery_ack, delivered, expired
+from router.logs import fields
+from router.receipts import BadReceipt, check_delivery_ack, delivered, expired, settle
 
 log = logging.getLogger(__name__)
 
@@ -125,8 +127,10 @@ class PushDelivery:
     async def expire_overdue(self, now: float) -> None:
         """Deliveries (push or pull) past their deadline: expired, and the sender told (102)."""
         for delivery in await self.hub.journal.past_deadline(now, 100):
-            await self.hub.committer.submit(expired(self.hub, delivery))
+            await settle(self.hub, expired(self.hub, delivery))
             self.hub.metrics.deliveries["expired"] += 1
+            log.warning("delivery expired: the sender is told 102", extra=fields(
+                msg_id=delivery.msg_id, receiver=delivery.receiver, attempts=delivery.attempts))
 
     async def attempt(self, delivery: Claimed) -> None:
         limit = self.limits.setdefault(delivery.receiver, asyncio.Semaphore(self.config.push_concurrency))
@@ -137,7 +141,7 @@ class PushDelivery:
             # Shutting down: park it, due again at once on the next start.
             await self._park(delivery)
             raise
-        await self.hub.committer.submit(records)
+        await settle(self.hub, records)
         if records and isinstance(records[0], StateChange) and records[0].state is DeliveryState.DELIVERED:
             if len(records) > 1:
                 self.hub.work_ready.set()  # a 101 ack may be waiting to be pushed
@@ -186,5 +190,8 @@ class PushDelivery:
         self.hub.metrics.deliveries["retry"] += 1
         next_at = max(now + backoff(delivery.attempts, self.config.retry_base, self.config.retry_max), not_before)
         next_at = min(next_at, delivery.deadline)  # the last chance is at the deadline, then it expires
+        log.warning("delivery attempt failed", extra=fields(
+            msg_id=delivery.msg_id, receiver=delivery.receiver, attempt=delivery.attempts, status=why,
+            next_try=datetime.fromtimestamp(next_at, timezone.utc).isoformat(timespec="seconds")))
         return [StateChange(delivery.msg_id, delivery.receiver, DeliveryState.RETRY_WAIT, at=now,
                             next_at=next_at, detail=f"attempt {delivery.attempts}: {why}")]

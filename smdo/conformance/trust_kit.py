@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from signing.keys import Signer
-from signing.pki import PkiLayout, init_pki, issue_certificate, revoke_certificate
+from signing.pki import PkiLayout, default_key_type, init_pki, issue_certificate, revoke_certificate
 
 # Certificate codes the suite issues in the certification PKI (re-issued on every run).
 REVOKED, EXPIRED, NOT_YET_VALID = "CONFORMANCE-REVOKED", "CONFORMANCE-EXPIRED", "CONFORMANCE-NOT-YET-VALID"
@@ -40,13 +40,13 @@ def make_trust_kit(work: Path, pki: Path | None, *, now: dt.datetime | None = No
     foreign = foreign_signer(work)
     if pki is None:
         return TrustKit(foreign)
-    layout = PkiLayout(pki)
+    key_type = default_key_type(PkiLayout(pki), tls=False)  # the PKI's own kind (rsa, ec or bign)
     now = now or dt.datetime.now(dt.timezone.utc)
-    expired = issue_certificate(pki, EXPIRED, "Conformance expired signer", key_type="ec",
+    expired = issue_certificate(pki, EXPIRED, "Conformance expired signer", key_type=key_type,
                                 not_before=now - dt.timedelta(days=3), days=1)
-    not_yet = issue_certificate(pki, NOT_YET_VALID, "Conformance future signer", key_type="ec",
+    not_yet = issue_certificate(pki, NOT_YET_VALID, "Conformance future signer", key_type=key_type,
                                 not_before=now + dt.timedelta(days=1), days=30)
-    revoked = issue_certificate(pki, REVOKED, "Conformance revoked signer", key_type="ec")
+    revoked = issue_certificate(pki, REVOKED, "Conformance revoked signer", key_type=key_type)
     # Revoked a minute ago, so "revoked at" is already past for any clock a little behind ours.
     crl = revoke_certificate(pki, REVOKED, when=now - dt.timedelta(minutes=1))
     return TrustKit(foreign, revoked=revoked.signer(), expired=expired.signer(), not_yet_valid=not_yet.signer(),
