@@ -54,7 +54,7 @@ HOOK = textwrap.dedent('''
 @pytest.fixture(scope="module")
 def certs(issue_cert):
     return {code: issue_cert(code, name=f"Agency {code}", tls_hostnames=("127.0.0.1",))
-            for code in ("SMDO-TEST", "FLOW-R", "FLOW-D")}
+            for code in ("SMDO-TEST", "FLOW-R", "FLOW-D", "OPERATOR")}
 
 
 def smdo(data: Path, *args: str) -> str:
@@ -67,7 +67,8 @@ def smdo(data: Path, *args: str) -> str:
 async def test_add_certify_activate_exchange_suspend(tmp_path, test_pki, certs):
     data = tmp_path / "hub"
     registry = Registry(data / "registry.db")
-    hub = await HubUnderTest(hub_config(data, test_pki), test_pki, registry).start()
+    hub = await HubUnderTest(hub_config(data, test_pki, operator_certs=(certs["OPERATOR"].cert_path,)), test_pki,
+                             registry).start()
     # The EDMS under test runs as its own process, so the suite's restart hook can kill it for real.
     rekord = EdmsProcess(tmp_path / "r", "rekord", [
         "--code", "FLOW-R", "--name", "Agency FLOW-R", "--hub", hub.url, "--data", str(tmp_path / "r" / "data"),
@@ -95,6 +96,7 @@ async def test_add_certify_activate_exchange_suspend(tmp_path, test_pki, certs):
             "--hub", hub.url, "--trust", str(test_pki.trust_dir), "--key", str(certs["SMDO-TEST"].key_path),
             "--counterpart-cert", str(certs["SMDO-TEST"].cert_path), "--hub-key", str(test_pki.key_path("HUB")),
             "--hub-cert", str(test_pki.cert_path("HUB")), "--junit", str(junit), "--actor", "suite",
+            "--operator-cert", str(certs["OPERATOR"].cert_path), "--operator-key", str(certs["OPERATOR"].key_path),
             "--reply-hook", f"{sys.executable} {hook} {ready['url']} {test_pki.trust_dir} {{msg_id}} {tests_dir}",
             "--adapter", f"{ready['url']}/test-adapter", "--restart-hook", rekord.restart_command,
             "--pki", str(test_pki.directory),
