@@ -5,8 +5,8 @@ folder (`<data>/files/<sha256>`), named in the envelope as `Data@referenceid="sh
 uploaded (`PUT /smdo/v1/parts/{sha256}`) just before the envelope is posted. Receiving: the parts an
 envelope names are downloaded into the same folder (resumed with Range after an interruption) before
 the packet is taken, and put back into the card, so each adapter keeps its own way of naming and
-storing files. The officials' detached signatures of every file are checked on the national chain;
-a bad one makes the registration answer "signature not trusted" (3), naming the file.
+storing files, and the officials' signatures of every file are checked on the whole file
+(edms_adapters/checks.py).
 """
 from __future__ import annotations
 
@@ -16,9 +16,6 @@ from pathlib import Path
 
 from lxml import etree
 
-from signing.cms import verify_detached
-from signing.errors import SignatureError
-from signing.trust import TrustStore
 from smdo import packet as p
 from smdo.errors import ErrorCode, PacketRejected, Problem
 from smdo.parts import digest_of_reference, files_of, reference_for
@@ -67,15 +64,3 @@ def with_files(env: p.Envelope, files_dir: Path) -> p.Envelope:
                                                                             f"{f.name!r} ({f.reference_id})")]) from None
         restored.append(f)
     return replace(env, body=replace(body, files=tuple(restored)))
-
-
-def signature_problems(env: p.Envelope, trust: TrustStore) -> list[str]:
-    """Every official's signature of every file that fails, as "file 'x', signature n: why"."""
-    problems = []
-    for f in getattr(env.body, "files", ()):
-        for n, signature in enumerate(f.signatures, 1):
-            try:
-                verify_detached(f.data or b"", signature, trust)
-            except SignatureError as exc:
-                problems.append(f"file {f.name!r}, signature {n}: {exc}")
-    return problems
