@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from signing.cms import sign_detached
-from smdo.registry import Registry
+from smdo.registry import Registry, SubscriberStatus
 
 from parts_fixtures import GeneratedFile, PartsReceiver, client_session, download, fetch_parts, file_digest, \
     upload, with_part
@@ -101,6 +101,25 @@ async def test_who_may_download_a_part(net, test_pki):
         assert r.status == 401  # anonymous
     async with hub.session().put(url, data=b"x") as r:
         assert r.status == 401
+
+
+async def test_a_suspended_subscriber_can_neither_upload_nor_download(net, test_pki):
+    hub, receiver, sessions = net
+    file = GeneratedFile(10_000, seed=b"suspended")
+    assert (await upload(sessions["ORG-A"], hub.url, file.digest, file.stream()))[0] == 201
+    assert (await hub.post(sign(with_part(document("ORG-A", ["ORG-C"]), "a.bin", file.digest),
+                                test_pki.signer("ORG-A"))))[0] == 200
+    hub.registry.set_status("ORG-C", SubscriberStatus.SUSPENDED, actor="test", reason="unpaid")
+
+    async def reloaded():
+        async with hub.session().get(f"{hub.url}/healthz") as r:
+            return (await r.json())["registry_version"] == hub.registry.data_version()
+
+    await eventually(reloaded, timeout=5)
+    async with sessions["ORG-C"].get(f"{hub.url}/smdo/v1/parts/{file.digest}") as r:
+        assert r.status == 403 and "suspended" in await r.text()
+    status, answer = await upload(sessions["ORG-C"], hub.url, file.digest, b"x")
+    assert status == 403
 
 
 async def test_a_mismatched_or_truncated_upload_is_refused_and_nothing_kept(net, test_pki):
