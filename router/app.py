@@ -11,14 +11,20 @@ from router import ingress, mailbox, ops
 from router.config import HubConfig
 from router.delivery import PushDelivery
 from router.hub import Hub
-from router.keys import HUB
+from router.connections import Connections
+from router.keys import CONNECTIONS, HUB
+from router.metrics import Metrics
 from router.tls import client_context
 
 
 def create_app(config: HubConfig, *, release_claims: bool = True) -> web.Application:
     """`release_claims`: the caller has the journal to itself (one hub, just started), so leases
     left by a previous run are void; with several workers the parent does this once instead."""
-    app = web.Application(client_max_size=config.max_packet_bytes + 1)
+    metrics = Metrics()
+    connections = Connections(head_timeout=config.head_timeout, idle_timeout=config.idle_timeout,
+                              max_connections=config.max_connections, counts=metrics.limits)
+    app = web.Application(client_max_size=config.max_packet_bytes + 1, middlewares=[connections.track])
+    app[CONNECTIONS] = connections  # router.server wraps each connection's protocol with it
     app.router.add_post("/smdo/v1/packets", ingress.receive_packet)
     app.router.add_get("/smdo/v1/mailbox", mailbox.fetch)
     app.router.add_post("/smdo/v1/mailbox/{delivery_id}/ack", mailbox.confirm)
@@ -28,7 +34,7 @@ def create_app(config: HubConfig, *, release_claims: bool = True) -> web.Applica
     app.router.add_get("/metrics", ops.metrics)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        hub = Hub(config)
+        hub = Hub(config, metrics)
         await hub.open()
         if release_claims:
             await hub.journal.release_claims()

@@ -14,6 +14,7 @@ from smdo.xmlparse import Limits
 
 from router.acks import HubAcks
 from router.auth import load_operators
+from router.body import BodyIntake, BodyLimits
 from router.config import HubConfig
 from router.crl_watch import CrlWatch, crl_files
 from router.metrics import Metrics
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 class Hub:
-    def __init__(self, config: HubConfig) -> None:
+    def __init__(self, config: HubConfig, metrics: Metrics) -> None:
         self.config = config
         assert config.key is not None and config.cert is not None and config.trust is not None
         # Loaded once: parsing a PEM key costs tens of milliseconds; signing with the object is cheap.
@@ -36,13 +37,17 @@ class Hub:
         self.committer = GroupCommitter(self.journal)
         self.registry = RegistryView(config.registry_path)
         self.operators = load_operators(config.operator_certs)  # {fingerprint: name}
-        self.metrics = Metrics()
+        self.bodies = BodyIntake(body_limits(config), config.spool_path, time.monotonic)
+        self.metrics = metrics
+        self.metrics.gauges["smdo_body_memory_bytes"] = lambda: self.bodies.budget.used
+        self.metrics.gauges["smdo_body_spool_bytes"] = lambda: self.bodies.spool.used
         self.metrics.gauges["smdo_journal_queue_depth"] = lambda: self.committer.depth
         self.work_ready = asyncio.Event()  # set when new push deliveries were journaled
         self.stopping = False
         self.directory: tuple[int, bytes] | None = None  # (registry version, signed directory)
 
     async def open(self) -> None:
+        self.bodies.spool.clear()
         await self.journal.open()
         self.committer.start()
 
@@ -79,3 +84,12 @@ class Hub:
             deadline=now + self.config.delivery_deadline, raw=raw, answer=b"",
             deliveries=self.deliveries_for([to]), ack_for=acknowledged, origin="hub",
         )
+
+
+def body_limits(config: HubConfig) -> BodyLimits:
+    return BodyLimits(
+        max_bytes=config.max_packet_bytes, spool_threshold=config.spool_threshold,
+        memory_budget=config.memory_budget, budget_wait=config.budget_wait,
+        spool_max_bytes=config.spool_max_bytes, uploads_per_client=config.uploads_per_client,
+        grace=config.body_grace, min_rate=config.body_min_rate,
+    )

@@ -1,6 +1,6 @@
 """`POST /smdo/v1/packets`: a packet's way in, one readable stage after another.
 
-    receive -> read_packet -> validate_packet -> verify_packet -> authorise -> de-duplicate
+    receive (router/body.py) -> read_packet -> validate_packet -> verify_packet -> authorise -> de-duplicate
             -> journal -> acknowledge
 
 Each stage either passes the packet on or raises `Refused` with its own codes. Whatever happens, the
@@ -9,7 +9,7 @@ nobody hears "accepted" (100) before the packet's group is durably committed.
 """
 from __future__ import annotations
 
-import hashlib
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,10 +24,12 @@ from smdo.errors import ErrorCode, PacketRejected, Problem, RegistrationResult
 from smdo.journal import Accepted, DeliveryState, Duplicate, Rejected, StateChange
 from smdo.packet import ACK_REGISTRATION, ACKNOWLEDGEMENT, PacketHeader, read_header
 
+from router.body import BodyRefused, TooLarge
 from router.hub import Hub
 from router.keys import HUB
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 REGISTRATION_STATES = {
     RegistrationResult.REGISTERED: DeliveryState.REGISTERED,
@@ -73,7 +75,23 @@ async def receive_packet(request: web.Request) -> web.Response:
     hub: Hub = request.app[HUB]
     packet = Incoming(received_at=time.time())
     try:
-        await receive(request, hub, packet)
+        async with hub.bodies.receive(request) as body:  # stage: receive (router/body.py)
+            packet.body, packet.digest = body.data, body.digest
+            return await check_and_journal(hub, packet)
+    except BodyRefused as refused:
+        hub.metrics.limits[refused.reason] += 1
+        log.info("packet body refused (%d): %s", refused.status, refused)
+        return refused.response()
+    except TooLarge as exc:
+        hub.metrics.limits["max_packet_bytes"] += 1
+        response = await refuse(hub, packet, Refused("receive", [Problem(ErrorCode.XML_UNPARSABLE, str(exc))], 413))
+        response.force_close()  # the rest of the body is not read
+        return response
+
+
+async def check_and_journal(hub: Hub, packet: Incoming) -> web.Response:
+    """The stages after receive, while the body is held within the memory budget."""
+    try:
         timed(hub, "read", lambda: read(hub, packet))
         timed(hub, "validate", lambda: validate(packet))
         timed(hub, "verify", lambda: verify(hub, packet))
@@ -98,19 +116,6 @@ def timed(hub: Hub, stage: str, run: Callable[[], T]) -> T:
         return run()
     finally:
         hub.metrics.stage(stage, time.perf_counter() - started)
-
-
-async def receive(request: web.Request, hub: Hub, packet: Incoming) -> None:
-    """Stage: the body, refused before reading when it is announced as too large."""
-    limit = hub.config.max_packet_bytes
-    if request.content_length is not None and request.content_length > limit:
-        raise Refused("receive", [Problem(ErrorCode.XML_UNPARSABLE,
-                                          f"packet of {request.content_length} bytes exceeds the limit of {limit}")], 413)
-    try:
-        packet.body = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise Refused("receive", [Problem(ErrorCode.XML_UNPARSABLE, f"packet exceeds the limit of {limit} bytes")], 413)
-    packet.digest = hashlib.sha256(packet.body).hexdigest()
 
 
 def read(hub: Hub, packet: Incoming) -> None:

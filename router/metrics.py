@@ -27,6 +27,7 @@ class Metrics:
     def __init__(self) -> None:
         self.packets: dict[str, int] = defaultdict(int)  # by outcome: accepted, duplicate, rejected_<code>
         self.deliveries: dict[str, int] = defaultdict(int)  # by result: delivered, retry, expired
+        self.limits: dict[str, int] = defaultdict(int)  # requests/connections cut or refused, by limit
         self.stages: dict[str, Histogram] = defaultdict(Histogram)
         self.gauges: dict[str, Callable[[], float]] = {}
 
@@ -38,6 +39,8 @@ class Metrics:
         out += [f'smdo_packets_total{{outcome="{k}"}} {v}' for k, v in sorted(self.packets.items())]
         out.append("# TYPE smdo_deliveries_total counter")
         out += [f'smdo_deliveries_total{{result="{k}"}} {v}' for k, v in sorted(self.deliveries.items())]
+        out.append("# TYPE smdo_limits_enforced_total counter")
+        out += [f'smdo_limits_enforced_total{{limit="{k}"}} {v}' for k, v in sorted(self.limits.items())]
         out.append("# TYPE smdo_stage_seconds histogram")
         for name, h in sorted(self.stages.items()):
             cumulative = 0

@@ -22,6 +22,7 @@ from smdo.journal import SqliteJournal
 
 from router.app import create_app
 from router.config import HubConfig
+from router.keys import CONNECTIONS
 from router.tls import server_context
 
 log = logging.getLogger(__name__)
@@ -94,14 +95,18 @@ def _worker_process(config: HubConfig, index: int, ready: Any) -> None:
 
 async def _worker(config: HubConfig, announce: Callable[[str], None]) -> None:
     app = create_app(config, release_claims=False)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=10.0)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=10.0,
+                           auto_decompress=False)  # router/body.py refuses encoded bodies, unread
     await runner.setup()
-    site = web.TCPSite(
-        runner, config.host, config.port, ssl_context=None if config.http else server_context(config),
-        reuse_port=config.workers > 1, backlog=1024,
+    # Our own listening socket rather than a TCPSite: each connection's protocol is aiohttp's
+    # wrapped in router.connections' guard (head and idle timeouts, the connection cap).
+    connections = app[CONNECTIONS]
+    server = await asyncio.get_running_loop().create_server(
+        connections.protocol_factory(runner.server), config.host, config.port,
+        ssl=None if config.http else server_context(config), reuse_port=config.workers > 1, backlog=1024,
+        ssl_handshake_timeout=config.head_timeout,
     )
-    await site.start()
-    port = runner.addresses[0][1]
+    port = server.sockets[0].getsockname()[1]
     # What exists now (modules, schemas, keys, the app) lives as long as the process: keep it out
     # of the cyclic collector's scans, which otherwise grow into pauses under load.
     gc.collect()
@@ -113,5 +118,6 @@ async def _worker(config: HubConfig, announce: Callable[[str], None]) -> None:
     announce(f"smdo-hub listening on {url(config, port)}")
     await stop.wait()
     log.info("stopping: no new connections, finishing requests in flight, parking deliveries")
+    server.close()
     await runner.cleanup()
     print("smdo-hub stopped", file=sys.stderr, flush=True)

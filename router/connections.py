@@ -1,0 +1,141 @@
+"""Open connections: each one's time limits, and a cap on how many there are.
+
+aiohttp bounds neither how long a client may take to send a request's head nor how many
+connections are open. Each connection's protocol (aiohttp's, from `web.Server`) is wrapped in a
+`Guarded` protocol that knows the connection's phase:
+
+    head  -- from the connection's start, or the first byte after an idle spell: the head must be
+             complete (the handler started) within `head_timeout`, else the connection is aborted;
+    busy  -- a handler runs (the body's pace is the receive stage's business, router/body.py);
+    idle  -- between requests: closed after `idle_timeout`.
+
+Above `max_connections`, a new connection closes the oldest idle one; with none idle it is refused.
+The phase changes come from the application's middleware (`track`), which sees each request start
+and end on its transport.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from aiohttp import web
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Guarded(asyncio.Protocol):
+    """aiohttp's protocol for one connection, with this connection's phase and deadline."""
+
+    def __init__(self, inner: Any, table: Connections) -> None:
+        self.inner, self.table = inner, table
+        self.transport: asyncio.BaseTransport | None = None
+        self.phase = "head"
+        self.since = table.clock()
+        self._timer: asyncio.TimerHandle | None = None
+
+    # --- asyncio.Protocol, passed on to aiohttp's protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        self.inner.connection_made(transport)
+        if self.table.admit(self):
+            self._arm(self.table.head_timeout, "head_timeout")
+
+    def data_received(self, data: bytes) -> None:
+        if self.phase == "idle":
+            self._enter("head", self.table.head_timeout, "head_timeout")
+        self.inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self.inner.eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        self.table.forget(self)
+        self.inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.inner.resume_writing()
+
+    # --- phases
+    def busy(self) -> None:
+        self.phase, self.since = "busy", self.table.clock()
+        self._disarm()
+
+    def idle(self) -> None:
+        self._enter("idle", self.table.idle_timeout, "idle_timeout")
+
+    def cut(self, why: str) -> None:
+        """Close at once (abort: a client that stalls would also stall a polite TLS shutdown)."""
+        self.table.count(why)
+        self._disarm()
+        if self.transport is not None:
+            self.transport.abort()
+
+    def close(self) -> None:
+        self._disarm()
+        if self.transport is not None:
+            self.transport.close()
+
+    def _enter(self, phase: str, timeout: float, why: str) -> None:
+        self.phase, self.since = phase, self.table.clock()
+        self._arm(timeout, why)
+
+    def _arm(self, timeout: float, why: str) -> None:
+        self._disarm()
+        self._timer = asyncio.get_running_loop().call_later(timeout, self.cut, why)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+class Connections:
+    """This worker's open connections and their limits."""
+
+    def __init__(self, *, head_timeout: float, idle_timeout: float, max_connections: int,
+                 counts: MutableMapping[str, int], clock: Callable[[], float] = time.monotonic) -> None:
+        self.head_timeout, self.idle_timeout, self.max_connections = head_timeout, idle_timeout, max_connections
+        self.counts, self.clock = counts, clock
+        self.open: dict[asyncio.BaseTransport, Guarded] = {}
+
+    def protocol_factory(self, make: Callable[[], Any]) -> Callable[[], Guarded]:
+        """Wrap a protocol factory (an aiohttp `web.Server`) for `loop.create_server`."""
+        return lambda: Guarded(make(), self)
+
+    def count(self, what: str) -> None:
+        self.counts[what] += 1
+
+    def admit(self, conn: Guarded) -> bool:
+        assert conn.transport is not None
+        if len(self.open) >= self.max_connections:
+            idle = [c for c in self.open.values() if c.phase == "idle"]
+            if not idle:
+                conn.cut("max_connections")
+                return False
+            oldest = min(idle, key=lambda c: c.since)
+            self.count("idle_evicted")
+            self.forget(oldest)
+            oldest.close()
+        self.open[conn.transport] = conn
+        return True
+
+    def forget(self, conn: Guarded) -> None:
+        if conn.transport is not None and self.open.get(conn.transport) is conn:
+            del self.open[conn.transport]
+
+    @web.middleware
+    async def track(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        conn = self.open.get(request.transport) if request.transport is not None else None
+        if conn is not None:
+            conn.busy()
+        try:
+            return await handler(request)
+        finally:
+            if conn is not None:
+                conn.idle()
