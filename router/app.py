@@ -9,12 +9,10 @@ from aiohttp import web
 
 from router import ingress, mailbox, ops
 from router.config import HubConfig
-from router.delivery import PushDelivery
-from router.hub import Hub
 from router.connections import Connections
+from router.hub import Hub
 from router.keys import CONNECTIONS, HUB
 from router.metrics import Metrics
-from router.tls import client_context
 
 
 def create_app(config: HubConfig, *, release_claims: bool = True) -> web.Application:
@@ -39,8 +37,7 @@ def create_app(config: HubConfig, *, release_claims: bool = True) -> web.Applica
         if release_claims:
             await hub.journal.release_claims()
         app[HUB] = hub
-        push = PushDelivery(hub, client_context(config))
-        push.start()
+        hub.delivery.start()
         watcher = asyncio.create_task(hub.watch(0.5), name="registry-and-crl-watch")
         yield
         # Shutdown: the server has stopped accepting and finished in-flight requests (each answered
@@ -49,7 +46,7 @@ def create_app(config: HubConfig, *, release_claims: bool = True) -> web.Applica
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
-        await push.stop()
+        await hub.delivery.stop()
         await hub.close()
 
     app.cleanup_ctx.append(lifecycle)

@@ -2,14 +2,12 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
-from collections.abc import Sequence
 
 from signing.keys import Signer
 from signing.trust import TrustStore
-from smdo.journal import Accepted, GroupCommitter, SqliteJournal
+from smdo.journal import GroupCommitter, SqliteJournal
 from smdo.xmlparse import Limits
 
 from router.acks import HubAcks
@@ -17,13 +15,19 @@ from router.auth import load_operators
 from router.body import BodyIntake, BodyLimits
 from router.config import HubConfig
 from router.crl_watch import CrlWatch, crl_files
+from router.delivery import PushDelivery, PushSettings
 from router.metrics import Metrics
+from router.receipts import Receipts
 from router.registry_view import RegistryView
+from router.tls import client_context
 
 log = logging.getLogger(__name__)
 
 
 class Hub:
+    """The hub's parts, built once at start-up. Request handlers find them here; each part is
+    given only what it needs."""
+
     def __init__(self, config: HubConfig, metrics: Metrics) -> None:
         self.config = config
         assert config.key is not None and config.cert is not None and config.trust is not None
@@ -39,10 +43,14 @@ class Hub:
         self.operators = load_operators(config.operator_certs)  # {fingerprint: name}
         self.bodies = BodyIntake(body_limits(config), config.spool_path, time.monotonic)
         self.metrics = metrics
+        self.metrics.gauges["smdo_journal_queue_depth"] = lambda: self.committer.depth
         self.metrics.gauges["smdo_body_memory_bytes"] = lambda: self.bodies.budget.used
         self.metrics.gauges["smdo_body_spool_bytes"] = lambda: self.bodies.spool.used
-        self.metrics.gauges["smdo_journal_queue_depth"] = lambda: self.committer.depth
-        self.work_ready = asyncio.Event()  # set when new push deliveries were journaled
+        self.receipts = Receipts(limits=self.limits, trust=self.trust, registry=self.registry, acks=self.acks,
+                                 hub_code=config.hub_code, delivery_deadline=config.delivery_deadline)
+        self.delivery = PushDelivery(
+            store=self.journal, committer=self.committer, registry=self.registry, receipts=self.receipts,
+            metrics=self.metrics, settings=PushSettings.from_config(config), client_ssl=client_context(config))
         self.stopping = False
         self.directory: tuple[int, bytes] | None = None  # (registry version, signed directory)
 
@@ -65,25 +73,6 @@ class Hub:
                 await asyncio.to_thread(self.crls.check)
             except Exception:  # a busy registry or a half-written file: keep the old, look again
                 log.exception("reloading the registry or CRLs failed")
-
-    def deliveries_for(self, receivers: Sequence[str]) -> tuple[tuple[str, str], ...]:
-        """(receiver, mode) for each distinct known receiver, by its registered delivery mode."""
-        out = []
-        for code in dict.fromkeys(receivers):
-            subscriber = self.registry.snapshot.get(code)
-            if subscriber is not None:
-                out.append((code, subscriber.delivery_mode))
-        return tuple(out)
-
-    def hub_packet(self, *, msg_id: str, raw: bytes, acknowledged: str, to: str) -> Accepted:
-        """A packet the hub made itself (101/102), journaled and delivered like any other."""
-        now = time.time()
-        return Accepted(
-            msg_id=msg_id, sender=self.config.hub_code, receivers=(to,), msg_type=0, acknow=0,
-            digest=hashlib.sha256(raw).hexdigest(), size=len(raw), received_at=now,
-            deadline=now + self.config.delivery_deadline, raw=raw, answer=b"",
-            deliveries=self.deliveries_for([to]), ack_for=acknowledged, origin="hub",
-        )
 
 
 def body_limits(config: HubConfig) -> BodyLimits:

@@ -106,7 +106,7 @@ async def check_and_journal(hub: Hub, packet: Incoming) -> web.Response:
         return await refuse(hub, packet, refused)
     hub.metrics.packets["accepted"] += 1
     if any(mode == "push" for _, mode in record.deliveries):
-        hub.work_ready.set()
+        hub.delivery.notify()
     return xml_response(record.answer, 200)
 
 
@@ -182,7 +182,7 @@ async def plan(hub: Hub, packet: Incoming) -> Accepted:
         acknow=header.msg_acknow, digest=packet.digest, size=len(packet.body), received_at=packet.received_at,
         deadline=packet.received_at + hub.config.delivery_deadline, raw=packet.body,
         answer=hub.acks.accepted(header.msg_id, header.sender_id),
-        deliveries=hub.deliveries_for(header.receiver_ids), ack_for=header.ack_msg_id, also=also,
+        deliveries=hub.registry.deliveries_for(header.receiver_ids), ack_for=header.ack_msg_id, also=also,
     )
 
 

@@ -2,68 +2,83 @@
 
 A delivery counts only when the receiver answers an Acknowledgement (ack_type 1, errorcode 101) for
 that very msg_id, signed with a certificate bound to that receiver. The sender then gets the hub's
-101 (if it asked for acks); when the deadline passes first, a 102.
+101 (if it asked for acks); when the deadline passes first, a 102. The hub's own 101/102 are
+packets like any other: journaled, and delivered to the sender by its delivery mode.
 """
 from __future__ import annotations
 
+import hashlib
 import time
+from collections.abc import Callable
 
 from signing.keys import certificate_fingerprint
+from signing.trust import TrustStore
 from smdo.check import read_packet, verify_packet
 from smdo.errors import ErrorCode, PacketRejected
-from smdo.journal import Claimed, DeliveryState, Record, StateChange
+from smdo.journal import Accepted, Claimed, DeliveryState, Record, StateChange
 from smdo.packet import ACK_DELIVERY, ACKNOWLEDGEMENT, read_header
+from smdo.xmlparse import Limits
 
-from router.hub import Hub
+from router.acks import HubAcks
+from router.registry_view import RegistryView
 
 
 class BadReceipt(Exception):
     """The receiver's answer is not a valid delivery ack for this packet."""
 
 
-def check_delivery_ack(hub: Hub, body: bytes, delivery: Claimed) -> None:
-    """Raise BadReceipt unless `body` is `delivery.receiver`'s signed 101 for `delivery.msg_id`."""
-    # Parse (hardened) and verify the signature and its certificate path; no XSD pass: the hub
-    # forwards nothing from this ack, it only reads five header fields, each checked below.
-    try:
-        root = read_packet(body, hub.limits)
-        verified = verify_packet(root, hub.trust)
-        h = read_header(root)
-    except PacketRejected as exc:
-        raise BadReceipt(f"delivery ack refused: {exc}") from exc
-    except (AttributeError, TypeError, ValueError) as exc:  # signed, but not shaped like a packet
-        raise BadReceipt(f"delivery ack is not a well-formed acknowledgement: {exc}") from exc
-    if h.msg_type != ACKNOWLEDGEMENT or h.ack_type != ACK_DELIVERY:
-        raise BadReceipt(f"expected a delivery acknowledgement, got msg_type {h.msg_type} ack_type {h.ack_type}")
-    if h.ack_msg_id != delivery.msg_id:
-        raise BadReceipt(f"the ack is for {h.ack_msg_id}, not {delivery.msg_id}")
-    if h.sender_id != delivery.receiver:
-        raise BadReceipt(f"the ack comes from {h.sender_id}, not the receiver {delivery.receiver}")
-    bound = hub.registry.by_fingerprint(certificate_fingerprint(verified.certificate))
-    if bound is None or bound.code != delivery.receiver:
-        raise BadReceipt(f"the ack is not signed with a certificate bound to {delivery.receiver}")
-    if ErrorCode.DELIVERED not in h.ack_codes:
-        raise BadReceipt(f"the receiver answered codes {list(h.ack_codes)}, not 101")
+class Receipts:
+    def __init__(self, *, limits: Limits, trust: TrustStore, registry: RegistryView, acks: HubAcks,
+                 hub_code: str, delivery_deadline: float, clock: Callable[[], float] = time.time) -> None:
+        self.limits, self.trust, self.registry, self.acks = limits, trust, registry, acks
+        self.hub_code, self.delivery_deadline, self.clock = hub_code, delivery_deadline, clock
 
+    def check(self, body: bytes, delivery: Claimed) -> None:
+        """Raise BadReceipt unless `body` is `delivery.receiver`'s signed 101 for `delivery.msg_id`."""
+        # Parse (hardened) and verify the signature and its certificate path; no XSD pass: the hub
+        # forwards nothing from this ack, it only reads five header fields, each checked below.
+        try:
+            root = read_packet(body, self.limits)
+            verified = verify_packet(root, self.trust)
+            h = read_header(root)
+        except PacketRejected as exc:
+            raise BadReceipt(f"delivery ack refused: {exc}") from exc
+        except (AttributeError, TypeError, ValueError) as exc:  # signed, but not shaped like a packet
+            raise BadReceipt(f"delivery ack is not a well-formed acknowledgement: {exc}") from exc
+        if h.msg_type != ACKNOWLEDGEMENT or h.ack_type != ACK_DELIVERY:
+            raise BadReceipt(f"expected a delivery acknowledgement, got msg_type {h.msg_type} ack_type {h.ack_type}")
+        if h.ack_msg_id != delivery.msg_id:
+            raise BadReceipt(f"the ack is for {h.ack_msg_id}, not {delivery.msg_id}")
+        if h.sender_id != delivery.receiver:
+            raise BadReceipt(f"the ack comes from {h.sender_id}, not the receiver {delivery.receiver}")
+        bound = self.registry.by_fingerprint(certificate_fingerprint(verified.certificate))
+        if bound is None or bound.code != delivery.receiver:
+            raise BadReceipt(f"the ack is not signed with a certificate bound to {delivery.receiver}")
+        if ErrorCode.DELIVERED not in h.ack_codes:
+            raise BadReceipt(f"the receiver answered codes {list(h.ack_codes)}, not 101")
 
-def delivered(hub: Hub, delivery: Claimed, detail: str = "") -> list[Record]:
-    now = time.time()
-    records: list[Record] = [StateChange(delivery.msg_id, delivery.receiver, DeliveryState.DELIVERED, at=now,
-                                         detail=detail, codes=(ErrorCode.DELIVERED,))]
-    if delivery.msg_type != ACKNOWLEDGEMENT and delivery.acknow >= 2:
-        records.append(_hub_ack(hub, ErrorCode.DELIVERED, delivery))
-    return records
+    def delivered(self, delivery: Claimed, detail: str = "") -> list[Record]:
+        records: list[Record] = [StateChange(delivery.msg_id, delivery.receiver, DeliveryState.DELIVERED,
+                                             at=self.clock(), detail=detail, codes=(ErrorCode.DELIVERED,))]
+        if delivery.msg_type != ACKNOWLEDGEMENT and delivery.acknow >= 2:
+            records.append(self._hub_ack(ErrorCode.DELIVERED, delivery))
+        return records
 
+    def expired(self, delivery: Claimed) -> list[Record]:
+        records: list[Record] = [StateChange(delivery.msg_id, delivery.receiver, DeliveryState.EXPIRED,
+                                             at=self.clock(), detail="not delivered within the deadline",
+                                             codes=(ErrorCode.NOT_DELIVERED,))]
+        if delivery.msg_type != ACKNOWLEDGEMENT and delivery.acknow >= 1:
+            records.append(self._hub_ack(ErrorCode.NOT_DELIVERED, delivery))
+        return records
 
-def expired(hub: Hub, delivery: Claimed) -> list[Record]:
-    now = time.time()
-    records: list[Record] = [StateChange(delivery.msg_id, delivery.receiver, DeliveryState.EXPIRED, at=now,
-                                         detail="not delivered within the deadline", codes=(ErrorCode.NOT_DELIVERED,))]
-    if delivery.msg_type != ACKNOWLEDGEMENT and delivery.acknow >= 1:
-        records.append(_hub_ack(hub, ErrorCode.NOT_DELIVERED, delivery))
-    return records
-
-
-def _hub_ack(hub: Hub, code: int, delivery: Claimed) -> Record:
-    ack_id, raw = hub.acks.outcome(code, delivery.msg_id, delivery.sender, delivery.receiver)
-    return hub.hub_packet(msg_id=ack_id, raw=raw, acknowledged=delivery.msg_id, to=delivery.sender)
+    def _hub_ack(self, code: int, delivery: Claimed) -> Record:
+        """The hub's 101/102 to the sender, journaled and delivered like any other packet."""
+        ack_id, raw = self.acks.outcome(code, delivery.msg_id, delivery.sender, delivery.receiver)
+        now = self.clock()
+        return Accepted(
+            msg_id=ack_id, sender=self.hub_code, receivers=(delivery.sender,), msg_type=0, acknow=0,
+            digest=hashlib.sha256(raw).hexdigest(), size=len(raw), received_at=now,
+            deadline=now + self.delivery_deadline, raw=raw, answer=b"",
+            deliveries=self.registry.deliveries_for([delivery.sender]), ack_for=delivery.msg_id, origin="hub",
+        )

@@ -32,6 +32,7 @@ from smdo.journal.store import (
     DeliveryState,
     DeliveryView,
     Duplicate,
+    Lanes,
     Record,
     Rejected,
     StateChange,
@@ -153,8 +154,9 @@ class SqliteJournal:
     async def write(self, records: Sequence[Record]) -> list[Duplicate | None]:
         return await self._run(_write, list(records))
 
-    async def claim_push(self, worker: str, now: float, lease: float, limit: int) -> list[Claimed]:
-        return await self._run(_claim, "push", None, worker, now, lease, limit)
+    async def claim_push(self, worker: str, now: float, lease: float, limit: int,
+                         lanes: Lanes | None = None) -> list[Claimed]:
+        return await self._run(_claim, "push", None, worker, now, lease, limit, lanes)
 
     async def claim_mailbox(self, receiver: str, now: float, visibility: float, limit: int) -> list[Claimed]:
         return await self._run(_claim, "pull", receiver, f"mailbox:{receiver}", now, visibility, limit)
@@ -467,7 +469,8 @@ _CLAIMED_COLUMNS = (
 
 
 def _claim(
-    conn: sqlite3.Connection, mode: str, receiver: str | None, holder: str, now: float, lease: float, limit: int
+    conn: sqlite3.Connection, mode: str, receiver: str | None, holder: str, now: float, lease: float, limit: int,
+    lanes: Lanes | None = None,
 ) -> list[Claimed]:
     def claim(chain: _Chain) -> list[Claimed]:
         where = (
@@ -478,11 +481,23 @@ def _claim(
         if receiver is not None:
             where += " AND d.receiver = ?"
             args.append(receiver)
-        rows = conn.execute(
-            f"SELECT {_CLAIMED_COLUMNS} FROM deliveries d JOIN transactions t"
-            f" ON t.msg_id = d.msg_id AND t.outcome = 'accepted' WHERE {where} ORDER BY d.next_at LIMIT ?",
-            (*args, limit),
+        full = lanes.full() if lanes is not None else []
+        if full:
+            where += f" AND d.receiver NOT IN ({','.join('?' * len(full))})"
+            args.extend(full)
+        # Choose by id and receiver first (with lanes, looking further ahead: some candidates may
+        # not fit their receiver's lane), then read the chosen ones' bodies only.
+        candidates = conn.execute(
+            "SELECT d.id, d.receiver FROM deliveries d"
+            f" WHERE {where} ORDER BY d.next_at LIMIT ?", (*args, limit if lanes is None else limit * 4),
         ).fetchall()
+        if lanes is not None:
+            candidates = [candidates[i] for i in lanes.admit([r[1] for r in candidates])][:limit]
+        order = {c[0]: i for i, c in enumerate(candidates)}
+        rows = sorted(_in_chunks(
+            conn, f"SELECT {_CLAIMED_COLUMNS} FROM deliveries d JOIN transactions t"
+            " ON t.msg_id = d.msg_id AND t.outcome = 'accepted' WHERE d.id IN ({})",
+            list(order), lambda r: r), key=lambda r: order[r[0]])
         updates = []
         for row in rows:
             body = canonical(_state_entry(row[1], row[2], "forwarding", now, attempt=row[5] + 1, by=holder))

@@ -6,7 +6,7 @@ returns only after they are durable, and every record also becomes an entry of t
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Protocol
@@ -116,6 +116,30 @@ class Claimed:
 
 
 @dataclass(frozen=True)
+class Lanes:
+    """How many more push deliveries each receiver may have in flight (a receiver not named may
+    have `size`); a receiver with no room is not claimed at all, so its backlog stays unclaimed
+    and does not stand in the way of the others'."""
+
+    size: int
+    room: Mapping[str, int] = field(default_factory=dict)
+
+    def full(self) -> list[str]:
+        return [receiver for receiver, room in self.room.items() if room <= 0]
+
+    def admit(self, receivers: Sequence[str]) -> list[int]:
+        """Indexes of the candidates (in due order, by receiver) that fit their receivers' lanes."""
+        left = dict(self.room)
+        chosen = []
+        for i, receiver in enumerate(receivers):
+            room = left.get(receiver, self.size)
+            if room > 0:
+                left[receiver] = room - 1
+                chosen.append(i)
+        return chosen
+
+
+@dataclass(frozen=True)
 class DeliveryView:
     receiver: str
     mode: str
@@ -166,8 +190,10 @@ class JournalStore(Protocol):
     async def write(self, records: Sequence[Record]) -> list[Duplicate | None]:
         """Commit all records in one durable transaction; per record, a Duplicate or None."""
 
-    async def claim_push(self, worker: str, now: float, lease: float, limit: int) -> list[Claimed]:
-        """Due push deliveries, marked forwarding and leased to `worker`."""
+    async def claim_push(self, worker: str, now: float, lease: float, limit: int,
+                         lanes: Lanes | None = None) -> list[Claimed]:
+        """Due push deliveries, marked forwarding and leased to `worker`; with `lanes`, no more
+        per receiver than its lane has room for."""
 
     async def claim_mailbox(self, receiver: str, now: float, visibility: float, limit: int) -> list[Claimed]:
         """Pull deliveries waiting for `receiver` (or offered earlier and not confirmed in time)."""
