@@ -5,7 +5,10 @@ connections are open. Each connection's protocol (aiohttp's, from `web.Server`) 
 `Guarded` protocol that knows the connection's phase:
 
     head  -- from the connection's start, or the first byte after an idle spell: the head must be
-             complete (the handler started) within `head_timeout`, else the connection is aborted;
+             complete (its closing blank line seen) within `head_timeout`, else the connection is
+             aborted. The blank line is looked for here, as bytes arrive, so a worker whose loop is
+             busy for a while does not cut clients whose heads came in time;
+    sent  -- the head is complete; aiohttp parses it and starts the handler;
     busy  -- a handler runs (the body's pace is the receive stage's business, router/body.py);
     idle  -- between requests: closed after `idle_timeout`.
 
@@ -34,6 +37,7 @@ class Guarded(asyncio.Protocol):
         self.phase = "head"
         self.since = table.clock()
         self._timer: asyncio.TimerHandle | None = None
+        self._tail = b""  # the last bytes of the head so far, to find its end across reads
 
     # --- asyncio.Protocol, passed on to aiohttp's protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -45,6 +49,12 @@ class Guarded(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.phase == "idle":
             self._enter("head", self.table.head_timeout, "head_timeout")
+        if self.phase == "head":
+            seen = self._tail + data
+            if b"\r\n\r\n" in seen:
+                self.phase = "sent"
+                self._disarm()
+            self._tail = seen[-3:]
         self.inner.data_received(data)
 
     def eof_received(self) -> bool | None:
@@ -82,7 +92,7 @@ class Guarded(asyncio.Protocol):
             self.transport.close()
 
     def _enter(self, phase: str, timeout: float, why: str) -> None:
-        self.phase, self.since = phase, self.table.clock()
+        self.phase, self.since, self._tail = phase, self.table.clock(), b""
         self._arm(timeout, why)
 
     def _arm(self, timeout: float, why: str) -> None:
