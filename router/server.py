@@ -4,6 +4,7 @@ its own event loop. SIGTERM/SIGINT stop it gracefully: stop accepting, answer re
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import gc
 import logging
 import multiprocessing
@@ -37,6 +38,16 @@ async def _release_claims(config: HubConfig) -> None:
         log.info("released %d delivery leases left by the previous run", released)
 
 
+def keep_large_blocks_out_of_the_heap() -> None:
+    """glibc raises its mmap threshold each time a large block is freed (up to 32 MB), after which
+    body-sized blocks (packets, parsed trees) come from the heap and stay in RSS when freed. A fixed
+    threshold keeps them mmapped, so memory goes back to the system as soon as a packet is done."""
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(-3, 256 * 1024)  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):  # not glibc: its allocator decides
+        pass
+
+
 def url(config: HubConfig, port: int) -> str:
     return f"{'http' if config.http else 'https'}://{config.host}:{port}"
 
@@ -49,6 +60,7 @@ def serve(config: HubConfig, announce: Callable[[str], None] | None = None) -> N
     # The journal's thread holds SQLite's write lock while it runs; with the default 5 ms GIL
     # switch interval it can wait that long for the event loop thread, and so can every writer.
     sys.setswitchinterval(0.0005)
+    keep_large_blocks_out_of_the_heap()
     try:
         asyncio.run(_release_claims(config))
         if config.workers == 1:
