@@ -28,6 +28,10 @@ import tempfile
 import time
 import zlib
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from signing.pki import PkiLayout
 
 REPO = Path(__file__).resolve().parent.parent
 SENDER, HEALTHY, SLOW = "ORG-A", "ORG-B", "ORG-C"
@@ -248,6 +252,7 @@ def run(argv: list[str] | None = None) -> None:
         pki_dir = tmp / "pki"
         init_pki(pki_dir)
         issue_certificate(pki_dir, "HUB", "smdo-hub", key_type="ec", tls_hostnames=("127.0.0.1", "localhost"))
+        issue_certificate(pki_dir, "OPS", "Operator", key_type="ec")  # reads /metrics
         for code in (SENDER, HEALTHY, SLOW):
             issue_certificate(pki_dir, code, f"Organisation {code}", key_type="ec" if code != SENDER else "rsa")
         pki = PkiLayout(pki_dir)
@@ -260,7 +265,8 @@ def run(argv: list[str] | None = None) -> None:
             register(registry, pki, SENDER)
             register(registry, pki, HEALTHY, push_url=f"https://127.0.0.1:{healthy_port}/inbox")
             register(registry, pki, SLOW, push_url=f"https://127.0.0.1:{slow_port}/inbox")
-        (tmp / "hub.toml").write_text(f'[hub]\nhead_timeout = "{HEAD_TIMEOUT}s"\nbody_grace = "10s"\n')
+        (tmp / "hub.toml").write_text(f'[hub]\nhead_timeout = "{HEAD_TIMEOUT}s"\nbody_grace = "10s"\n'
+                                      f'operator_certs = "{pki.cert_path("OPS")}"\n')
         hub = subprocess.Popen(
             [sys.executable, "-m", "cli.main", "serve", "--config", str(tmp / "hub.toml"), "--data", str(data),
              "--port", "0", "--key", str(pki.key_path("HUB")), "--cert", str(pki.cert_path("HUB")),
@@ -335,7 +341,7 @@ def run(argv: list[str] | None = None) -> None:
             print("  ".join(cell.ljust(widths[j]) for j, cell in enumerate(row)))
             if i == 0:
                 print("  ".join("-" * w for w in widths))
-        metrics = _limits_metrics(base, pki.ca_bundle_path)
+        metrics = _limits_metrics(base, pki)
         print(f"\nhub idle RSS {idle_rss // MB} MB; limits enforced (smdo_limits_enforced_total): {metrics}")
     finally:
         if hub is not None and hub.poll() is None:
@@ -350,11 +356,12 @@ def run(argv: list[str] | None = None) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _limits_metrics(base: str, ca_bundle: Path) -> dict[str, int]:
+def _limits_metrics(base: str, pki: PkiLayout) -> dict[str, int]:
     import urllib.request
 
     try:
-        ctx = ssl.create_default_context(cafile=str(ca_bundle))
+        ctx = ssl.create_default_context(cafile=str(pki.ca_bundle_path))
+        ctx.load_cert_chain(str(pki.cert_path("OPS")), str(pki.key_path("OPS")))
         text = urllib.request.urlopen(base + "/metrics", context=ctx, timeout=10).read().decode()
     except OSError:
         return {}

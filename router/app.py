@@ -7,9 +7,10 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from router import ingress, mailbox, ops
+from router import ingress, mailbox, openapi, ops
+from router.console import views as console
 from router.config import HubConfig
-from router.connections import Connections
+from router.connections import LIMITS_ENFORCED, Connections
 from router.hub import Hub
 from router.keys import CONNECTIONS, HUB
 from router.metrics import Metrics
@@ -20,7 +21,8 @@ def create_app(config: HubConfig, *, release_claims: bool = True) -> web.Applica
     left by a previous run are void; with several workers the parent does this once instead."""
     metrics = Metrics()
     connections = Connections(head_timeout=config.head_timeout, idle_timeout=config.idle_timeout,
-                              max_connections=config.max_connections, counts=metrics.limits)
+                              max_connections=config.max_connections,
+                              count=lambda limit: metrics.count(*LIMITS_ENFORCED, limit=limit))
     app = web.Application(client_max_size=config.max_packet_bytes + 1, middlewares=[connections.track])
     app[CONNECTIONS] = connections  # router.server wraps each connection's protocol with it
     app.router.add_post("/smdo/v1/packets", ingress.receive_packet)
@@ -28,8 +30,10 @@ def create_app(config: HubConfig, *, release_claims: bool = True) -> web.Applica
     app.router.add_post("/smdo/v1/mailbox/{delivery_id}/ack", mailbox.confirm)
     app.router.add_get("/smdo/v1/transactions/{msg_id}", ops.transaction)
     app.router.add_get("/smdo/v1/directory", ops.directory)
+    app.router.add_get("/smdo/v1/openapi.json", openapi.openapi)
     app.router.add_get("/healthz", ops.healthz)
     app.router.add_get("/metrics", ops.metrics)
+    console.routes(app)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         hub = Hub(config, metrics)

@@ -20,12 +20,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+#: The counter of everything cut or refused by a limit, by `limit` (here and in router/body.py).
+LIMITS_ENFORCED = ("smdo_limits_enforced_total",
+                   "Requests and connections cut or refused by a limit (body size, pace, budget, timeouts)")
 
 
 class Guarded(asyncio.Protocol):
@@ -109,9 +112,9 @@ class Connections:
     """This worker's open connections and their limits."""
 
     def __init__(self, *, head_timeout: float, idle_timeout: float, max_connections: int,
-                 counts: MutableMapping[str, int], clock: Callable[[], float] = time.monotonic) -> None:
+                 count: Callable[[str], None], clock: Callable[[], float] = time.monotonic) -> None:
         self.head_timeout, self.idle_timeout, self.max_connections = head_timeout, idle_timeout, max_connections
-        self.counts, self.clock = counts, clock
+        self._count, self.clock = count, clock
         self.open: dict[asyncio.BaseTransport, Guarded] = {}
 
     def protocol_factory(self, make: Callable[[], Any]) -> Callable[[], Guarded]:
@@ -119,7 +122,7 @@ class Connections:
         return lambda: Guarded(make(), self)
 
     def count(self, what: str) -> None:
-        self.counts[what] += 1
+        self._count(what)
 
     def admit(self, conn: Guarded) -> bool:
         assert conn.transport is not None

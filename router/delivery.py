@@ -28,12 +28,14 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 import aiohttp
 
 from smdo.journal import Claimed, DeliveryState, GroupCommitter, JournalStore, Lanes, Record, StateChange
 
 from router.config import HubConfig
+from router.logs import fields
 from router.metrics import Metrics
 from router.receipts import BadReceipt, Receipts
 from router.registry_view import RegistryView
@@ -205,6 +207,8 @@ class PushDelivery:
         for delivery in await self.store.past_deadline(now, 100):
             await self.committer.submit(self.receipts.expired(delivery))
             self.metrics.deliveries["expired"] += 1
+            log.warning("delivery expired: the sender is told 102", extra=fields(
+                msg_id=delivery.msg_id, receiver=delivery.receiver, attempts=delivery.attempts))
 
     # --- send, receipt, journal
     async def deliver(self, delivery: Claimed) -> None:
@@ -253,6 +257,9 @@ class PushDelivery:
         self.metrics.deliveries["retry"] += 1
         next_at = now + backoff(delivery.attempts, self.settings.retry_base, self.settings.retry_max)
         next_at = min(next_at, delivery.deadline)  # the last chance is at the deadline, then it expires
+        log.warning("delivery attempt failed", extra=fields(
+            msg_id=delivery.msg_id, receiver=delivery.receiver, attempt=delivery.attempts, status=why,
+            next_try=datetime.fromtimestamp(next_at, timezone.utc).isoformat(timespec="seconds")))
         return [StateChange(delivery.msg_id, delivery.receiver, DeliveryState.RETRY_WAIT, at=now,
                             next_at=next_at, detail=f"attempt {delivery.attempts}: {why}")]
 

@@ -25,8 +25,10 @@ from smdo.journal import Accepted, DeliveryState, Duplicate, Rejected, StateChan
 from smdo.packet import ACK_REGISTRATION, ACKNOWLEDGEMENT, PacketHeader, read_header
 
 from router.body import BodyRefused, TooLarge
+from router.connections import LIMITS_ENFORCED
 from router.hub import Hub
 from router.keys import HUB
+from router.logs import fields
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -79,11 +81,11 @@ async def receive_packet(request: web.Request) -> web.Response:
             packet.body, packet.digest = body.data, body.digest
             return await check_and_journal(hub, packet)
     except BodyRefused as refused:
-        hub.metrics.limits[refused.reason] += 1
+        hub.metrics.count(*LIMITS_ENFORCED, limit=refused.reason)
         log.info("packet body refused (%d): %s", refused.status, refused)
         return refused.response()
     except TooLarge as exc:
-        hub.metrics.limits["max_packet_bytes"] += 1
+        hub.metrics.count(*LIMITS_ENFORCED, limit="max_packet_bytes")
         response = await refuse(hub, packet, Refused("receive", [Problem(ErrorCode.XML_UNPARSABLE, str(exc))], 413))
         response.force_close()  # the rest of the body is not read
         return response
@@ -231,6 +233,8 @@ async def refuse(hub: Hub, packet: Incoming, refused: Refused) -> web.Response:
         received_at=packet.received_at, msg_id=msg_id, sender=sender, message=str(refused)[:2000],
     )])
     hub.metrics.packets[f"rejected_{codes[0]}"] += 1
+    log.warning("refused packet", extra=fields(msg_id=msg_id, sender=sender, stage=refused.stage, codes=list(codes),
+                                                 status=refused.status, reason=str(refused)[:300]))
     return xml_response(hub.acks.rejected(msg_id, sender, refused.problems), refused.status)
 
 

@@ -43,12 +43,15 @@ def current_rss(hub: ServeProcess) -> int:
     raise AssertionError("no VmRSS")
 
 
-async def metric(hub: ServeProcess, client: aiohttp.ClientSession, limit: str) -> int:
-    async with client.get(f"{hub.url}/metrics") as r:
-        text = await r.text()
+async def metric(hub: ServeProcess, test_pki, limit: str) -> int:
+    """smdo_limits_enforced_total{limit=...}, read as an operator (ORG-EC's certificate, see network)."""
+    async with hub_client(test_pki, "ORG-EC") as client:
+        async with client.get(f"{hub.url}/metrics") as r:
+            assert r.status == 200, r.status
+            text = await r.text()
     for line in text.splitlines():
         if line.startswith(f'smdo_limits_enforced_total{{limit="{limit}"}}'):
-            return int(line.split()[-1])
+            return int(float(line.split()[-1]))
     return 0
 
 
@@ -77,6 +80,7 @@ async def network(tmp_path, test_pki, trust_store, **settings: object):
     with Registry(data / "registry.db") as registry:
         register(registry, test_pki, "ORG-A")
         register(registry, test_pki, "ORG-B", push_url=receiver.url)
+    settings.setdefault("operator_certs", str(test_pki.cert_path("ORG-EC")))  # may read /metrics
     hub = await ServeProcess(data, test_pki, "--config", limits_file(tmp_path, **settings)).ready()
     return hub, receiver
 
@@ -130,7 +134,7 @@ async def test_a_spent_budget_answers_503_and_loses_nothing_accepted(tmp_path, t
             async with client.post(f"{hub.url}/smdo/v1/packets", data=raw) as r:
                 assert r.status == 503 and r.headers["Retry-After"] == "5", r.status
                 assert "busy" in await r.text()
-            assert await metric(hub, client, "memory_budget") == 1
+            assert await metric(hub, test_pki, "memory_budget") == 1
             writer.close()  # the slow client goes away: its budget is free again
             await eventually(lambda: True)
             await asyncio.sleep(0.3)
@@ -154,7 +158,7 @@ async def test_encoded_bodies_are_refused_before_they_are_inflated(tmp_path, tes
                 assert r.status == 415
                 assert "Content-Encoding 'gzip' is not accepted" in await r.text()
             assert peak_rss(hub) - before < 20 * MB
-            assert await metric(hub, client, "content_encoding") == 1
+            assert await metric(hub, test_pki, "content_encoding") == 1
             packet = document("ORG-A", ["ORG-B"])
             async with client.post(f"{hub.url}/smdo/v1/packets", data=sign(packet, test_pki.signer("ORG-A"))) as r:
                 assert r.status == 200  # the hub carries on
@@ -199,9 +203,9 @@ async def test_slow_heads_slow_bodies_and_idle_connections_are_cut(tmp_path, tes
         writer.close()
 
         async with hub_client(test_pki) as client:
-            assert await metric(hub, client, "head_timeout") >= 1
-            assert await metric(hub, client, "body_too_slow") == 1
-            assert await metric(hub, client, "idle_timeout") >= 1
+            assert await metric(hub, test_pki, "head_timeout") >= 1
+            assert await metric(hub, test_pki, "body_too_slow") == 1
+            assert await metric(hub, test_pki, "idle_timeout") >= 1
     finally:
         assert hub.terminate() == 0
         await receiver.stop()
@@ -222,7 +226,7 @@ async def test_above_the_connection_cap_the_oldest_idle_connection_is_closed(tmp
             async with client.get(f"{hub.url}/healthz") as r:
                 assert r.status == 200
             assert await closed_by_peer(idle[0][0], within=10), "the oldest idle connection stayed open"
-            assert await metric(hub, client, "idle_evicted") >= 1
+            assert await metric(hub, test_pki, "idle_evicted") >= 1
         for _, writer in idle:
             writer.close()
     finally:

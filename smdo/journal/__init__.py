@@ -8,6 +8,7 @@ from smdo.journal.store import (
     Duplicate,
     JournalStore,
     Lanes,
+    ReceiverBacklog,
     Record,
     Rejected,
     StateChange,
@@ -15,6 +16,7 @@ from smdo.journal.store import (
 )
 
 __all__ = [
-    "Accepted", "Claimed", "DeliveryState", "Duplicate", "GroupCommitter", "JournalStore", "Lanes", "Record", "Rejected",
+    "Accepted", "Claimed", "DeliveryState", "Duplicate", "GroupCommitter", "JournalStore", "Lanes",
+    "ReceiverBacklog", "Record", "Rejected",
     "SqliteJournal", "StateChange", "TransactionView",
 ]
