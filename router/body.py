@@ -22,7 +22,7 @@ import hashlib
 import os
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,7 +121,7 @@ class Spool:
             leftover.unlink(missing_ok=True)
 
     @contextlib.contextmanager
-    def upload(self, client: str):  # type: ignore[no-untyped-def]
+    def upload(self, client: str) -> Iterator[None]:
         if self.uploads[client] >= self.per_client:
             raise BodyRefused(429, "uploads_per_client", f"at most {self.per_client} large uploads at once "
                               "per client: wait for one to finish", RETRY_AFTER)
