@@ -285,6 +285,8 @@ def run(argv: list[str] | None = None) -> None:
         print(f"(d, first: on a quiet hub) healthy receiver alone: {args.packets} packets at 20/s", flush=True)
         signer = pki.signer(SENDER)
         alone_packets = [(e.msg_id, sign(e, signer)) for e in (document(SENDER, [HEALTHY]) for _ in range(args.packets))]
+        warm_up = [(e.msg_id, sign(e, signer)) for e in (document(SENDER, [HEALTHY]) for _ in range(10))]
+        asyncio.run(latencies(url, ctx, warm_up, 20.0, tmp / "arrivals.db"))  # connections, caches: not measured
         alone = asyncio.run(latencies(url, ctx, alone_packets, 20.0, tmp / "arrivals.db"))
         print(f"    p99 {p99(alone) * 1000:.0f} ms", flush=True)
         print(f"    beside a slow receiver ({SLOW_DELAY:g} s per answer) with 100 packets queued", flush=True)
