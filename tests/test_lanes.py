@@ -67,3 +67,19 @@ def test_a_lane_admits_in_due_order_up_to_its_room():
     lanes = Lanes(2, {"A": 1, "B": 0})
     assert lanes.full() == ["B"]
     assert lanes.admit(["A", "A", "B", "C", "C", "C"]) == [0, 3, 4]
+
+
+def test_a_lane_has_no_room_while_its_breaker_is_open_then_one_until_a_success():
+    from router.delivery import Breaker, Lane
+
+    lane = Lane(Breaker(threshold=2, cooldown=30.0))
+    assert lane.room(8, now=100.0) == 8
+    lane.in_flight = 3
+    assert lane.room(8, now=100.0) == 5
+    lane.breaker.failure(100.0)
+    lane.breaker.failure(101.0)  # open until 131: not claimed at all, nothing written
+    assert lane.room(8, now=120.0) == 0
+    lane.in_flight = 0
+    assert lane.room(8, now=131.0) == 1  # half open: one try
+    lane.breaker.success()
+    assert lane.room(8, now=131.0) == 8
