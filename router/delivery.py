@@ -205,7 +205,7 @@ class PushDelivery:
     async def expire_overdue(self, now: float) -> None:
         """Deliveries (push or pull) past their deadline: expired, and the sender told (102)."""
         for delivery in await self.store.past_deadline(now, 100):
-            await self.committer.submit(self.receipts.expired(delivery))
+            await self.receipts.settle(self.receipts.expired(delivery))
             self.metrics.deliveries["expired"] += 1
             log.warning("delivery expired: the sender is told 102", extra=fields(
                 msg_id=delivery.msg_id, receiver=delivery.receiver, attempts=delivery.attempts))
@@ -219,7 +219,7 @@ class PushDelivery:
             except asyncio.CancelledError:
                 await self._park(delivery)  # shutting down: due again at once on the next start
                 raise
-            await self.committer.submit(records)
+            await self.receipts.settle(records)
         finally:
             lane.in_flight -= 1
             self.notify()  # the lane has room; a delivered one may have added the hub's 101

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import time
 
@@ -13,8 +14,9 @@ from smdo.xmlparse import Limits
 from router.acks import HubAcks
 from router.auth import load_operators
 from router.body import BodyIntake, BodyLimits
+from router.checkpointing import Checkpointer
 from router.config import HubConfig
-from router.crl_watch import CrlWatch, crl_files
+from router.crl_watch import CrlWatch, crl_files, crl_health
 from router.delivery import PushDelivery, PushSettings
 from router.metrics import Metrics
 from router.receipts import Receipts
@@ -47,21 +49,29 @@ class Hub:
         self.metrics.gauges["smdo_body_memory_bytes"] = lambda: self.bodies.budget.used
         self.metrics.gauges["smdo_body_spool_bytes"] = lambda: self.bodies.spool.used
         self.receipts = Receipts(limits=self.limits, trust=self.trust, registry=self.registry, acks=self.acks,
-                                 hub_code=config.hub_code, delivery_deadline=config.delivery_deadline)
+                                 store=self.journal, committer=self.committer, hub_code=config.hub_code,
+                                 delivery_deadline=config.delivery_deadline)
         self.delivery = PushDelivery(
             store=self.journal, committer=self.committer, registry=self.registry, receipts=self.receipts,
             metrics=self.metrics, settings=PushSettings.from_config(config), client_ssl=client_context(config))
         self.stopping = False
         self.directory: tuple[int, bytes] | None = None  # (registry version, signed directory)
+        self.crl_problems: list[str] = []  # as last logged
+        self.checkpoints = Checkpointer(self)
 
     async def open(self) -> None:
         self.bodies.spool.clear()
         await self.journal.open()
         self.committer.start()
+        self.checkpoints.start()
+        self.log_crl_health()
 
     async def close(self) -> None:
         await self.committer.stop()
-        await self.journal.close()
+        try:
+            await self.checkpoints.stop()  # the final checkpoint covers everything committed
+        finally:
+            await self.journal.close()
         self.registry.close()
 
     async def watch(self, interval: float = 0.5) -> None:
@@ -72,8 +82,20 @@ class Hub:
                 self.sync_metrics()
                 await self.registry.reload_if_changed()
                 await asyncio.to_thread(self.crls.check)
+                self.log_crl_health()
             except Exception:  # a busy registry or a half-written file: keep the old, look again
                 log.exception("reloading the registry or CRLs failed")
+
+    def log_crl_health(self) -> None:
+        """One log line when a CA's CRL goes missing or stale (and one when all are current again)."""
+        problems = [h.problem for h in crl_health(self.trust, dt.datetime.now(dt.timezone.utc)) if h.problem]
+        if problems != self.crl_problems:
+            for problem in problems:
+                log.error("unhealthy: %s; certificates of that CA are refused (-23) until a current CRL "
+                          "is in the trust folder", problem)
+            if not problems:
+                log.info("every trusted CA has a current CRL again")
+            self.crl_problems = problems
 
     def sync_metrics(self) -> None:
         """Hand this process's running totals (journal groups, lock times) to the metrics."""

@@ -8,6 +8,7 @@ packets like any other: journaled, and delivered to the sender by its delivery m
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from collections.abc import Callable
 
@@ -15,13 +16,18 @@ from signing.keys import certificate_fingerprint
 from signing.trust import TrustStore
 from smdo.check import read_packet, verify_packet
 from smdo.errors import ErrorCode, PacketRejected
-from smdo.journal import Accepted, Claimed, DeliveryState, Record, StateChange
+from smdo.journal import Accepted, Claimed, DeliveryState, GroupCommitter, JournalStore, Record, StateChange
 from smdo.packet import ACK_DELIVERY, ACKNOWLEDGEMENT, read_header
 from smdo.xmlparse import Limits
 
 from router.acks import HubAcks
 from router.registry_view import RegistryView
 
+log = logging.getLogger(__name__)
+
+#: How many other ids a hub ack tries when a subscriber's packet holds its id (keyed ids make even
+#: one collision a matter of a leaked key; the bound only keeps a broken store from looping).
+MAX_ACK_ID_ATTEMPTS = 8
 
 class BadReceipt(Exception):
     """The receiver's answer is not a valid delivery ack for this packet."""
@@ -29,8 +35,10 @@ class BadReceipt(Exception):
 
 class Receipts:
     def __init__(self, *, limits: Limits, trust: TrustStore, registry: RegistryView, acks: HubAcks,
-                 hub_code: str, delivery_deadline: float, clock: Callable[[], float] = time.time) -> None:
+                 store: JournalStore, committer: GroupCommitter, hub_code: str, delivery_deadline: float,
+                 clock: Callable[[], float] = time.time) -> None:
         self.limits, self.trust, self.registry, self.acks = limits, trust, registry, acks
+        self.store, self.committer = store, committer
         self.hub_code, self.delivery_deadline, self.clock = hub_code, delivery_deadline, clock
 
     def check(self, body: bytes, delivery: Claimed) -> None:
@@ -72,13 +80,46 @@ class Receipts:
             records.append(self._hub_ack(ErrorCode.NOT_DELIVERED, delivery))
         return records
 
-    def _hub_ack(self, code: int, delivery: Claimed) -> Record:
+    async def settle(self, records: list[Record]) -> None:
+        """Commit a delivery outcome (`delivered` / `expired` / a retry). The hub's ack in it is never
+        lost: if its msg_id is already journaled as someone else's packet, it is made again under the
+        next keyed id. Found as the hub's own, it is the same event reported by another worker: one
+        packet is enough."""
+        results = await self.committer.submit(records)
+        change = next((r for r in records if isinstance(r, StateChange)), None)
+        for record, duplicate in zip(records, results):
+            if duplicate is None or not isinstance(record, Accepted) or record.origin != "hub" or change is None:
+                continue
+            await self._reissue(record, change)
+
+    async def _reissue(self, record: Accepted, change: StateChange) -> None:
+        """`record`'s id is taken: by the hub itself (same event, done) or by a subscriber (next id)."""
+        msg_id = record.msg_id
+        for attempt in range(1, MAX_ACK_ID_ATTEMPTS + 1):
+            holder = await self.store.accepted(msg_id)
+            if holder is None or holder.origin == "hub":
+                return
+            log.warning("hub ack id %s is held by a packet from %s; issuing the ack under another id",
+                        msg_id, holder.sender)
+            ack_id, raw = self.acks.outcome(change.codes[0], change.msg_id, record.receivers[0], change.receiver,
+                                            attempt=attempt)
+            again = self._ack_packet(ack_id, raw, acknowledged=change.msg_id, to=record.receivers[0])
+            [duplicate] = await self.committer.submit([again])
+            if duplicate is None:
+                return
+            msg_id = ack_id
+        log.error("could not find a free id for the hub's ack of %s about %s", change.msg_id, change.receiver)
+
+    def _hub_ack(self, code: int, delivery: Claimed) -> Accepted:
         """The hub's 101/102 to the sender, journaled and delivered like any other packet."""
         ack_id, raw = self.acks.outcome(code, delivery.msg_id, delivery.sender, delivery.receiver)
+        return self._ack_packet(ack_id, raw, acknowledged=delivery.msg_id, to=delivery.sender)
+
+    def _ack_packet(self, ack_id: str, raw: bytes, *, acknowledged: str, to: str) -> Accepted:
         now = self.clock()
         return Accepted(
-            msg_id=ack_id, sender=self.hub_code, receivers=(delivery.sender,), msg_type=0, acknow=0,
+            msg_id=ack_id, sender=self.hub_code, receivers=(to,), msg_type=0, acknow=0,
             digest=hashlib.sha256(raw).hexdigest(), size=len(raw), received_at=now,
             deadline=now + self.delivery_deadline, raw=raw, answer=b"",
-            deliveries=self.registry.deliveries_for([delivery.sender]), ack_for=delivery.msg_id, origin="hub",
+            deliveries=self.registry.deliveries_for([to]), ack_for=acknowledged, origin="hub",
         )

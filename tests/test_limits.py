@@ -15,7 +15,7 @@ import aiohttp
 from smdo.registry import Registry
 
 from router_fixtures import (
-    ReceivingEdms, ServeProcess, ack_of, document, edms_server_ssl, eventually, hub_client, register, sign,
+    OPERATOR, ReceivingEdms, ServeProcess, ack_of, document, edms_server_ssl, eventually, hub_client, register, sign,
 )
 
 MB = 1024 * 1024
@@ -44,8 +44,8 @@ def current_rss(hub: ServeProcess) -> int:
 
 
 async def metric(hub: ServeProcess, test_pki, limit: str) -> int:
-    """smdo_limits_enforced_total{limit=...}, read as an operator (ORG-EC's certificate, see network)."""
-    async with hub_client(test_pki, "ORG-EC") as client:
+    """smdo_limits_enforced_total{limit=...}, read as the test operator (serve_args names it)."""
+    async with hub_client(test_pki, OPERATOR) as client:
         async with client.get(f"{hub.url}/metrics") as r:
             assert r.status == 200, r.status
             text = await r.text()
@@ -80,7 +80,6 @@ async def network(tmp_path, test_pki, trust_store, **settings: object):
     with Registry(data / "registry.db") as registry:
         register(registry, test_pki, "ORG-A")
         register(registry, test_pki, "ORG-B", push_url=receiver.url)
-    settings.setdefault("operator_certs", str(test_pki.cert_path("ORG-EC")))  # may read /metrics
     hub = await ServeProcess(data, test_pki, "--config", limits_file(tmp_path, **settings)).ready()
     return hub, receiver
 
