@@ -4,13 +4,13 @@ aiohttp bounds neither how long a client may take to send a request's head nor h
 connections are open. Each connection's protocol (aiohttp's, from `web.Server`) is wrapped in a
 `Guarded` protocol that knows the connection's phase:
 
-    head  -- from the connection's start, or the first byte after an idle spell: the head must be
-             complete (its closing blank line seen) within `head_timeout`, else the connection is
-             aborted. The blank line is looked for here, as bytes arrive, so a worker whose loop is
-             busy for a while does not cut clients whose heads came in time;
+    idle  -- from the connection's start and between requests: closed after `idle_timeout`;
+    head  -- from the first byte of a request: the head must be complete (its closing blank line
+             seen) within `head_timeout`, else the connection is aborted. The blank line is looked
+             for here, as bytes arrive, so a worker whose loop is busy for a while does not cut
+             clients whose heads came in time;
     sent  -- the head is complete; aiohttp parses it and starts the handler;
-    busy  -- a handler runs (the body's pace is the receive stage's business, router/body.py);
-    idle  -- between requests: closed after `idle_timeout`.
+    busy  -- a handler runs (the body's pace is the receive stage's business, router/body.py).
 
 Above `max_connections`, a new connection closes the oldest idle one; with none idle it is refused.
 The phase changes come from the application's middleware (`track`), which sees each request start
@@ -37,7 +37,7 @@ class Guarded(asyncio.Protocol):
     def __init__(self, inner: Any, table: Connections) -> None:
         self.inner, self.table = inner, table
         self.transport: asyncio.BaseTransport | None = None
-        self.phase = "head"
+        self.phase = "idle"
         self.since = table.clock()
         self._timer: asyncio.TimerHandle | None = None
         self._tail = b""  # the last bytes of the head so far, to find its end across reads
@@ -47,7 +47,8 @@ class Guarded(asyncio.Protocol):
         self.transport = transport
         self.inner.connection_made(transport)
         if self.table.admit(self):
-            self._arm(self.table.head_timeout, "head_timeout")
+            # Nothing sent yet counts as idle; the head's own clock starts with its first byte.
+            self.idle()
 
     def data_received(self, data: bytes) -> None:
         if self.phase == "idle":
