@@ -108,6 +108,7 @@ class PushSettings:
     breaker_cooldown: float
     claim_lease: float
     poll_interval: float
+    node_name: str = ""  # in a cluster, whose leases these are
     claim_batch: int = 32  # claims per transaction: the write lock is never held for long
     stop_grace: float = 5.0
 
@@ -116,7 +117,7 @@ class PushSettings:
         return cls(lane_size=config.push_concurrency, timeout=config.push_timeout, retry_base=config.retry_base,
                    retry_max=config.retry_max, breaker_failures=config.breaker_failures,
                    breaker_cooldown=config.breaker_cooldown, claim_lease=config.claim_lease,
-                   poll_interval=config.poll_interval)
+                   poll_interval=config.poll_interval, node_name=config.node_name)
 
 
 class PushDelivery:
@@ -126,7 +127,7 @@ class PushDelivery:
         self.store, self.committer, self.registry = store, committer, registry
         self.receipts, self.metrics, self.settings, self.clock = receipts, metrics, settings, clock
         self.client_ssl = client_ssl  # always verifying (router.tls.client_context): EDMS must chain to our CA
-        self.worker = f"push:{uuid.uuid4().hex[:12]}"
+        self.worker = f"push:{settings.node_name}:{uuid.uuid4().hex[:8]}"  # the lease holder's name
         self.lanes: dict[str, Lane] = {}
         self.in_flight: set[asyncio.Task[None]] = set()
         self._work = asyncio.Event()  # set by notify(): there may be something to claim

@@ -8,7 +8,7 @@ import time
 
 from signing.keys import Signer
 from signing.trust import TrustStore
-from smdo.journal import GroupCommitter, SqliteJournal
+from smdo.journal import GroupCommitter, journal_store
 from smdo.xmlparse import Limits
 
 from router.acks import HubAcks
@@ -39,9 +39,9 @@ class Hub:
         self.crls = CrlWatch(self.trust, crl_files(config.trust, config.crl))
         self.limits = Limits(max_bytes=config.max_packet_bytes)
         self.acks = HubAcks(self.signer, config.hub_code, config.hub_name)
-        self.journal = SqliteJournal(config.journal_path)
+        self.journal = journal_store(config.storage)
         self.committer = GroupCommitter(self.journal)
-        self.registry = RegistryView(config.registry_path)
+        self.registry = RegistryView(config.storage)
         self.operators = load_operators(config.operator_certs)  # {fingerprint: name}
         self.bodies = BodyIntake(body_limits(config), config.spool_path, time.monotonic)
         self.metrics = metrics

@@ -1,12 +1,11 @@
 """The hub's journal: every transaction and delivery state, durable and hash-chained."""
 from smdo.journal.committer import GroupCommitter
-from smdo.journal.sqlite import SqliteJournal
-from smdo.journal.store import (
+from smdo.journal.opener import journal_store
+from smdo.journal.records import (
     Accepted,
     Claimed,
     DeliveryState,
     Duplicate,
-    JournalStore,
     Lanes,
     ReceiverBacklog,
     Record,
@@ -14,9 +13,9 @@ from smdo.journal.store import (
     StateChange,
     TransactionView,
 )
+from smdo.journal.store import JournalStore
 
 __all__ = [
-    "Accepted", "Claimed", "DeliveryState", "Duplicate", "GroupCommitter", "JournalStore", "Lanes",
-    "ReceiverBacklog", "Record", "Rejected",
-    "SqliteJournal", "StateChange", "TransactionView",
+    "Accepted", "Claimed", "DeliveryState", "Duplicate", "GroupCommitter", "JournalStore", "Lanes", "ReceiverBacklog", "Record", "Rejected",
+    "StateChange", "TransactionView", "journal_store",
 ]
