@@ -32,35 +32,6 @@ async def test_a_slow_receiver_does_not_delay_a_healthy_one(tmp_path, test_pki, 
         await net.stop()
 
 
-async def test_claims_fill_each_receivers_lane_and_skip_full_ones(tmp_path):
-    import hashlib
-
-    from smdo.journal import Accepted, Lanes, SqliteJournal
-
-    def packet(msg_id: str, receiver: str, at: float) -> Accepted:
-        raw = f"<Envelop msg_id='{msg_id}'/>".encode()
-        return Accepted(msg_id=msg_id, sender="A", receivers=(receiver,), msg_type=1, acknow=2,
-                        digest=hashlib.sha256(raw).hexdigest(), size=len(raw), received_at=at, deadline=at + 60_000,
-                        raw=raw, answer=b"<ack/>", deliveries=((receiver, "push"),))
-
-    journal = SqliteJournal(tmp_path / "journal.db")
-    await journal.open()
-    try:
-        # The slow receiver's 20 are older than anything else: first in due order.
-        await journal.write([packet(f"slow{i}", "SLOW", 1000.0 + i) for i in range(20)])
-        await journal.write([packet(f"ok{i}", "OK", 2000.0 + i) for i in range(5)]
-                            + [packet(f"new{i}", "NEW", 2000.0 + i) for i in range(5)])
-        # SLOW's lane is full, OK has room for one more, NEW (not named) a whole lane of 2.
-        claimed = await journal.claim_push("w", 3000.0, 60.0, 32, Lanes(2, {"SLOW": 0, "OK": 1}))
-        assert sorted(d.msg_id for d in claimed) == ["new0", "new1", "ok0"]
-        assert all(d.raw.startswith(b"<Envelop") for d in claimed)
-        # Without lanes: oldest first, as before.
-        assert [d.msg_id for d in await journal.claim_push("w", 3000.0, 60.0, 3)] == ["slow0", "slow1", "slow2"]
-        assert await journal.verify() == []
-    finally:
-        await journal.close()
-
-
 def test_a_lane_admits_in_due_order_up_to_its_room():
     from smdo.journal import Lanes
 
