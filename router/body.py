@@ -167,14 +167,19 @@ def client_key(request: web.Request) -> str:
     return "addr:" + (request.remote or "?")
 
 
+def identity_only(request: web.Request) -> None:
+    """BodyRefused (415) for a Content-Encoding other than identity (also for uploaded parts)."""
+    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        raise BodyRefused(415, "content_encoding", f"Content-Encoding {encoding!r} is not accepted: "
+                          "send the body as it is (identity)")
+
+
 @contextlib.asynccontextmanager
 async def receive_body(request: web.Request, limits: BodyLimits, budget: MemoryBudget, spool: Spool,
                        clock: Callable[[], float]) -> AsyncIterator[Body]:
     """The request's body, held within the memory budget until the `async with` block ends."""
-    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
-    if encoding not in ("", "identity"):
-        raise BodyRefused(415, "content_encoding", f"Content-Encoding {encoding!r} is not accepted: "
-                          "send the packet as it is (identity)")
+    identity_only(request)
     announced = request.content_length
     if announced is not None and announced > limits.max_bytes:
         raise TooLarge(f"packet of {announced} bytes exceeds the limit of {limits.max_bytes}")

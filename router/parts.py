@@ -23,6 +23,8 @@ from smdo.errors import ErrorCode, Problem
 from smdo.parts import FileRef, PartError, PartStore, files_of, is_digest
 
 from router.auth import require_exchanging_subscriber
+from router.body import BodyRefused, Progress, client_key, identity_only
+from router.connections import LIMITS_ENFORCED
 from router.hub import Hub
 from router.keys import HUB
 
@@ -43,20 +45,25 @@ async def upload(request: web.Request) -> web.Response:
     store: PartStore = hub.parts
     if await asyncio.to_thread(store.has, subscriber.code, digest):
         return web.json_response({"part": digest, "stored": False}, status=200)
+    # The receive stage's bounds (router/body.py) hold for parts too: identity encoding only, the
+    # minimum average rate, and the client's large uploads at once.
     try:
-        incoming = await asyncio.to_thread(store.begin, subscriber.code, digest, request.content_length)
+        identity_only(request)
+        with hub.bodies.spool.upload(client_key(request)):
+            incoming = await asyncio.to_thread(store.begin, subscriber.code, digest, request.content_length)
+            progress = Progress(hub.bodies.limits, hub.bodies.clock)
+            try:
+                while chunk := await progress.next_chunk(request):
+                    await asyncio.to_thread(incoming.write, chunk)  # hashing and writing off the event loop
+                await asyncio.to_thread(incoming.finish)
+            except BaseException:  # refused, a broken connection (truncated body) or shutdown: nothing kept
+                incoming.abort()
+                raise
+    except BodyRefused as refused:
+        hub.metrics.count(*LIMITS_ENFORCED, limit=refused.reason)
+        return refused.response()
     except PartError as exc:
         return _part_error(exc)
-    try:
-        async for chunk in request.content.iter_chunked(256 * 1024):
-            await asyncio.to_thread(incoming.write, chunk)  # hashing and writing off the event loop
-        await asyncio.to_thread(incoming.finish)
-    except PartError as exc:
-        incoming.abort()
-        return _part_error(exc)
-    except BaseException:  # a broken connection (truncated body) or shutdown: nothing is kept
-        incoming.abort()
-        raise
     return web.json_response({"part": digest, "stored": True, "size": incoming.size}, status=201)
 
 

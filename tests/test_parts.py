@@ -143,6 +143,15 @@ async def test_a_mismatched_or_truncated_upload_is_refused_and_nothing_kept(net,
     assert b"a referenced file is missing" in body and b"report.pdf" in body
 
 
+async def test_part_uploads_keep_the_receive_stage_bounds(net, test_pki):
+    hub, receiver, sessions = net
+    file = GeneratedFile(1000, seed=b"gzip")
+    async with sessions["ORG-A"].put(f"{hub.url}/smdo/v1/parts/{file.digest}", data=b"x" * 100,
+                                     headers={"Content-Encoding": "gzip"}) as r:
+        assert r.status == 415
+    assert parts_on_disk(hub) == []
+
+
 async def test_missing_foreign_or_unnamed_parts_refuse_the_packet(net, test_pki):
     hub, receiver, sessions = net
     file = GeneratedFile(50_000, seed=b"foreign")
