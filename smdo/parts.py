@@ -13,6 +13,8 @@ Everything here is plain blocking file work: callers run it off the event loop w
 """
 from __future__ import annotations
 
+import asyncio
+import base64
 import hashlib
 import os
 import re
@@ -71,8 +73,6 @@ class FileRef:
 
 def files_of(root: etree._Element) -> list[FileRef]:
     """Every DocTransfer of a validated envelope, in document order."""
-    import base64
-
     out = []
     for transfer in root.iter("DocTransfer"):
         data = transfer.find("Data")
@@ -263,8 +263,6 @@ async def archive(store: PartStore, journal: JournalStore, to: Path, *, retentio
     """Move out every stored part whose packets are all finished (each receiver's delivery in a
     final state) and older than `retention`. The journal keeps the envelopes, which name each
     part by its digest, so the chain verifies as before and an archived file can be checked."""
-    import asyncio
-
     moved = []
     for digest, msg_ids in await asyncio.to_thread(store.stored):
         done = bool(msg_ids)
