@@ -20,10 +20,12 @@ from lxml import etree
 
 from signing.keys import certificate_fingerprint
 from smdo.check import read_packet, validate_packet, verify_packet
+from smdo.dialects import is_router_ack
 from smdo.errors import ErrorCode, PacketRejected, Problem, RegistrationResult
 from smdo.journal import Accepted, DeliveryState, Duplicate, Rejected, StateChange
 from smdo.packet import ACK_REGISTRATION, ACKNOWLEDGEMENT, PacketHeader, read_header
 
+from router.acks import dialect_of
 from router.hub import Hub
 from router.keys import HUB
 
@@ -78,6 +80,7 @@ async def receive_packet(request: web.Request) -> web.Response:
         timed(hub, "validate", lambda: validate(packet))
         timed(hub, "verify", lambda: verify(hub, packet))
         timed(hub, "authorise", lambda: authorise(hub, packet))
+        timed(hub, "authorise", lambda: refuse_router_acks(packet))
         record = await plan(hub, packet)
         started = time.perf_counter()
         [duplicate] = await hub.committer.submit([record])
@@ -165,6 +168,14 @@ def authorise(hub: Hub, packet: Incoming) -> None:
         raise Refused("authorise", problems, http_status(problems[0].code))
 
 
+def refuse_router_acks(packet: Incoming) -> None:
+    """ack_type 100-105 are the router's own system acknowledgements: no subscriber may send one."""
+    if is_router_ack(packet.header.ack_type):
+        raise Refused("authorise", [Problem(ErrorCode.WRONG_ATTRIBUTE_TYPE, f"ack_type {packet.header.ack_type} is "
+                                            "the hub's own system acknowledgement; a subscriber may not send it",
+                                            "Body/Acknowledgement@ack_type")], 403)
+
+
 async def plan(hub: Hub, packet: Incoming) -> Accepted:
     """What to journal: the packet, its deliveries, the hub's signed answer; for a registration
     ack also the result on the original transaction."""
@@ -176,7 +187,8 @@ async def plan(hub: Hub, packet: Incoming) -> Accepted:
         msg_id=header.msg_id, sender=header.sender_id, receivers=header.receiver_ids, msg_type=header.msg_type,
         acknow=header.msg_acknow, digest=packet.digest, size=len(packet.body), received_at=packet.received_at,
         deadline=packet.received_at + hub.config.delivery_deadline, raw=packet.body,
-        answer=hub.acks.accepted(header.msg_id, header.sender_id),
+        answer=hub.acks.accepted(header.msg_id, header.sender_id,
+                                 dialect_of(hub.registry.snapshot, header.sender_id)),
         deliveries=hub.deliveries_for(header.receiver_ids), ack_for=header.ack_msg_id, also=also,
     )
 
@@ -226,7 +238,8 @@ async def refuse(hub: Hub, packet: Incoming, refused: Refused) -> web.Response:
         received_at=packet.received_at, msg_id=msg_id, sender=sender, message=str(refused)[:2000],
     )])
     hub.metrics.packets[f"rejected_{codes[0]}"] += 1
-    return xml_response(hub.acks.rejected(msg_id, sender, refused.problems), refused.status)
+    answer = hub.acks.rejected(msg_id, sender, refused.problems, dialect_of(hub.registry.snapshot, sender))
+    return xml_response(answer, refused.status)
 
 
 def xml_response(body: bytes, status: int) -> web.Response:

@@ -1,8 +1,9 @@
 """Receipts: checking a receiver's signed delivery ack, and what a delivery outcome journals.
 
-A delivery counts only when the receiver answers an Acknowledgement (ack_type 1, errorcode 101) for
-that very msg_id, signed with a certificate bound to that receiver. The sender then gets the hub's
-101 (if it asked for acks); when the deadline passes first, a 102.
+A delivery counts only when the receiver answers an Acknowledgement (ack_type 1, errorcode 101 in the
+hub dialect or 0 in the router dialect: smdo/dialects.py) for that very msg_id, signed with a
+certificate bound to that receiver. The sender then gets the hub's "delivered" (if it asked for acks),
+in its own dialect; when the deadline passes first, "not delivered".
 """
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ import time
 
 from signing.keys import certificate_fingerprint
 from smdo.check import read_packet, verify_packet
+from smdo.dialects import is_delivery_confirmation
 from smdo.errors import ErrorCode, PacketRejected
 from smdo.journal import Claimed, DeliveryState, Record, StateChange
 from smdo.packet import ACK_DELIVERY, ACKNOWLEDGEMENT, read_header
 
+from router.acks import dialect_of
 from router.hub import Hub
 
 
@@ -42,8 +45,8 @@ def check_delivery_ack(hub: Hub, body: bytes, delivery: Claimed) -> None:
     bound = hub.registry.by_fingerprint(certificate_fingerprint(verified.certificate))
     if bound is None or bound.code != delivery.receiver:
         raise BadReceipt(f"the ack is not signed with a certificate bound to {delivery.receiver}")
-    if ErrorCode.DELIVERED not in h.ack_codes:
-        raise BadReceipt(f"the receiver answered codes {list(h.ack_codes)}, not 101")
+    if not is_delivery_confirmation(h.ack_type, h.ack_codes):
+        raise BadReceipt(f"the receiver answered codes {list(h.ack_codes)}, not 101 (or 0 in the router dialect)")
 
 
 def delivered(hub: Hub, delivery: Claimed, detail: str = "") -> list[Record]:
@@ -65,5 +68,6 @@ def expired(hub: Hub, delivery: Claimed) -> list[Record]:
 
 
 def _hub_ack(hub: Hub, code: int, delivery: Claimed) -> Record:
-    ack_id, raw = hub.acks.outcome(code, delivery.msg_id, delivery.sender, delivery.receiver)
+    ack_id, raw = hub.acks.outcome(code, delivery.msg_id, delivery.sender, delivery.receiver,
+                                   dialect=dialect_of(hub.registry.snapshot, delivery.sender))
     return hub.hub_packet(msg_id=ack_id, raw=raw, acknowledged=delivery.msg_id, to=delivery.sender)

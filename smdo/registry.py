@@ -26,6 +26,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from signing.keys import certificate_fingerprint as fingerprint  # sha256 of the DER, lowercase hex
+from smdo.dialects import ENVELOPE as ENVELOPE_PROFILE
+from smdo.dialects import HUB as HUB_DIALECT
+from smdo.dialects import check_dialect, check_profile
 from smdo.errors import ErrorCode, Problem
 from smdo.unp import InvalidUnp, validate_unp
 
@@ -103,6 +106,11 @@ class Subscriber:
     sys_id: str
     contact: str
     cert_fingerprints: frozenset[str]
+    # Which system acknowledgements its EDMS understands, and how its packets are authenticated
+    # (smdo/dialects.py); its sending/receiving mail address for the classic mail route.
+    ack_dialect: str = HUB_DIALECT
+    profile: str = ENVELOPE_PROFILE
+    mail_address: str | None = None
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -117,6 +125,9 @@ class Subscriber:
             "sys_id": self.sys_id,
             "contact": self.contact,
             "cert_fingerprints": sorted(self.cert_fingerprints),
+            "ack_dialect": self.ack_dialect,
+            "profile": self.profile,
+            "mail_address": self.mail_address,
         }
 
 
@@ -283,7 +294,30 @@ CREATE TABLE IF NOT EXISTS conclusions (
 CREATE INDEX IF NOT EXISTS conclusions_code ON conclusions(code, id);
 """
 
-_UPDATABLE = ("name", "unp", "push_url", "pull", "edms_product", "edms_version", "sys_id", "contact")
+# Columns added after the first release: (name, definition). Added to an existing registry.db at
+# open; every existing subscriber gets the default (today's behaviour).
+_ADDED_COLUMNS = (
+    ("ack_dialect", "TEXT NOT NULL DEFAULT 'hub'"),
+    ("profile", "TEXT NOT NULL DEFAULT 'envelope'"),
+    ("mail_address", "TEXT"),
+)
+
+_UPDATABLE = ("name", "unp", "push_url", "pull", "edms_product", "edms_version", "sys_id", "contact",
+              "ack_dialect", "profile", "mail_address")
+
+
+def _check_mail_address(address: str) -> str:
+    address = address.strip().lower()
+    if not re.fullmatch(r"[a-z0-9._%+\-]{1,64}@[a-z0-9.\-]{1,190}\.[a-z]{2,24}", address):
+        raise InvalidField(f"mail address {address!r} is not an address like edms@agency.by")
+    return address
+
+
+def _check_choice(check, value: str) -> str:  # type: ignore[no-untyped-def]
+    try:
+        return check(value)
+    except ValueError as exc:
+        raise InvalidField(str(exc)) from None
 
 
 _CERT_COLUMNS = "fingerprint, subject, issuer, serial, not_before, not_after, pem, added_at"
@@ -372,6 +406,23 @@ class Registry:
         with self._lock:
             # executescript commits any open transaction first, so the script carries its own.
             self._db.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
+            self._add_columns()
+
+    def _add_columns(self) -> None:
+        """Migrate a registry.db made before _ADDED_COLUMNS existed (additive, idempotent)."""
+        present = {row[1] for row in self._db.execute("PRAGMA table_info(subscribers)")}
+        missing = [(name, ddl) for name, ddl in _ADDED_COLUMNS if name not in present]
+        if missing:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                present = {row[1] for row in self._db.execute("PRAGMA table_info(subscribers)")}
+                for name, ddl in missing:
+                    if name not in present:  # another process may have just added it
+                        self._db.execute(f"ALTER TABLE subscribers ADD COLUMN {name} {ddl}")
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
 
     @classmethod
     def in_data_dir(cls, data_dir: Path | str) -> Registry:
@@ -487,6 +538,9 @@ class Registry:
         status: SubscriberStatus = SubscriberStatus.REGISTERED,
         actor: str = "admin",
         reason: str = "",
+        ack_dialect: str = HUB_DIALECT,
+        profile: str = ENVELOPE_PROFILE,
+        mail_address: str | None = None,
     ) -> Subscriber:
         _check_code(code)
         if not name.strip():
@@ -494,6 +548,9 @@ class Registry:
         unp = _check_unp(unp)
         mode, url = _delivery(push_url, pull)
         _check_sys_id(sys_id)
+        ack_dialect = _check_choice(check_dialect, ack_dialect)
+        profile = _check_choice(check_profile, profile)
+        mail_address = _check_mail_address(mail_address) if mail_address else None
         status = S(status)
         if not certificates:
             raise InvalidField(f"subscriber {code}: at least one certificate must be bound")
@@ -505,10 +562,13 @@ class Registry:
                 "INSERT INTO subscribers (code, name, unp, status, delivery_mode, push_url, edms_product, "
                 "edms_version, sys_id, contact, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (code, name.strip(), unp, status.value, mode, url, edms_product, edms_version, sys_id, contact, now, now))
+            db.execute("UPDATE subscribers SET ack_dialect = ?, profile = ?, mail_address = ? WHERE code = ?",
+                       (ack_dialect, profile, mail_address, code))
             fps = [self._bind(db, code, cert, now) for cert in certificates]
             self._log(db, code, now, actor, "add", None, status, reason,
                       {"name": name.strip(), "unp": unp, "delivery_mode": mode, "push_url": url,
-                       "certificates": fps})
+                       "certificates": fps, "ack_dialect": ack_dialect, "profile": profile,
+                       "mail_address": mail_address})
         return self.require(code)
 
     def update_subscriber(self, code: str, *, actor: str, reason: str = "", **changes: object) -> Subscriber:
@@ -533,6 +593,13 @@ class Registry:
         for key in ("edms_product", "edms_version", "contact"):
             if key in changes:
                 columns[key] = str(changes[key])
+        if "ack_dialect" in changes:
+            columns["ack_dialect"] = _check_choice(check_dialect, str(changes["ack_dialect"]))
+        if "profile" in changes:
+            columns["profile"] = _check_choice(check_profile, str(changes["profile"]))
+        if "mail_address" in changes:
+            columns["mail_address"] = _check_mail_address(str(changes["mail_address"])) \
+                if changes["mail_address"] else None
         before = current.as_dict()
         diff = {k: {"from": before.get(k), "to": v} for k, v in columns.items() if before.get(k) != v}
         if not diff:
@@ -648,7 +715,10 @@ class Registry:
 
     def _subscriber(self, row: Sequence[object], fps: set[str] | None = None) -> Subscriber:
         code, name, unp, status, mode, url, product, version, sys_id, contact = row[:10]
+        # The added columns come after created_at, updated_at (row[10:12]), in _ADDED_COLUMNS order.
+        dialect, profile, mail_address = row[12:15]
         if fps is None:
             fps = {fp for (fp,) in self._db.execute("SELECT fingerprint FROM certificates WHERE code = ?", (code,))}
         return Subscriber(str(code), str(name), str(unp), S(status), str(mode), url,  # type: ignore[arg-type]
-                          str(product), str(version), str(sys_id), str(contact), frozenset(fps))
+                          str(product), str(version), str(sys_id), str(contact), frozenset(fps),
+                          str(dialect), str(profile), mail_address)  # type: ignore[arg-type]

@@ -93,6 +93,7 @@ class ReceivingEdms:
     port: int = 0
     answer_status: int | None = None  # force an error status (a misbehaving receiver)
     synchronous: str = "FULL"  # its own store's durability (the benchmark's receivers use NORMAL)
+    delivery_code: int = 101  # its delivery ack's errorcode: 101 (hub dialect) or 0 (router dialect, as AzDoc)
     _db: sqlite3.Connection | None = None
     _runner: web.AppRunner | None = None
     attempts: int = 0
@@ -139,7 +140,7 @@ class ReceivingEdms:
         self._db.execute("INSERT INTO received VALUES (?, ?, ?, 1) ON CONFLICT (msg_id) DO UPDATE SET n = n + 1",
                          (header.msg_id, header.sender_id, body))
         ack = delivery_ack(acknowledged_msg_id=header.msg_id, sender=sender_of(self.code),
-                           receiver_id=header.sender_id)
+                           receiver_id=header.sender_id, code=self.delivery_code)
         return web.Response(body=sign(ack, self.signer), content_type="application/xml")
 
     def received(self) -> dict[str, int]:
@@ -240,10 +241,10 @@ def hub_config(data: Path, pki: PkiLayout, **overrides: object) -> HubConfig:
 
 
 def register(registry: Registry, pki: PkiLayout, code: str, *, push_url: str | None = None,
-             status: SubscriberStatus = SubscriberStatus.ACTIVE) -> None:
+             status: SubscriberStatus = SubscriberStatus.ACTIVE, **fields: object) -> None:
     registry.add_subscriber(code, name=f"Organisation {code}", unp=_next_unp(),
                             certificates=[pki.certificate(code)], push_url=push_url, pull=push_url is None,
-                            status=status)
+                            status=status, **fields)
 
 
 def _next_unp() -> str:
