@@ -3,6 +3,11 @@
     receive -> read_packet -> validate_packet -> verify_packet -> authorise -> de-duplicate
             -> journal -> acknowledge
 
+verify follows the sender's registered profile (smdo/dialects.py): `envelope`, the packet's XML
+signature by a certificate bound to the sender; `classic`, the sender known by its channel (the
+TLS client certificate here, the allow-listed address on the mail route) and every file's CMS
+signature checked. The mail route (router/mail_in.py) runs the same stages after its own receive.
+
 Each stage either passes the packet on or raises `Refused` with its own codes. Whatever happens, the
 answer is an Acknowledgement signed by the hub; a refusal is journaled too (without the body), and
 nobody hears "accepted" (100) before the packet's group is durably committed.
@@ -12,20 +17,21 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from aiohttp import web
 from lxml import etree
 
 from signing.keys import certificate_fingerprint
-from smdo.check import read_packet, validate_packet, verify_packet
-from smdo.dialects import is_router_ack
+from smdo.check import read_packet, validate_packet, verify_files, verify_packet
+from smdo.dialects import CLASSIC, ENVELOPE, is_router_ack
 from smdo.errors import ErrorCode, PacketRejected, Problem, RegistrationResult
 from smdo.journal import Accepted, DeliveryState, Duplicate, Rejected, StateChange
 from smdo.packet import ACK_REGISTRATION, ACKNOWLEDGEMENT, PacketHeader, read_header
 
 from router.acks import dialect_of
+from router.auth import identify
 from router.hub import Hub
 from router.keys import HUB
 
@@ -69,6 +75,13 @@ class Incoming:
     sender_id: str | None = None
     header: PacketHeader | None = None  # after validation
     signer_fingerprint: str = ""
+    # Who the channel says is sending (a subscriber's code), and by what: its TLS client certificate
+    # (channel_fingerprint) or its registered mail address (channel "mail").
+    channel: str | None = None
+    channel_kind: str = ""
+    channel_fingerprint: str = ""
+    parts: dict[str, bytes] = field(default_factory=dict)  # files beside the envelope (mail attachments)
+    profile: str = ENVELOPE  # which profile authenticated the packet (journaled)
 
 
 async def receive_packet(request: web.Request) -> web.Response:
@@ -76,6 +89,16 @@ async def receive_packet(request: web.Request) -> web.Response:
     packet = Incoming(received_at=time.time())
     try:
         await receive(request, hub, packet)
+    except Refused as refused:
+        return await refuse(hub, packet, refused)
+    tls_channel(request, hub, packet)
+    return await after_receive(hub, packet)
+
+
+async def after_receive(hub: Hub, packet: Incoming) -> web.Response:
+    """Every stage after a transport's own receive (HTTPS here, SMTP in router/mail_in.py): the
+    answer as an HTTP response, whose body and status the mail route reads too."""
+    try:
         timed(hub, "read", lambda: read(hub, packet))
         timed(hub, "validate", lambda: validate(packet))
         timed(hub, "verify", lambda: verify(hub, packet))
@@ -149,8 +172,42 @@ def validate(packet: Incoming) -> None:
     packet.msg_id, packet.sender_id = packet.header.msg_id, packet.header.sender_id
 
 
+def tls_channel(request: web.Request, hub: Hub, packet: Incoming) -> None:
+    """Who the connection's client certificate says is calling, for the classic profile."""
+    caller = identify(request, hub)
+    if caller.role == "subscriber":
+        packet.channel, packet.channel_kind, packet.channel_fingerprint = caller.name, "tls", caller.fingerprint
+
+
 def verify(hub: Hub, packet: Incoming) -> None:
-    """Stage: the sender's XML signature (-21/-22) and its certificate path (-23)."""
+    """Stage: by the sender's profile, the envelope's signature or the channel and the files' ones."""
+    sender = hub.registry.snapshot.get(packet.header.sender_id)
+    if sender is not None and sender.profile == CLASSIC:
+        verify_classic(hub, packet, sender.cert_fingerprints)
+    else:
+        verify_envelope(hub, packet)
+
+
+def verify_classic(hub: Hub, packet: Incoming, bound: frozenset[str]) -> None:
+    """Classic profile: the channel authenticated Sender@id; every file's CMS signature (-22/-21/-23)."""
+    sender_id = packet.header.sender_id
+    if packet.channel != sender_id:
+        by = f"the channel authenticated {packet.channel}" if packet.channel else "the channel authenticated nobody"
+        raise Refused("verify", [Problem(ErrorCode.CERTIFICATE_NOT_TRUSTED, f"{sender_id} sends unsigned envelopes "
+                                         f"(classic profile), so it must be known by its channel: {by}",
+                                         "Header/Sender@id")], 403)
+    try:
+        verify_files(packet.root, hub.trust, packet.parts)
+    except PacketRejected as exc:
+        raise Refused("verify", exc.problems, 403) from exc
+    # The channel speaks for the sender as its bound certificate would: TLS by that very certificate,
+    # the mail route by the subscriber's registered address.
+    packet.signer_fingerprint = packet.channel_fingerprint if packet.channel_kind == "tls" else min(bound, default="")
+    packet.profile = CLASSIC
+
+
+def verify_envelope(hub: Hub, packet: Incoming) -> None:
+    """The sender's XML signature (-21/-22) and its certificate path (-23)."""
     try:
         verified = verify_packet(packet.root, hub.trust)
     except PacketRejected as exc:
@@ -190,6 +247,7 @@ async def plan(hub: Hub, packet: Incoming) -> Accepted:
         answer=hub.acks.accepted(header.msg_id, header.sender_id,
                                  dialect_of(hub.registry.snapshot, header.sender_id)),
         deliveries=hub.deliveries_for(header.receiver_ids), ack_for=header.ack_msg_id, also=also,
+        profile=packet.profile,
     )
 
 

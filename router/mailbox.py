@@ -43,7 +43,7 @@ async def confirm(request: web.Request) -> web.Response:
         raise web.HTTPNotFound(text="no such delivery in your mailbox\n")
     body = await request.read()
     try:
-        check_delivery_ack(hub, body, delivery)
+        check_delivery_ack(hub, body, delivery, channel=subscriber.code)
     except BadReceipt as exc:
         return web.json_response({"confirmed": False, "error": str(exc)}, status=400)
     await hub.committer.submit(delivered(hub, delivery, "fetched from the mailbox"))

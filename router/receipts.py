@@ -11,7 +11,7 @@ import time
 
 from signing.keys import certificate_fingerprint
 from smdo.check import read_packet, verify_packet
-from smdo.dialects import is_delivery_confirmation
+from smdo.dialects import CLASSIC, is_delivery_confirmation
 from smdo.errors import ErrorCode, PacketRejected
 from smdo.journal import Claimed, DeliveryState, Record, StateChange
 from smdo.packet import ACK_DELIVERY, ACKNOWLEDGEMENT, read_header
@@ -20,17 +20,31 @@ from router.acks import dialect_of
 from router.hub import Hub
 
 
+_DS_SIGNATURE = "{http://www.w3.org/2000/09/xmldsig#}Signature"
+
+
 class BadReceipt(Exception):
     """The receiver's answer is not a valid delivery ack for this packet."""
 
 
-def check_delivery_ack(hub: Hub, body: bytes, delivery: Claimed) -> None:
-    """Raise BadReceipt unless `body` is `delivery.receiver`'s signed 101 for `delivery.msg_id`."""
+def check_delivery_ack(hub: Hub, body: bytes, delivery: Claimed, channel: str | None = None) -> None:
+    """Raise BadReceipt unless `body` is `delivery.receiver`'s signed 101 for `delivery.msg_id`.
+
+    `channel`: the subscriber the transport authenticated (mailbox mTLS, the mail route). A receiver
+    registered in the classic profile sends its acks unsigned; they count only over such a channel.
+    """
+    receiver = hub.registry.snapshot.get(delivery.receiver)
+    classic = receiver is not None and receiver.profile == CLASSIC
     # Parse (hardened) and verify the signature and its certificate path; no XSD pass: the hub
     # forwards nothing from this ack, it only reads five header fields, each checked below.
     try:
         root = read_packet(body, hub.limits)
-        verified = verify_packet(root, hub.trust)
+        if classic and root.find(_DS_SIGNATURE) is None:
+            if channel != delivery.receiver:
+                raise BadReceipt(f"an unsigned delivery ack counts only from {delivery.receiver}'s own channel")
+            verified = None
+        else:
+            verified = verify_packet(root, hub.trust)
         h = read_header(root)
     except PacketRejected as exc:
         raise BadReceipt(f"delivery ack refused: {exc}") from exc
@@ -42,9 +56,10 @@ def check_delivery_ack(hub: Hub, body: bytes, delivery: Claimed) -> None:
         raise BadReceipt(f"the ack is for {h.ack_msg_id}, not {delivery.msg_id}")
     if h.sender_id != delivery.receiver:
         raise BadReceipt(f"the ack comes from {h.sender_id}, not the receiver {delivery.receiver}")
-    bound = hub.registry.by_fingerprint(certificate_fingerprint(verified.certificate))
-    if bound is None or bound.code != delivery.receiver:
-        raise BadReceipt(f"the ack is not signed with a certificate bound to {delivery.receiver}")
+    if verified is not None:
+        bound = hub.registry.by_fingerprint(certificate_fingerprint(verified.certificate))
+        if bound is None or bound.code != delivery.receiver:
+            raise BadReceipt(f"the ack is not signed with a certificate bound to {delivery.receiver}")
     if not is_delivery_confirmation(h.ack_type, h.ack_codes):
         raise BadReceipt(f"the receiver answered codes {list(h.ack_codes)}, not 101 (or 0 in the router dialect)")
 

@@ -1,11 +1,13 @@
 """Packets built like the real clients' (tests/fixtures/real_clients), readdressed for a test network."""
 from __future__ import annotations
 
+import base64
 import uuid
 from pathlib import Path
 
 from lxml import etree
 
+from signing.cms import sign_detached
 from signing.keys import Signer
 from signing.xmldsig import sign_enveloped
 from smdo.xmlparse import parse_xml
@@ -25,6 +27,29 @@ def real_client_packet(name: str, sender: str, receiver: str, *, acknowledged: s
     if ack is not None and acknowledged is not None:
         ack.set("msg_id", acknowledged)
     return root
+
+
+def with_signed_files(root: etree._Element, signer: Signer, contents: dict[str, bytes] | None = None,
+                      inline: bool = True) -> dict[str, bytes]:
+    """Give every file content and a real detached CMS signature by `signer` (an official on the test
+    chain). inline: the content goes into Data (HTTPS); else it stays a part named by Data@referenceid
+    (an e-mail attachment) and is returned as {referenceid: content}."""
+    parts: dict[str, bytes] = {}
+    for n, transfer in enumerate(root.iter("DocTransfer"), 1):
+        data = transfer.find("Data")
+        reference = data.get("referenceid") or f"attach{n}"
+        content = (contents or {}).get(reference, f"file {reference} of {root.get('msg_id')}".encode())
+        if inline:
+            data.attrib.pop("referenceid", None)
+            data.text = base64.b64encode(content).decode()
+        else:
+            data.set("referenceid", reference)
+            parts[reference] = content
+        for old in transfer.findall("Signature"):
+            transfer.remove(old)
+        signature = etree.SubElement(transfer, "Signature", signer=signer.certificate.subject.rfc4514_string()[:200])
+        signature.text = base64.b64encode(sign_detached(content, signer)).decode()
+    return parts
 
 
 def signed(root: etree._Element, signer: Signer) -> bytes:

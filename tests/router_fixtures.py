@@ -24,7 +24,7 @@ from signing.keys import Signer
 from signing.pki import PkiLayout
 from signing.trust import TrustStore
 from signing.xmldsig import sign_enveloped
-from smdo.check import read_packet, validate_packet, verify_packet
+from smdo.check import read_packet, validate_packet, verify_files, verify_packet
 from smdo.errors import PacketRejected, RegistrationResult
 from smdo.packet import (
     Author, DocTransfer, Document, Envelope, Header, Organization, Receiver, RegNumber, Sender, read_header,
@@ -132,7 +132,10 @@ class ReceivingEdms:
         try:
             root = read_packet(body)
             validate_packet(root)
-            verify_packet(root, self.trust)
+            if root.find("{http://www.w3.org/2000/09/xmldsig#}Signature") is None:
+                verify_files(root, self.trust)  # a classic-profile sender: unsigned envelope, signed files
+            else:
+                verify_packet(root, self.trust)
         except PacketRejected as exc:
             return web.Response(status=400, text=str(exc))
         header = read_header(root)

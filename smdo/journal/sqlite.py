@@ -338,6 +338,7 @@ def _accepted_entry(r: Accepted) -> dict[str, object]:
         "acknow": r.acknow,
         "ack_for": r.ack_for,
         "origin": r.origin,
+        "profile": r.profile,
         "digest": r.digest,
         "size": r.size,
         "deadline": r.deadline,
