@@ -50,6 +50,13 @@ class HubConfig:
     mailbox_visibility: float = 60.0  # an unconfirmed pull delivery is offered again after this
     poll_interval: float = 0.05  # delivery engine idle poll; new packets wake it at once
     claim_lease: float = 120.0
+    # The classic clients' mail route (router/mail_in.py, router/mail_out.py): off unless mail_port is set.
+    mail_host: str = "127.0.0.1"
+    mail_port: int | None = None  # the hub's SMTP server (STARTTLS required); 0 picks a free port
+    mail_address: str = ""  # the hub's own address: packets are sent to it, and come from it
+    smtp_relay: str = ""  # host:port of the mail server the hub hands outgoing mail to (STARTTLS)
+    mail_resend: float = 600.0  # a mailed packet not confirmed by the receiver's delivery ack is mailed again
+    mail_timeout: float = 30.0  # an idle SMTP session is closed; an outgoing hand-over gives up
 
     def check(self) -> HubConfig:
         if self.http and self.host not in LOOPBACK:
@@ -67,6 +74,8 @@ class HubConfig:
             raise ValueError("the hub signs its acknowledgements: give --key and --cert")
         if self.trust is None:
             raise ValueError("give --trust: the CA certificates packets' signatures must chain to")
+        if (self.mail_port is not None or self.smtp_relay) and "@" not in self.mail_address:
+            raise ValueError("the mail route needs the hub's own mail_address (e.g. smdo@hub.example.by)")
         return self
 
     @property
@@ -80,7 +89,7 @@ class HubConfig:
 
 _DURATIONS = {
     "delivery_deadline", "retry_base", "retry_max", "push_timeout", "breaker_cooldown",
-    "mailbox_visibility", "poll_interval", "claim_lease",
+    "mailbox_visibility", "poll_interval", "claim_lease", "mail_resend", "mail_timeout",
 }
 
 
@@ -94,7 +103,7 @@ def _coerce(name: str, value: Any) -> Any:
     if name in ("crl", "operator_certs"):
         items = value.split(",") if isinstance(value, str) else value
         return tuple(Path(v) for v in items if v)
-    if name in ("port", "workers", "max_packet_bytes", "push_concurrency", "breaker_failures"):
+    if name in ("port", "workers", "max_packet_bytes", "push_concurrency", "breaker_failures", "mail_port"):
         return int(value)
     if name == "http":
         return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes", "on")
