@@ -41,6 +41,11 @@ class EdmsConfig:
     number_prefix: str = ""  # incoming numbers; "" means the kind's default ("R-2026/")
     poll_interval: float = 0.3
     slow_seconds: float = 2.0
+    # The mail transport (kinds with inbound/outbound "mail"): our address, our SMTP port, the hub's.
+    mail_address: str = ""
+    mail_port: int = 0
+    hub_mail: str = ""
+    hub_smtp: str = ""  # host:port of the hub's SMTP server
 
     def __post_init__(self) -> None:
         unknown = set(self.faults) - set(FAULTS)

@@ -97,3 +97,19 @@ def is_delivery_confirmation(ack_type: int | None, codes: Sequence[int]) -> bool
 def is_router_ack(ack_type: int | None) -> bool:
     """ack_type 100-105: only the router (the hub) makes these."""
     return ack_type is not None and 100 <= ack_type <= 105
+
+
+def read_system_ack(ack_type: int, codes: Sequence[int]) -> Event | None:
+    """What a system ack from the hub says, in either dialect (SYSTEM_ACKS read backwards); an EDMS
+    uses it to follow its documents. None: not a system ack (e.g. a registration ack)."""
+    first = codes[0] if codes else None
+    for event, forms in SYSTEM_ACKS.items():
+        for form in forms.values():
+            if form.ack_type != ack_type:
+                continue
+            if form.errorcode is not None and form.errorcode == first:
+                return event
+    # Anything else from the hub is a refusal: ack_type 1 with its codes (hub), 103-105 (router).
+    if (ack_type == 1 and first not in (None, 0)) or ack_type in (103, 104, 105):
+        return Event.REFUSED
+    return None
