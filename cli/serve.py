@@ -32,6 +32,9 @@ from smdo.datadir import DataDirBusy
 @click.option("--push-concurrency", type=int, help="Pushes in flight per receiver [8].")
 @click.option("--mailbox-visibility", help="Re-offer an unconfirmed pull delivery after this [60s].")
 @click.option("--max-packet-bytes", type=int, help="Largest packet accepted [30 MB].")
+@click.option("--mail-port", type=int, help="The classic clients' mail route: the hub's SMTP port (0: free) [off].")
+@click.option("--mail-address", help="The hub's own mail address, for the mail route.")
+@click.option("--smtp-relay", help="HOST:PORT of the mail server that takes the hub's outgoing mail [off].")
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
 def command(config_file: Path | None, verbose: bool, crl: tuple[Path, ...], **flags: object) -> None:
     """Run the hub: accept, check, journal, deliver and acknowledge packets."""

@@ -36,6 +36,9 @@ class MailHubClient:
     """Sends packets to the hub by mail (the HubClient's send_packet, for the mail transport)."""
 
     def __init__(self, config: EdmsConfig) -> None:
+        if not (config.mail_address and config.hub_mail and config.hub_smtp):
+            raise ValueError(f"EDMS kind {config.kind} exchanges by mail: give its mail address, the hub's "
+                             "mail address and the hub's SMTP HOST:PORT (--mail-address, --hub-mail, --hub-smtp)")
         self.config = config
         self.tls: ssl.SSLContext = client_ssl_context(trust=config.trust)
 

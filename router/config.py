@@ -76,6 +76,10 @@ class HubConfig:
             raise ValueError("give --trust: the CA certificates packets' signatures must chain to")
         if (self.mail_port is not None or self.smtp_relay) and "@" not in self.mail_address:
             raise ValueError("the mail route needs the hub's own mail_address (e.g. smdo@hub.example.by)")
+        if (self.mail_port is not None or self.smtp_relay) and self.workers > 1:
+            raise ValueError("the mail route runs in one worker: use --workers 1 with --mail-port/--smtp-relay")
+        if self.smtp_relay and not re.fullmatch(r"[^:\s]+:\d{1,5}", self.smtp_relay):
+            raise ValueError(f"smtp_relay must be HOST:PORT, not {self.smtp_relay!r}")
         return self
 
     @property
