@@ -162,12 +162,16 @@ class EdmsService:
         return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
     def _sign_files(self, root: etree._Element) -> None:
+        """Classic profile: the files' signatures are what authenticates the packet, so each file is
+        signed here, on the official's behalf, in place of whatever the card carried."""
         import base64
 
         for transfer in root.iter("DocTransfer"):
             data = transfer.find("Data")
-            if transfer.find("Signature") is not None or data is None or data.get("referenceid"):
+            if data is None or data.get("referenceid"):
                 continue
+            for old in transfer.findall("Signature"):
+                transfer.remove(old)
             content = base64.b64decode("".join((data.text or "").split()))
             signature = etree.SubElement(transfer, "Signature")
             signature.text = base64.b64encode(sign_detached(content, self.signer)).decode("ascii")
