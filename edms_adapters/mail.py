@@ -14,6 +14,7 @@ import asyncio
 import logging
 import smtplib
 import ssl
+from email.message import EmailMessage
 from typing import TYPE_CHECKING
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -61,7 +62,7 @@ class MailHubClient:
             raise HubError(f"hub mail not reachable: {exc!r}") from exc
         return HubAnswer(HANDED_OVER, b"")
 
-    def _hand_over(self, message) -> None:  # type: ignore[no-untyped-def]
+    def _hand_over(self, message: EmailMessage) -> None:
         host, _, port = self.config.hub_smtp.rpartition(":")
         with smtplib.SMTP(host, int(port), timeout=30) as smtp:
             smtp.starttls(context=self.tls)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TypeVar
 
 from aiohttp import web
@@ -80,7 +80,6 @@ class Incoming:
     channel: str | None = None
     channel_kind: str = ""
     channel_fingerprint: str = ""
-    parts: dict[str, bytes] = field(default_factory=dict)  # files beside the envelope (mail attachments)
     profile: str = ENVELOPE  # which profile authenticated the packet (journaled)
 
 
@@ -197,7 +196,7 @@ def verify_classic(hub: Hub, packet: Incoming, bound: frozenset[str]) -> None:
                                          f"(classic profile), so it must be known by its channel: {by}",
                                          "Header/Sender@id")], 403)
     try:
-        verify_files(packet.root, hub.trust, packet.parts)
+        verify_files(packet.root, hub.trust)  # the mail route has put its attachments inline
     except PacketRejected as exc:
         raise Refused("verify", exc.problems, 403) from exc
     # The channel speaks for the sender as its bound certificate would: TLS by that very certificate,

@@ -20,6 +20,7 @@ from email.message import EmailMessage
 
 from lxml import etree
 
+from smdo.journal import Claimed
 from smdo.mailpack import compose, detach
 from smdo.registry import SubscriberStatus
 
@@ -66,7 +67,7 @@ class MailDelivery:
                 log.exception("mail delivery loop")
             await asyncio.sleep(max(self.config.poll_interval, 0.1))
 
-    async def _mail(self, delivery, address: str) -> None:  # type: ignore[no-untyped-def]
+    async def _mail(self, delivery: Claimed, address: str) -> None:
         xml, parts = detach(delivery.raw)
         message = compose(sender=self.config.mail_address, recipient=address, msg_id=delivery.msg_id,
                           msg_type=delivery.msg_type, xml=xml, parts=parts)

@@ -16,7 +16,7 @@ from smdo.registry import Registry
 
 from real_client_packets import real_client_packet, signed, unsigned, with_signed_files
 from router_fixtures import (
-    HubUnderTest, Network, ReceivingEdms, ack_of, delivery_state, edms_server_ssl, eventually, hub_config, register,
+    HubUnderTest, Network, ReceivingEdms, ack_of, edms_server_ssl, eventually, hub_config, register,
 )
 
 
