@@ -9,12 +9,12 @@ from pathlib import Path
 
 import click
 
-from signing.pki import PkiLayout, init_pki, issue_certificate, refresh_crl, revoke_certificate
+from signing.pki import KEY_TYPES, PkiLayout, default_key_type, init_pki, issue_certificate, refresh_crl, revoke_certificate
 
 _DIR = click.option("--dir", "directory", required=True, type=click.Path(file_okay=False, path_type=Path),
                     help="The PKI's folder.")
-_KEY_TYPE = click.option("--key-type", type=click.Choice(["rsa", "ec"]), default="rsa", show_default=True,
-                         help="RSA-2048 or EC P-256.")
+_KEY_TYPE_HELP = ("RSA-2048, EC P-256, or bign (bign-curve256v1, the national algorithm; its PKI also gets "
+                  "an EC TLS CA, since TLS cannot use bign).")
 
 
 def _fail(message: str) -> None:
@@ -29,7 +29,7 @@ def pki() -> None:
 
 @pki.command("init")
 @_DIR
-@_KEY_TYPE
+@click.option("--key-type", type=click.Choice(KEY_TYPES), default="rsa", show_default=True, help=_KEY_TYPE_HELP)
 def init(directory: Path, key_type: str) -> None:
     """Create the root CA and the republican issuing CA in DIR."""
     try:
@@ -40,6 +40,8 @@ def init(directory: Path, key_type: str) -> None:
     click.echo(f"issuing CA: {layout.ca_cert_path}")
     click.echo(f"trust dir:  {layout.trust_dir}  (use with: smdo verify --trust)")
     click.echo(f"CRL:        {layout.crl_path}")
+    if layout.has_tls_ca:
+        click.echo(f"TLS CA:     {layout.tls_ca_cert_path}  (EC: issues the certificates with --tls-host)")
 
 
 @pki.command("issue")
@@ -48,17 +50,19 @@ def init(directory: Path, key_type: str) -> None:
 @click.option("--name", default=None, help="Organisation name (default: the code).")
 @click.option("--tls-host", "tls_hosts", multiple=True,
               help="A DNS name or IP the certificate serves TLS for (repeatable).")
-@_KEY_TYPE
+@click.option("--key-type", type=click.Choice(KEY_TYPES), default=None,
+              help=_KEY_TYPE_HELP + " Default: the PKI's; ec for --tls-host in a bign PKI.")
 @click.option("--days", type=int, default=365, show_default=True, help="Validity in days.")
 @click.option("--valid-from", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]), default=None,
               help="Start of validity, UTC (default now); with a short --days, gives an expired certificate.")
-def issue(directory: Path, code: str, name: str | None, tls_hosts: tuple[str, ...], key_type: str, days: int,
+def issue(directory: Path, code: str, name: str | None, tls_hosts: tuple[str, ...], key_type: str | None, days: int,
           valid_from: dt.datetime | None) -> None:
     """Issue subscriber CODE's key and certificate from the issuing CA."""
     if not PkiLayout(directory).index_path.exists():
         _fail(f"{directory} holds no PKI: run `smdo pki init --dir {directory}` first")
     start = valid_from.replace(tzinfo=dt.timezone.utc) if valid_from else None
     try:
+        key_type = key_type or default_key_type(PkiLayout(directory), tls=bool(tls_hosts))
         issued = issue_certificate(directory, code, name, key_type=key_type, tls_hostnames=tls_hosts, days=days,
                                    not_before=start)
     except ValueError as exc:

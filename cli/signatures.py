@@ -45,9 +45,12 @@ def _read(path: Path, as_json: bool = False) -> etree._Element:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Where to write the signed packet (default: stdout).")
 @click.option("--c14n", type=click.Choice(["exc", "inclusive"]), default="exc", show_default=True)
-@click.option("--digest", type=click.Choice(["sha256", "sha384", "sha512"]), default="sha256", show_default=True)
-def sign(file: Path, key_path: Path, cert_path: Path, output: Path | None, c14n: str, digest: str) -> None:
-    """Sign FILE with an enveloped XML signature (the root's last child)."""
+@click.option("--digest", type=click.Choice(["sha256", "sha384", "sha512", "belt-hash"]), default=None,
+              help="Document digest (default: the key's own: sha256 for RSA/EC, belt-hash for bign).")
+def sign(file: Path, key_path: Path, cert_path: Path, output: Path | None, c14n: str, digest: str | None) -> None:
+    """Sign FILE with an enveloped XML signature (the root's last child).
+
+    RSA keys sign RSA-SHA*, EC P-256 keys ECDSA-SHA256, bign keys bign-with-hbelt with belt-hash."""
     root = _read(file)
     try:
         signer = Signer.from_files(key_path, cert_path)
@@ -80,8 +83,7 @@ def verify(file: Path, trust: Path, crls: tuple[Path, ...], as_json: bool) -> No
         raise SystemExit(2)
     root = _read(file, as_json)
     try:
-        verified = verify_enveloped(root)
-        store.validate(verified.certificate)
+        verified = verify_enveloped(root, trust=store)  # the signer's path before the document digest
     except SignatureError as exc:
         _report([Problem(exc.code, exc.message)], as_json)
     subject = verified.certificate.subject.rfc4514_string()

@@ -1,10 +1,12 @@
 """Loading keys and certificates, and the `Signer` that holds them.
 
 Parsing a PEM RSA key costs ~40 ms, so keys are parsed once per file version and the
-parsed key object is what signing code holds on to.
+parsed key object is what signing code holds on to. Keys are of any kind a suite in
+`signing.algorithms` registers (RSA, EC, bign); all are PKCS#8 "PRIVATE KEY" PEM files.
 """
 from __future__ import annotations
 
+import base64
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +16,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-PrivateKey = Union[rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey]
+from signing import algorithms
+from signing.bign import BignPrivateKey
+
+PrivateKey = Union[rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, BignPrivateKey]
 
 _key_cache: dict[tuple[str, int], PrivateKey] = {}
 _key_cache_lock = threading.Lock()
@@ -29,15 +34,40 @@ def load_private_key(path: str | Path, password: bytes | None = None) -> Private
     if cached is not None:
         return cached
     data = resolved.read_bytes()
-    if b"-----BEGIN" in data:
-        key = serialization.load_pem_private_key(data, password=password)
-    else:
-        key = serialization.load_der_private_key(data, password=password)
-    if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
-        raise ValueError(f"{path}: only RSA and EC private keys are supported, got {type(key).__name__}")
+    try:
+        if b"-----BEGIN PRIVATE KEY-----" in data:
+            key = algorithms.load_private_key_der(pem_decode(data, path), password)
+        elif b"-----BEGIN" in data:  # traditional or encrypted PEM: RSA/EC only, cryptography reads those
+            key = serialization.load_pem_private_key(data, password=password)
+            algorithms.key_kind(key)
+        else:
+            key = algorithms.load_private_key_der(data, password)
+    except algorithms.UnsupportedKey as exc:
+        raise ValueError(f"{path}: {exc}") from None
     with _key_cache_lock:
         _key_cache[cache_key] = key
     return key
+
+
+def pem_encode(der: bytes, label: str) -> bytes:
+    body = base64.encodebytes(der).decode().replace("\n", "")
+    lines = [body[i:i + 64] for i in range(0, len(body), 64)]
+    return (f"-----BEGIN {label}-----\n" + "\n".join(lines) + f"\n-----END {label}-----\n").encode()
+
+
+def pem_decode(pem: bytes, source: object = "PEM") -> bytes:
+    """The DER inside the first PEM block (an encrypted-key PEM keeps its headers: refused later)."""
+    text = pem.decode("ascii", "replace")
+    start = text.find("-----BEGIN")
+    body_start = text.find("\n", start)
+    end = text.find("-----END", body_start)
+    if start < 0 or body_start < 0 or end < 0:
+        raise ValueError(f"{source}: not a PEM block")
+    body = [line for line in text[body_start:end].splitlines() if line.strip() and ":" not in line]
+    try:
+        return base64.b64decode("".join(body), validate=True)
+    except ValueError:
+        raise ValueError(f"{source}: the PEM block is not valid base64") from None
 
 
 def _parse_certificates(data: bytes, source: str) -> list[x509.Certificate]:
@@ -104,6 +134,6 @@ class Signer:
         """Key from `key_path`; the first certificate of `cert_path` is the signer's, the rest its chain."""
         certs = load_certificates(cert_path)
         key = load_private_key(key_path)
-        if key.public_key().public_numbers() != certs[0].public_key().public_numbers():
+        if not algorithms.same_public_key(key.public_key(), algorithms.certificate_public_key(certs[0])):
             raise ValueError(f"{key_path} is not the private key of the certificate in {cert_path}")
         return cls(key=key, certificate=certs[0], chain=tuple(certs[1:]))
