@@ -71,6 +71,10 @@ class MailDelivery:
         xml, parts = detach(delivery.raw)
         message = compose(sender=self.config.mail_address, recipient=address, msg_id=delivery.msg_id,
                           msg_type=delivery.msg_type, xml=xml, parts=parts)
+        key = (delivery.msg_id, delivery.receiver)
+        if delivery.msg_type != 0:
+            # Before the hand-over: the receiver's delivery ack may come back before it returns.
+            self.pending[key] = delivery.delivery_id
         try:
             await asyncio.to_thread(self._hand_over, message, address)
         except (OSError, smtplib.SMTPException) as exc:
@@ -81,8 +85,6 @@ class MailDelivery:
         self.hub.metrics.deliveries["mailed"] += 1
         if delivery.msg_type == 0:
             await self.hub.committer.submit(delivered(self.hub, delivery, f"mailed to {address}"))
-        else:
-            self.pending[(delivery.msg_id, delivery.receiver)] = delivery.delivery_id
 
     def _hand_over(self, message: EmailMessage, address: str) -> None:
         host, _, port = self.config.smtp_relay.rpartition(":")
