@@ -57,6 +57,7 @@ class HubConfig:
     smtp_relay: str = ""  # host:port of the mail server the hub hands outgoing mail to (STARTTLS)
     mail_resend: float = 600.0  # a mailed packet not confirmed by the receiver's delivery ack is mailed again
     mail_timeout: float = 30.0  # an idle SMTP session is closed; an outgoing hand-over gives up
+    mail_sessions: int = 32  # SMTP sessions at once; more are answered 421 and closed
 
     def check(self) -> HubConfig:
         if self.http and self.host not in LOOPBACK:
@@ -107,7 +108,8 @@ def _coerce(name: str, value: Any) -> Any:
     if name in ("crl", "operator_certs"):
         items = value.split(",") if isinstance(value, str) else value
         return tuple(Path(v) for v in items if v)
-    if name in ("port", "workers", "max_packet_bytes", "push_concurrency", "breaker_failures", "mail_port"):
+    if name in ("port", "workers", "max_packet_bytes", "push_concurrency", "breaker_failures", "mail_port",
+                "mail_sessions"):
         return int(value)
     if name == "http":
         return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes", "on")

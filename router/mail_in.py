@@ -44,15 +44,16 @@ class MailIngress:
         self.mail_out = mail_out
         self.server: asyncio.base_events.Server | None = None
         self.port = 0
+        self.sessions = 0  # open SMTP sessions, bounded by config.mail_sessions
 
     async def start(self) -> None:
         tls = server_context(self.config)
         limit = int(self.config.max_packet_bytes * _MIME_OVERHEAD) + 64 * 1024
 
         def protocol() -> SMTP:
-            return SMTP(self, hostname=self.config.mail_address.rpartition("@")[2], ident="smdo-hub",
-                        tls_context=tls, require_starttls=True, data_size_limit=limit,
-                        timeout=self.config.mail_timeout)
+            return _BoundedSMTP(self, hostname=self.config.mail_address.rpartition("@")[2], ident="smdo-hub",
+                                tls_context=tls, require_starttls=True, data_size_limit=limit,
+                                timeout=self.config.mail_timeout)
 
         self.server = await asyncio.get_running_loop().create_server(
             protocol, self.config.mail_host, self.config.mail_port or 0)
@@ -137,3 +138,26 @@ class MailIngress:
         return True
 
 
+
+
+class _BoundedSMTP(SMTP):
+    """An SMTP session that counts itself against the ingress's session cap (aiosmtpd has none)."""
+
+    counted = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        ingress: MailIngress = self.event_handler
+        if ingress.sessions >= ingress.config.mail_sessions:
+            ingress.hub.metrics.packets["rejected_mail_busy"] += 1
+            transport.write(b"421 4.3.2 too many connections, try again later\r\n")  # type: ignore[attr-defined]
+            transport.close()
+            return
+        ingress.sessions += 1
+        self.counted = True
+        super().connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.counted:
+            self.event_handler.sessions -= 1
+            self.counted = False
+            super().connection_lost(exc)

@@ -139,3 +139,30 @@ async def test_a_message_that_is_not_one_packet_is_refused(network, test_pki):
 
 async def _state_is(hub: HubUnderTest, msg_id: str, receiver: str, state: str) -> bool:
     return await delivery_state(hub, msg_id, receiver) == state
+
+
+async def test_smtp_sessions_are_bounded(tmp_path, test_pki):
+    registry = Registry(tmp_path / "data" / "registry.db")
+    config = replace(hub_config(tmp_path / "data", test_pki), mail_port=0, mail_address=HUB_MAIL, mail_sessions=2)
+    hub = await HubUnderTest(config, test_pki, registry).start()
+    port = hub.runner.app[MAIL].port
+    try:
+        held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(2)]
+        for reader, _ in held:
+            assert (await reader.readline()).startswith(b"220")
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        assert (await reader.readline()).startswith(b"421")
+        writer.close()
+        for _, w in held:
+            w.close()
+            await w.wait_closed()
+
+        async def room_again():
+            r, w = await asyncio.open_connection("127.0.0.1", port)
+            line = await r.readline()
+            w.close()
+            return line.startswith(b"220")
+        assert await eventually(room_again)
+    finally:
+        await hub.stop()
+        registry.close()
