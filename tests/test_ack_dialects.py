@@ -155,3 +155,14 @@ def _acks_for(edms: ReceivingEdms, msg_id: str) -> list[bytes]:
         if ack is not None and ack.get("msg_id") == msg_id and root.find("Header/Sender").get("id") == "HUB":
             found.append(body)
     return found
+
+
+async def test_a_receivers_own_delivery_ack_as_a_packet_crosses_to_the_sender(mixed, test_pki):
+    """AzDoc sends its delivery ack (ack_type 1, errorcode 0) to the document's sender as a packet."""
+    hub, edms = mixed.hub, mixed.edms
+    root = real_client_packet("laiss-document.xml", "ORG-B", "ORG-C")
+    assert (await hub.post(signed(root, test_pki.signer("ORG-B"))))[0] == 200
+    ack = real_client_packet("azdoc-delivery-ack.xml", "ORG-C", "ORG-B", acknowledged=root.get("msg_id"))
+    status, answer = await hub.post(signed(ack, test_pki.signer("ORG-C")))
+    assert status == 200 and ack_kind(answer) == (100, (0,))
+    await eventually(lambda: ack.get("msg_id") in edms["ORG-B"].received())
