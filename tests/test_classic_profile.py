@@ -112,3 +112,20 @@ async def test_the_channel_must_be_the_senders_own(network, test_pki, channel):
     with_signed_files(root, test_pki.signer("ORG-C"))
     status, answer = await post_as(network.hub, channel, unsigned(root))
     assert status == 403 and ack_of(answer).ack_codes[0] == -23
+
+
+async def test_a_classic_receiver_confirms_its_mailbox_with_an_unsigned_ack(network, test_pki):
+    hub = network.hub
+    root = real_client_packet("azdoc-document.xml", "ORG-B", "ORG-A")
+    assert (await post_as(hub, None, signed(root, test_pki.signer("ORG-B"))))[0] == 200
+    [item] = await eventually(lambda: hub.mailbox("ORG-A"))
+    ack = real_client_packet("laiss-delivery-ack.xml", "ORG-A", "ORG-B", acknowledged=root.get("msg_id"))
+    async with hub.session("ORG-A").post(f"{hub.url}/smdo/v1/mailbox/{item['delivery_id']}/ack",
+                                         data=unsigned(ack)) as r:
+        assert r.status == 200, await r.text()  # its own channel (mTLS) vouches for the unsigned ack
+    assert await eventually(lambda: _delivered(hub, root.get("msg_id")))
+
+
+async def _delivered(hub: HubUnderTest, msg_id: str) -> bool:
+    status = await hub.status(msg_id)
+    return status["deliveries"][0]["state"] == "delivered"
