@@ -91,6 +91,15 @@ class MailInbox:
             self.server.close()
             await self.server.wait_closed()
 
+    async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope, address: str,
+                          mail_options: list[str]) -> str:
+        # Packets come only through the hub: it checked them, and vouches for unsigned acks.
+        if address.strip().lower() != self.config.hub_mail.lower():
+            return f"550 5.7.1 this EDMS takes mail only from the hub ({self.config.hub_mail})"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
                           rcpt_options: list[str]) -> str:
         if address.strip().lower() != self.config.mail_address.lower():

@@ -120,7 +120,7 @@ class MailIngress:
         header = root.find("Header")
         if ack is None or header is None or header.get("msg_type") != "0" or ack.get("ack_type") != "1":
             return False
-        delivery_id = self.mail_out.pending.get((ack.get("msg_id", ""), code))
+        delivery_id = self.mail_out.pending_delivery(ack.get("msg_id", ""), code)
         if delivery_id is None:
             return False
         delivery = await self.hub.journal.delivery(delivery_id)

@@ -35,7 +35,8 @@ class MailDelivery:
         self.hub = hub
         self.config = hub.config
         self.client_ssl = client_ssl
-        self.pending: dict[tuple[str, str], int] = {}  # (msg_id, receiver) -> delivery_id, mailed and unconfirmed
+        # (msg_id, receiver) -> (delivery_id, deadline): mailed, not yet confirmed; pruned at the deadline
+        self.pending: dict[tuple[str, str], tuple[int, float]] = {}
         self.answers: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
 
@@ -54,8 +55,18 @@ class MailDelivery:
         return [(s.code, s.mail_address) for s in self.hub.registry.snapshot.subscribers()
                 if s.mail_address and s.delivery_mode == "pull" and s.status is not SubscriberStatus.REVOKED]
 
+    def pending_delivery(self, msg_id: str, receiver: str) -> int | None:
+        found = self.pending.get((msg_id, receiver))
+        return found[0] if found else None
+
+    def _prune(self, now: float) -> None:
+        """Forget mailed packets past their deadline: expired, they wait for no ack any more."""
+        for key in [k for k, (_, deadline) in self.pending.items() if deadline < now]:
+            del self.pending[key]
+
     async def _run(self) -> None:
         while True:
+            self._prune(time.time())
             try:
                 for code, address in self.mail_receivers():
                     claimed = await self.hub.journal.claim_mailbox(code, time.time(), self.config.mail_resend, 20)
@@ -74,7 +85,7 @@ class MailDelivery:
         key = (delivery.msg_id, delivery.receiver)
         if delivery.msg_type != 0:
             # Before the hand-over: the receiver's delivery ack may come back before it returns.
-            self.pending[key] = delivery.delivery_id
+            self.pending[key] = (delivery.delivery_id, delivery.deadline)
         try:
             await asyncio.to_thread(self._hand_over, message, address)
         except (OSError, smtplib.SMTPException) as exc:
