@@ -11,7 +11,7 @@ def main() -> None:
 
 
 # One line per command module: `main.add_command(module.command)`. Keep it sorted.
-from cli import conformance, edms, journal, packets, pki, serve, signatures, subscribers  # noqa: E402
+from cli import conformance, edms, journal, packets, pki, serve, signatures, stats, subscribers  # noqa: E402
 
 main.add_command(conformance.conformance)
 main.add_command(edms.edms)
@@ -21,6 +21,7 @@ main.add_command(packets.validate_command)
 main.add_command(pki.pki)
 main.add_command(serve.command)
 main.add_command(signatures.sign)
+main.add_command(stats.command)
 main.add_command(subscribers.subscribers)
 main.add_command(signatures.verify)
 

@@ -79,7 +79,7 @@ class MailInbox:
         self.port = 0
 
     async def start(self) -> None:
-        tls = server_ssl_context(cert=self.config.cert, key=self.config.key)
+        tls = server_ssl_context(cert=self.config.tls_cert_path, key=self.config.tls_key_path)
         self.server = await asyncio.get_running_loop().create_server(
             lambda: SMTP(self, tls_context=tls, require_starttls=True, data_size_limit=48 * 1024 * 1024,
                          timeout=30, hostname=self.config.mail_address.rpartition("@")[2]),

@@ -31,8 +31,10 @@ class HubConfig:
     port: int = 8443
     hub_code: str = "HUB"
     hub_name: str = "SMDO hub"
-    key: Path | None = None  # the hub's private key (signs its acknowledgements, serves TLS)
+    key: Path | None = None  # the hub's private key (signs its acknowledgements; TLS too, by default)
     cert: Path | None = None
+    tls_key: Path | None = None  # TLS key and certificate when not the signing ones (a bign key
+    tls_cert: Path | None = None  # cannot do TLS: on a bign PKI these come from its EC TLS CA)
     trust: Path | None = None  # trust anchors + intermediates: file or directory
     crl: tuple[Path, ...] = ()
     operator_certs: tuple[Path, ...] = ()  # operators' TLS client certificates (router/auth.py)
@@ -58,6 +60,9 @@ class HubConfig:
     mail_resend: float = 600.0  # a mailed packet not confirmed by the receiver's delivery ack is mailed again
     mail_timeout: float = 30.0  # an idle SMTP session is closed; an outgoing hand-over gives up
     mail_sessions: int = 32  # SMTP sessions at once; more are answered 421 and closed
+    log_level: str = "warning"  # debug | info | warning | error
+    log_format: str = "text"  # text | json (one JSON object per line, for log pipelines)
+    access_log: bool = False  # one line per HTTP request (logger aiohttp.access, level info)
 
     def check(self) -> HubConfig:
         if self.http and self.host not in LOOPBACK:
@@ -67,6 +72,10 @@ class HubConfig:
             )
         if self.client_auth not in ("none", "optional", "required"):
             raise ValueError(f"client_auth must be none, optional or required, not {self.client_auth!r}")
+        if self.log_level not in ("debug", "info", "warning", "error"):
+            raise ValueError(f"log_level must be debug, info, warning or error, not {self.log_level!r}")
+        if self.log_format not in ("text", "json"):
+            raise ValueError(f"log_format must be text or json, not {self.log_format!r}")
         if self.workers < 1:
             raise ValueError("workers must be at least 1")
         if not self.http and (self.key is None or self.cert is None):
@@ -81,7 +90,17 @@ class HubConfig:
             raise ValueError("the mail route runs in one worker: use --workers 1 with --mail-port/--smtp-relay")
         if self.smtp_relay and not re.fullmatch(r"[^:\s]+:\d{1,5}", self.smtp_relay):
             raise ValueError(f"smtp_relay must be HOST:PORT, not {self.smtp_relay!r}")
+        if (self.tls_key is None) != (self.tls_cert is None):
+            raise ValueError("give both --tls-key and --tls-cert, or neither (TLS then uses --key/--cert)")
         return self
+
+    @property
+    def tls_key_path(self) -> Path | None:
+        return self.tls_key or self.key
+
+    @property
+    def tls_cert_path(self) -> Path | None:
+        return self.tls_cert or self.cert
 
     @property
     def journal_path(self) -> Path:
@@ -103,7 +122,7 @@ def _coerce(name: str, value: Any) -> Any:
         return None
     if name in _DURATIONS:
         return parse_duration(value)
-    if name in ("data", "key", "cert", "trust"):
+    if name in ("data", "key", "cert", "tls_key", "tls_cert", "trust"):
         return Path(value)
     if name in ("crl", "operator_certs"):
         items = value.split(",") if isinstance(value, str) else value
@@ -111,7 +130,7 @@ def _coerce(name: str, value: Any) -> Any:
     if name in ("port", "workers", "max_packet_bytes", "push_concurrency", "breaker_failures", "mail_port",
                 "mail_sessions"):
         return int(value)
-    if name == "http":
+    if name in ("http", "access_log"):
         return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes", "on")
     return value
 

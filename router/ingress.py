@@ -15,6 +15,7 @@ nobody hears "accepted" (100) before the packet's group is durably committed.
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,8 +35,10 @@ from router.acks import dialect_of
 from router.auth import identify
 from router.hub import Hub
 from router.keys import HUB
+from router.logs import fields
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 REGISTRATION_STATES = {
     RegistrationResult.REGISTERED: DeliveryState.REGISTERED,
@@ -295,6 +298,8 @@ async def refuse(hub: Hub, packet: Incoming, refused: Refused) -> web.Response:
         received_at=packet.received_at, msg_id=msg_id, sender=sender, message=str(refused)[:2000],
     )])
     hub.metrics.packets[f"rejected_{codes[0]}"] += 1
+    log.warning("refused packet", extra=fields(msg_id=msg_id, sender=sender, stage=refused.stage, codes=list(codes),
+                                                 status=refused.status, reason=str(refused)[:300]))
     answer = hub.acks.rejected(msg_id, sender, refused.problems, dialect_of(hub.registry.snapshot, sender))
     return xml_response(answer, refused.status)
 

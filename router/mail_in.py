@@ -76,7 +76,8 @@ class MailIngress:
     async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope, address: str,
                           mail_options: list[str]) -> str:
         if self.subscriber_for(address) is None:
-            self.hub.metrics.packets["rejected_mail_sender"] += 1
+            self.hub.metrics.count("smdo_mail_refused_total", "Mail the hub's SMTP server refused, by reason",
+                                   reason="unknown_sender")
             log.warning("mail from unregistered address %s (peer %s) refused", address[:200], session.peer)
             return f"550 5.7.1 code -23: {address[:200]} is not the registered mail address of any subscriber"
         envelope.mail_from = address
@@ -148,7 +149,8 @@ class _BoundedSMTP(SMTP):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         ingress: MailIngress = self.event_handler
         if ingress.sessions >= ingress.config.mail_sessions:
-            ingress.hub.metrics.packets["rejected_mail_busy"] += 1
+            ingress.hub.metrics.count("smdo_mail_refused_total", "Mail the hub's SMTP server refused, by reason",
+                                      reason="too_many_sessions")
             transport.write(b"421 4.3.2 too many connections, try again later\r\n")  # type: ignore[attr-defined]
             transport.close()
             return
