@@ -26,7 +26,7 @@ from smdo.xmlparse import parse_xml
 from router.hub import Hub
 from router.ingress import Incoming, after_receive
 from router.mail_out import MailDelivery
-from router.receipts import BadReceipt, check_delivery_ack, delivered
+from router.receipts import BadReceipt, check_delivery_ack, delivered, settle
 from router.tls import server_context
 
 log = logging.getLogger(__name__)
@@ -132,7 +132,7 @@ class MailIngress:
         except BadReceipt as exc:
             log.warning("delivery ack by mail from %s not accepted: %s", code, exc)
             return False
-        await self.hub.committer.submit(delivered(self.hub, delivery, "confirmed by mail"))
+        await settle(self.hub, delivered(self.hub, delivery, "confirmed by mail"))
         self.mail_out.pending.pop((delivery.msg_id, code), None)
         self.hub.metrics.deliveries["delivered"] += 1
         self.hub.work_ready.set()

@@ -25,7 +25,7 @@ from smdo.mailpack import compose, detach
 from smdo.registry import SubscriberStatus
 
 from router.hub import Hub
-from router.receipts import delivered
+from router.receipts import delivered, settle
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ class MailDelivery:
             return
         self.hub.metrics.deliveries["mailed"] += 1
         if delivery.msg_type == 0:
-            await self.hub.committer.submit(delivered(self.hub, delivery, f"mailed to {address}"))
+            await settle(self.hub, delivered(self.hub, delivery, f"mailed to {address}"))
 
     def _hand_over(self, message: EmailMessage, address: str) -> None:
         host, _, port = self.config.smtp_relay.rpartition(":")

@@ -94,11 +94,6 @@ def is_delivery_confirmation(ack_type: int | None, codes: Sequence[int]) -> bool
     return ack_type == 1 and bool(codes) and all(c in DELIVERY_SUCCESS_CODES for c in codes)
 
 
-def is_router_ack(ack_type: int | None) -> bool:
-    """ack_type 100-105: only the router (the hub) makes these."""
-    return ack_type is not None and 100 <= ack_type <= 105
-
-
 def read_system_ack(ack_type: int, codes: Sequence[int]) -> Event | None:
     """What a system ack from the hub says, in either dialect (SYSTEM_ACKS read backwards); an EDMS
     uses it to follow its documents. None: not a system ack (e.g. a registration ack)."""

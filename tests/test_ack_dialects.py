@@ -130,7 +130,7 @@ async def test_a_subscriber_may_not_send_the_routers_own_acks(mixed, test_pki):
     status, answer = await mixed.hub.post(signed(forged, test_pki.signer("ORG-A")))
     assert status == 403
     ack_type, codes = ack_kind(answer)
-    assert (ack_type, codes[0]) == (103, ErrorCode.WRONG_ATTRIBUTE_TYPE)  # refused, in ORG-A's router dialect
+    assert (ack_type, codes[0]) == (103, ErrorCode.WRONG_MESSAGE_TYPE)  # refused, in ORG-A's router dialect
 
 
 async def test_an_old_format_packet_is_answered_105_in_each_dialect(mixed, test_pki):
