@@ -11,9 +11,10 @@ def main() -> None:
 
 
 # One line per command module: `main.add_command(module.command)`. Keep it sorted.
-from cli import conformance, edms, journal, packets, pki, serve, signatures, stats, subscribers  # noqa: E402
+from cli import conformance, db, edms, journal, packets, pki, serve, signatures, stats, subscribers  # noqa: E402
 
 main.add_command(conformance.conformance)
+main.add_command(db.command)
 main.add_command(edms.edms)
 
 main.add_command(journal.command)

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import click
 
+from cli.db import db_options, storage_of
 from cli.tables import table
-from smdo.journal import SqliteJournal
+from smdo.journal import journal_store
+from smdo.storage import StorageError, StorageUrl
 from smdo.stats import COLUMNS, PERIODS, StatsRow, compute, period_start, to_csv
 
 _HEADERS = ("period", "subscriber", "sent", "received", "delivered", "registered", "reg. refused", "102",
@@ -28,15 +30,14 @@ def _date(value: str | None) -> float | None:
 
 
 @click.command("stats")
-@click.option("--data", type=click.Path(file_okay=False, path_type=Path), envvar="SMDO_DATA",
-              default=Path("var"), show_default=True, help="The hub's data folder [SMDO_DATA].")
+@db_options
 @click.option("--period", type=click.Choice(PERIODS), default="month", show_default=True, help="Bucket size (UTC).")
 @click.option("--since", help="From this date (YYYY-MM-DD, UTC) [start of the period three periods ago].")
 @click.option("--until", help="Up to (not including) this date [now].")
 @click.option("--subscriber", help="Only this subscriber's rows (without it: '*' for everyone, then each).")
 @click.option("--json", "as_json", is_flag=True, help="JSON: a list of rows.")
 @click.option("--csv", "as_csv", is_flag=True, help="CSV with a header row.")
-def command(data: Path, period: str, since: str | None, until: str | None, subscriber: str | None,
+def command(data: Path, db: str | None, period: str, since: str | None, until: str | None, subscriber: str | None,
             as_json: bool, as_csv: bool) -> None:
     """Documents sent, received, delivered, registered, refused and not delivered (102), with the
     median and p95 time to delivery and to registration, per period and subscriber."""
@@ -49,10 +50,13 @@ def command(data: Path, period: str, since: str | None, until: str | None, subsc
         start = period_start(end, period)
         for _ in range(3):
             start = period_start(start - 1, period)
-    path = data / "journal.db"
-    if not path.exists():
-        raise click.ClickException(f"no journal at {path}")
-    rows = asyncio.run(_compute(path, start, end, period, subscriber))
+    where = storage_of(data, db)
+    if where.kind == "sqlite" and not where.journal_path.exists():
+        raise click.ClickException(f"no journal at {where.journal_path}")
+    try:
+        rows = asyncio.run(_compute(where, start, end, period, subscriber))
+    except StorageError as exc:
+        raise click.ClickException(str(exc)) from None
     if as_json:
         click.echo(json.dumps([r.as_dict() for r in rows], indent=1))
     elif as_csv:
@@ -63,8 +67,8 @@ def command(data: Path, period: str, since: str | None, until: str | None, subsc
         click.echo(table(_HEADERS, [_cells(r) for r in rows]))
 
 
-async def _compute(path: Path, since: float, until: float, period: str, subscriber: str | None) -> list[StatsRow]:
-    journal = SqliteJournal(path)
+async def _compute(where: StorageUrl, since: float, until: float, period: str, subscriber: str | None) -> list[StatsRow]:
+    journal = journal_store(where)
     await journal.open()
     try:
         return await compute(journal, since=since, until=until, period=period, subscriber=subscriber)

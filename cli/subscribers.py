@@ -20,7 +20,8 @@ from cryptography import x509
 
 from cli.tables import table
 from smdo.dialects import DIALECTS, ENVELOPE, HUB, PROFILES
-from smdo.registry import Registry, RegistryError, Subscriber, SubscriberStatus
+from smdo.registry import Registry, RegistryError, Subscriber, SubscriberStatus, registry_store
+from smdo.storage import StorageError, parse_storage
 
 S = SubscriberStatus
 
@@ -41,14 +42,16 @@ def data_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
     @click.option("--data", "data_dir", envvar="SMDO_DATA", default="./var", show_default=True,
                   type=click.Path(file_okay=False, path_type=Path), help="Data folder holding registry.db.")
+    @click.option("--db", envvar="SMDO_DB", default=None,
+                  help="The hub's storage: sqlite:///folder or postgresql://... [SMDO_DB; default: --data].")
     @click.option("--actor", envvar="SMDO_ACTOR", default=None,
                   help="Who makes the change (default: $SMDO_ACTOR, else the OS user).")
     @functools.wraps(command)
-    def wrapper(data_dir: Path, actor: str | None, **kwargs: Any) -> None:
+    def wrapper(data_dir: Path, db: str | None, actor: str | None, **kwargs: Any) -> None:
         try:
-            with Registry.in_data_dir(data_dir) as registry:
+            with registry_store(parse_storage(db, data_dir)) as registry:
                 command(registry=registry, actor=actor or default_actor(), **kwargs)
-        except (CommandError, RegistryError) as exc:
+        except (CommandError, RegistryError, StorageError, ValueError) as exc:
             fail(str(exc))
 
     return wrapper
