@@ -14,7 +14,7 @@ from smdo.registry import Registry, SubscriberStatus as S
 from smdo.unp import make_unp
 
 from conformance_fixtures import FAST, edms_config, replier, start_edms
-from router_fixtures import HubUnderTest, hub_config
+from router_fixtures import OPERATOR, HubUnderTest, hub_config, operator_cert
 
 CODE, HUB_MAIL, MAIL = "CF-L", "smdo@hub.test", "smdo@cf-l.test"
 
@@ -48,7 +48,8 @@ async def test_a_classic_profile_edms_passes_and_is_certified(tmp_path, test_pki
                                 profile=CLASSIC, mail_address=MAIL)
         settings = RunSettings(signer=certs["SMDO-TEST"].signer(), trust=trust_store, trust_path=test_pki.trust_dir,
                                subscriber=CODE, data=tmp_path / "hub", hub_url=hub.url,
-                               hub_signer=test_pki.signer("HUB"), timing=FAST, actor="tester")
+                               hub_signer=test_pki.signer("HUB"), timing=FAST, actor="tester",
+                               operator_cert=operator_cert(test_pki), operator_key=test_pki.key_path(OPERATOR))
         result, conclusion = await run_conformance(settings, progress=lambda line: None,
                                                    ask_for_document=replier(edms, test_pki.trust_dir),
                                                    cert_path=certs["SMDO-TEST"].cert_path,

@@ -299,11 +299,14 @@ def test_a_registry_made_before_the_dialect_columns_is_migrated(tmp_path) -> Non
     path = tmp_path / "registry.db"
     with Registry(path) as registry:
         registry.add_subscriber("OLD", name="Old", unp="200988541", certificates=[quick_certificate("X")], pull=True)
-    with sqlite3.connect(path) as db:  # as the first release left it: without the added columns
+    with sqlite3.connect(path) as db:  # as the first release left it: version 1, without the added columns
         for column in ("ack_dialect", "profile", "mail_address"):
             db.execute(f"ALTER TABLE subscribers DROP COLUMN {column}")
+        db.execute("PRAGMA user_version=1")
     with Registry(path) as registry:
         old = registry.require("OLD")
         assert (old.ack_dialect, old.profile, old.mail_address) == ("hub", "envelope", None)
     with Registry(path) as registry:  # opening again changes nothing
         assert registry.require("OLD").profile == "envelope"
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
