@@ -80,7 +80,9 @@ class MailDelivery:
 
     async def _mail(self, delivery: Claimed, address: str) -> None:
         xml, parts = detach(delivery.raw)
-        message = compose(sender=self.config.mail_address, recipient=address, msg_id=delivery.msg_id,
+        # The packet's own msg_id names the attachment (a journal id may differ, e.g. a test repeat's).
+        message = compose(sender=self.config.mail_address, recipient=address,
+                          msg_id=etree.fromstring(xml).get("msg_id") or delivery.msg_id,
                           msg_type=delivery.msg_type, xml=xml, parts=parts)
         key = (delivery.msg_id, delivery.receiver)
         if delivery.msg_type != 0:
