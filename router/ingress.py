@@ -1,6 +1,6 @@
 """`POST /smdo/v1/packets`: a packet's way in, one readable stage after another.
 
-    receive -> read_packet -> validate_packet -> verify_packet -> authorise -> de-duplicate
+    receive (router/body.py) -> read_packet -> validate_packet -> verify_packet -> authorise -> de-duplicate
             -> journal -> acknowledge
 
 verify follows the sender's registered profile (smdo/dialects.py): `envelope`, the packet's XML
@@ -14,7 +14,6 @@ nobody hears "accepted" (100) before the packet's group is durably committed.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -34,6 +33,8 @@ from smdo.packet import ACK_REGISTRATION, ACKNOWLEDGEMENT, PacketHeader, read_he
 from router.ack_rules import subscriber_ack_refusal
 from router.acks import dialect_of
 from router.auth import identify
+from router.body import BodyRefused, TooLarge
+from router.connections import LIMITS_ENFORCED
 from router.hub import Hub
 from router.keys import HUB
 from router.logs import fields
@@ -91,16 +92,24 @@ async def receive_packet(request: web.Request) -> web.Response:
     hub: Hub = request.app[HUB]
     packet = Incoming(received_at=time.time())
     try:
-        await receive(request, hub, packet)
-    except Refused as refused:
-        return await refuse(hub, packet, refused)
-    tls_channel(request, hub, packet)
-    return await after_receive(hub, packet)
+        async with hub.bodies.receive(request) as body:  # stage: receive (router/body.py)
+            packet.body, packet.digest = body.data, body.digest
+            tls_channel(request, hub, packet)
+            return await check_and_journal(hub, packet)
+    except BodyRefused as refused:
+        hub.metrics.count(*LIMITS_ENFORCED, limit=refused.reason)
+        log.info("packet body refused (%d): %s", refused.status, refused)
+        return refused.response()
+    except TooLarge as exc:
+        hub.metrics.count(*LIMITS_ENFORCED, limit="max_packet_bytes")
+        response = await refuse(hub, packet, Refused("receive", [Problem(ErrorCode.XML_UNPARSABLE, str(exc))], 413))
+        response.force_close()  # the rest of the body is not read
+        return response
 
 
-async def after_receive(hub: Hub, packet: Incoming) -> web.Response:
-    """Every stage after a transport's own receive (HTTPS here, SMTP in router/mail_in.py): the
-    answer as an HTTP response, whose body and status the mail route reads too."""
+async def check_and_journal(hub: Hub, packet: Incoming) -> web.Response:
+    """The stages after receive, while the body is held within the memory budget; the mail route
+    (router/mail_in.py) runs them too after its own receive, and reads the answer's body and status."""
     try:
         timed(hub, "read", lambda: read(hub, packet))
         timed(hub, "validate", lambda: validate(packet))
@@ -116,7 +125,7 @@ async def after_receive(hub: Hub, packet: Incoming) -> web.Response:
         return await refuse(hub, packet, refused)
     hub.metrics.packets["accepted"] += 1
     if any(mode == "push" for _, mode in record.deliveries):
-        hub.work_ready.set()
+        hub.delivery.notify()
     return xml_response(record.answer, 200)
 
 
@@ -126,19 +135,6 @@ def timed(hub: Hub, stage: str, run: Callable[[], T]) -> T:
         return run()
     finally:
         hub.metrics.stage(stage, time.perf_counter() - started)
-
-
-async def receive(request: web.Request, hub: Hub, packet: Incoming) -> None:
-    """Stage: the body, refused before reading when it is announced as too large."""
-    limit = hub.config.max_packet_bytes
-    if request.content_length is not None and request.content_length > limit:
-        raise Refused("receive", [Problem(ErrorCode.XML_UNPARSABLE,
-                                          f"packet of {request.content_length} bytes exceeds the limit of {limit}")], 413)
-    try:
-        packet.body = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise Refused("receive", [Problem(ErrorCode.XML_UNPARSABLE, f"packet exceeds the limit of {limit} bytes")], 413)
-    packet.digest = hashlib.sha256(packet.body).hexdigest()
 
 
 def read(hub: Hub, packet: Incoming) -> None:
@@ -247,7 +243,7 @@ async def plan(hub: Hub, packet: Incoming) -> Accepted:
         deadline=packet.received_at + hub.config.delivery_deadline, raw=packet.body,
         answer=hub.acks.accepted(header.msg_id, header.sender_id,
                                  dialect_of(hub.registry.snapshot, header.sender_id)),
-        deliveries=hub.deliveries_for(header.receiver_ids), ack_for=header.ack_msg_id, also=also,
+        deliveries=hub.registry.deliveries_for(header.receiver_ids), ack_for=header.ack_msg_id, also=also,
         profile=packet.profile,
     )
 

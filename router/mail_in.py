@@ -4,7 +4,7 @@
     RCPT TO    must be the hub's own mail_address (else 550)
     DATA       bounded by max_packet_bytes; one packet attachment `<msg_id>_data.xml|_ack.xml` and its
                files (attach1...) -> assembled into one packet (smdo/mailpack.py) -> the same stages
-               as HTTPS after receive (router.ingress.after_receive: read, validate, verify with the
+               as HTTPS after receive (router.ingress.check_and_journal: read, validate, verify with the
                mail address as the channel, authorise, journal) -> 250 only after the journal commit;
                the hub's answer (100 or the refusal, in the sender's dialect) is mailed back.
 
@@ -24,9 +24,9 @@ from smdo.mailpack import MailLimits, assemble, read_message
 from smdo.xmlparse import parse_xml
 
 from router.hub import Hub
-from router.ingress import Incoming, after_receive
+from router.ingress import Incoming, check_and_journal
 from router.mail_out import MailDelivery
-from router.receipts import BadReceipt, check_delivery_ack, delivered, settle
+from router.receipts import BadReceipt
 from router.tls import server_context
 
 log = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ class MailIngress:
             return "250 OK delivery confirmed"
         packet = Incoming(received_at=time.time(), body=body, digest=hashlib.sha256(body).hexdigest(),
                           channel=code, channel_kind="mail")
-        response = await after_receive(self.hub, packet)  # returns after the journal commit
+        response = await check_and_journal(self.hub, packet)  # returns after the journal commit
         self.mail_out.send_answer(envelope.mail_from, response.body)
         return "250 OK" if response.status == 200 else f"250 OK refused with status {response.status}, answer mailed"
 
@@ -128,14 +128,14 @@ class MailIngress:
         if delivery is None:
             return False
         try:
-            check_delivery_ack(self.hub, body, delivery, channel=code)
+            self.hub.receipts.check(body, delivery, channel=code)
         except BadReceipt as exc:
             log.warning("delivery ack by mail from %s not accepted: %s", code, exc)
             return False
-        await settle(self.hub, delivered(self.hub, delivery, "confirmed by mail"))
+        await self.hub.receipts.settle(self.hub.receipts.delivered(delivery, "confirmed by mail"))
         self.mail_out.pending.pop((delivery.msg_id, code), None)
         self.hub.metrics.deliveries["delivered"] += 1
-        self.hub.work_ready.set()
+        self.hub.delivery.notify()  # the hub's 101 to the sender may be a push
         return True
 
 

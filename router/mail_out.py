@@ -25,7 +25,6 @@ from smdo.mailpack import compose, detach
 from smdo.registry import SubscriberStatus
 
 from router.hub import Hub
-from router.receipts import delivered, settle
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +96,7 @@ class MailDelivery:
             return
         self.hub.metrics.deliveries["mailed"] += 1
         if delivery.msg_type == 0:
-            await settle(self.hub, delivered(self.hub, delivery, f"mailed to {address}"))
+            await self.hub.receipts.settle(self.hub.receipts.delivered(delivery, f"mailed to {address}"))
 
     def _hand_over(self, message: EmailMessage, address: str) -> None:
         host, _, port = self.config.smtp_relay.rpartition(":")

@@ -92,6 +92,7 @@ class ReceivingEdms:
     db_path: Path
     port: int = 0
     answer_status: int | None = None  # force an error status (a misbehaving receiver)
+    delay: float = 0.0  # answer this late (a slow receiver)
     synchronous: str = "FULL"  # its own store's durability (the benchmark's receivers use NORMAL)
     delivery_code: int = 101  # its delivery ack's errorcode: 101 (hub dialect) or 0 (router dialect, as AzDoc)
     _db: sqlite3.Connection | None = None
@@ -126,6 +127,10 @@ class ReceivingEdms:
 
     async def receive(self, request: web.Request) -> web.Response:
         self.attempts += 1
+        if self.delay:
+            import asyncio
+
+            await asyncio.sleep(self.delay)
         if self.answer_status:
             return web.Response(status=self.answer_status, text="not now")
         body = await request.read()
