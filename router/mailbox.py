@@ -52,7 +52,7 @@ async def confirm(request: web.Request) -> web.Response:
         raise web.HTTPNotFound(text="no such delivery in your mailbox\n")
     body = await request.read()
     try:
-        hub.receipts.check(body, delivery)
+        hub.receipts.check(body, delivery, channel=subscriber.code)
     except BadReceipt as exc:
         return web.json_response({"confirmed": False, "error": str(exc)}, status=400)
     await hub.receipts.settle(hub.receipts.delivered(delivery, "fetched from the mailbox"))

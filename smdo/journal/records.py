@@ -52,6 +52,7 @@ class Accepted:
     origin: str = "ingress"  # or "hub" for the hub's own 101/102 acknowledgements
     # State changes on other transactions that stand or fall with this one (a registration ack).
     also: tuple["StateChange", ...] = ()
+    profile: str = "envelope"  # what authenticated it: "envelope" (its XML signature) or "classic"
 
 
 @dataclass(frozen=True)
