@@ -95,14 +95,11 @@ class HubAcks:
         return self.sign(acknowledged_msg_id=msg_id, receiver_id=sender_id, ack_type=ack.ack_type,
                          results=[(int(ack.errorcode or 0), TEXTS[ErrorCode.ACCEPTED])])
 
-    def accepted_with_errors(self, msg_id: str, sender_id: str, problems: Sequence[Problem],
-                             dialect: str = HUB) -> bytes:
-        """103: accepted and carried on, with what is wrong (an official's file signature that fails);
-        a dialect without 103 gets its own "accepted" code, the problems after it."""
-        ack = system_ack(Event.ACCEPTED, dialect)
-        lead = ErrorCode.ACCEPTED_WITH_ERRORS if dialect == HUB else int(ack.errorcode or 0)
-        return self.sign(acknowledged_msg_id=msg_id, receiver_id=sender_id, ack_type=ack.ack_type,
-                         results=[(lead, TEXTS[ErrorCode.ACCEPTED_WITH_ERRORS]),
+    def accepted_with_errors(self, msg_id: str, sender_id: str, problems: Sequence[Problem]) -> bytes:
+        """103 (hub dialect): accepted and carried on, with what is wrong (an official's file
+        signature that fails)."""
+        return self.sign(acknowledged_msg_id=msg_id, receiver_id=sender_id,
+                         results=[(ErrorCode.ACCEPTED_WITH_ERRORS, TEXTS[ErrorCode.ACCEPTED_WITH_ERRORS]),
                                   *((p.code, str(p)[:1000]) for p in problems)])
 
     def rejected(self, msg_id: str | None, sender_id: str | None, problems: Sequence[Problem],

@@ -26,6 +26,7 @@ from lxml import etree
 from signing.keys import certificate_fingerprint
 from smdo.check import read_packet, validate_packet, verify_files, verify_packet
 from smdo.dialects import CLASSIC, ENVELOPE
+from smdo.dialects import HUB as HUB_DIALECT
 from smdo.errors import ErrorCode, PacketRejected, Problem, RegistrationResult
 from smdo.journal import Accepted, DeliveryState, Duplicate, Rejected, StateChange
 from smdo.packet import ACK_REGISTRATION, ACKNOWLEDGEMENT, PacketHeader, read_header
@@ -254,12 +255,17 @@ async def plan(hub: Hub, packet: Incoming, file_problems: Sequence[Problem] = ()
         if header.ack_type == ACK_REGISTRATION:
             also = (registration_result(packet, original),)
     dialect = dialect_of(hub.registry.snapshot, header.sender_id)
+    if file_problems:  # a dialect without 103 (the router's) hears plain "accepted"; the log keeps why
+        log.warning("accepted with bad file signatures", extra=fields(
+            msg_id=header.msg_id, sender=header.sender_id, codes=[p.code for p in file_problems],
+            reason="; ".join(map(str, file_problems))[:300]))
     return Accepted(
         msg_id=header.msg_id, sender=header.sender_id, receivers=header.receiver_ids, msg_type=header.msg_type,
         acknow=header.msg_acknow, digest=packet.digest, size=len(packet.body), received_at=packet.received_at,
         deadline=packet.received_at + hub.config.delivery_deadline, raw=packet.body,
-        answer=(hub.acks.accepted_with_errors(header.msg_id, header.sender_id, file_problems, dialect)
-                if file_problems else hub.acks.accepted(header.msg_id, header.sender_id, dialect)),
+        answer=(hub.acks.accepted_with_errors(header.msg_id, header.sender_id, file_problems)
+                if file_problems and dialect == HUB_DIALECT else hub.acks.accepted(header.msg_id, header.sender_id,
+                                                                                   dialect)),
         deliveries=hub.registry.deliveries_for(header.receiver_ids), ack_for=header.ack_msg_id, also=also,
         profile=packet.profile,
     )

@@ -91,15 +91,12 @@ class PartsChecked:
 
 
 async def check_parts(hub: Hub, root, sender: str) -> PartsChecked:
-    """Ingress stage `parts`: missing parts or a referenceid that is not a hub part -> -21 (raises
-    `PartsRefused`); then each official's signature checked over its file."""
+    """Ingress stage `parts`: a hub part (`sha256-<hex>`) this sender did not upload -> -21 (raises
+    `PartsRefused`); then each official's signature checked over its file. Other referenceids
+    (`attach1`: a classic client's name for an e-mail attachment) are not hub parts and are carried
+    as they are, as before."""
     files = files_of(root)
     problems = []
-    for ref in files:
-        if ref.reference_id is not None and ref.digest is None:
-            problems.append(Problem(ErrorCode.SIGNATURE_INVALID, f"file {ref.name!r}: referenceid "
-                                    f"{ref.reference_id!r} does not name a part (expected sha256-<hex>)",
-                                    "DocTransfer/Data@referenceid"))
     digests = [ref.digest for ref in files if ref.digest is not None]
     for digest in await asyncio.to_thread(hub.parts.missing, sender, digests):
         names = ", ".join(repr(r.name) for r in files if r.digest == digest)

@@ -11,7 +11,7 @@ from smdo.errors import ErrorCode, Problem
 from smdo.validation import validate
 from smdo.xmlparse import parse_xml
 
-from real_client_packets import real_client_packet, signed
+from real_client_packets import real_client_packet, signed, with_signed_files
 from router.acks import HubAcks
 from router_fixtures import (
     HubUnderTest, Network, ReceivingEdms, ack_of, delivery_state, edms_server_ssl, eventually, hub_config, register,
@@ -97,6 +97,7 @@ async def test_a_router_dialect_client_sends_to_a_hub_dialect_receiver(mixed, te
 async def test_a_hub_dialect_sender_to_a_router_dialect_receiver_and_its_registration_acks(mixed, test_pki):
     hub, edms = mixed.hub, mixed.edms
     root = real_client_packet("azdoc-document.xml", "ORG-B", "ORG-C")
+    with_signed_files(root, test_pki.signer("ORG-B"))  # the fixture's file signature is a placeholder: 103
     msg_id = root.get("msg_id")
     status, answer = await hub.post(signed(root, test_pki.signer("ORG-B")))
     assert status == 200 and ack_kind(answer) == (1, (100,))

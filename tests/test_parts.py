@@ -152,7 +152,7 @@ async def test_part_uploads_keep_the_receive_stage_bounds(net, test_pki):
     assert parts_on_disk(hub) == []
 
 
-async def test_missing_foreign_or_unnamed_parts_refuse_the_packet(net, test_pki):
+async def test_missing_or_foreign_parts_refuse_the_packet(net, test_pki):
     hub, receiver, sessions = net
     file = GeneratedFile(50_000, seed=b"foreign")
     assert (await upload(sessions["ORG-C"], hub.url, file.digest, file.stream()))[0] == 201
@@ -164,14 +164,6 @@ async def test_missing_foreign_or_unnamed_parts_refuse_the_packet(net, test_pki)
     assert status["outcome"] == "rejected" and status["codes"] == [-21]
     assert receiver.received == {}
 
-    from dataclasses import replace
-
-    from smdo.packet import DocTransfer
-    env = document("ORG-A", ["ORG-B"])
-    env = replace(env, body=replace(env.body, files=(DocTransfer(name="mail.pdf", type="pdf", data=None,
-                                                                  reference_id="attach1"),)))
-    status, body = await hub.post(sign(env, test_pki.signer("ORG-A")))
-    assert status == 400 and ack_of(body).ack_codes == (-21,) and b"does not name a part" in body
 
 
 async def test_an_extra_part_is_never_delivered_and_expires(net, test_pki):
