@@ -7,7 +7,7 @@ from cli.conformance import RunSettings, run_conformance
 from smdo.conformance.report import table
 from smdo.conformance.runner import PASSED
 
-from conformance_fixtures import FAST, edms_config, replier, start_edms
+from conformance_fixtures import edms_config, timing_for, replier, start_edms
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +19,7 @@ def certs(issue_cert):
 async def run_against_rekord(tmp_path, test_pki, trust_store, certs, faults=frozenset()):
     settings = RunSettings(signer=certs["SMDO-TEST"].signer(),
                            trust=trust_store, trust_path=test_pki.trust_dir, code="EP-R",
-                           edms_cert=certs["EP-R"].certificate, timing=FAST)
+                           edms_cert=certs["EP-R"].certificate, timing=timing_for(faults))
     started = []
 
     async def listening(url: str) -> None:
