@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
 from cli.subscribers import default_actor
-from signing.keys import Signer, certificate_fingerprint, load_certificate, load_certificates
+from signing.keys import Signer, certificate_fingerprint, load_certificate, load_certificates, ssl_key_password
 from signing.trust import TrustStore
 from smdo.conformance.cases import Context, Timing
 from smdo.conformance.certification import prepare_counterpart, prepare_subscriber, record_result
@@ -38,6 +38,7 @@ from smdo.conformance.packets import PacketFactory
 from smdo.conformance.report import junit_xml, table
 from smdo.conformance.routes import EndpointRoute, HubRoute, Route
 from smdo.conformance.runner import SuiteResult, run_suite
+from smdo.datadir import require_data_dir
 from smdo.registry import Conclusion, Registry, RegistryError
 
 MAX_BODY = 40 * 1024 * 1024  # above the hub's 30 MB packet limit
@@ -109,7 +110,7 @@ def client_session(trust_path: Path, signer: Signer, cert_path: Path | None = No
     context = ssl.create_default_context(cadata="".join(
         c.public_bytes(Encoding.PEM).decode() for c in load_certificates(trust_path)))
     if cert_path is not None and key_path is not None:
-        context.load_cert_chain(str(cert_path), str(key_path))
+        context.load_cert_chain(str(cert_path), str(key_path), password=ssl_key_password)
     return aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context),
                                  timeout=aiohttp.ClientTimeout(total=300))
 
@@ -151,7 +152,7 @@ async def run_conformance(settings: RunSettings, *, progress: Callable[[str], No
         route: Route
         if settings.subscriber is not None:
             assert settings.data is not None and settings.hub_url is not None
-            registry = Registry.in_data_dir(settings.data)
+            registry = Registry.in_data_dir(require_data_dir(settings.data))
             sub = prepare_subscriber(registry, settings.subscriber, actor=settings.actor)
             prepare_counterpart(registry, settings.signer.certificate, f"{url}/counterpart",
                                 actor=settings.actor)
@@ -303,7 +304,7 @@ def run(subscriber: str | None, endpoint: str | None, edms_cert: str | None, cod
 
 
 def _status(data: Path | None, code: str) -> str:
-    with Registry.in_data_dir(data or Path("var")) as registry:
+    with Registry.in_data_dir(require_data_dir(data or Path("var"))) as registry:
         return registry.require(code).status.value
 
 
@@ -326,7 +327,7 @@ def conclusion_command(code: str, data_dir: Path, trust: Path | None, output: Pa
         sys.exit(1)
 
     try:
-        with Registry.in_data_dir(data_dir) as registry:
+        with Registry.in_data_dir(require_data_dir(data_dir)) as registry:
             registry.require(code)
             stored = registry.latest_conclusion(code)
     except RegistryError as exc:

@@ -4,14 +4,16 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import click
 
-from router.config import parse_duration
-from smdo.journal import SqliteJournal, TransactionView
+from cli.when import Since
+from smdo.datadir import require_data_dir
+from smdo.journal import DeliveryState, SqliteJournal, TransactionView
+
+STATES = ["accepted", "rejected", *(s.value for s in DeliveryState if s.value != "accepted")]
 
 
 def _data_option(fn):
@@ -20,9 +22,10 @@ def _data_option(fn):
 
 
 async def _with_journal(data: Path, action):
-    path = data / "journal.db"
+    path = require_data_dir(data) / "journal.db"
     if not path.exists():
-        raise click.ClickException(f"no journal at {path}")
+        raise click.ClickException(f"no journal at {path} yet: it is created when `smdo serve --data {data}` "
+                                   f"first runs")
     journal = SqliteJournal(path)
     await journal.open()
     try:
@@ -89,19 +92,17 @@ def show(data: Path, msg_id: str, as_json: bool) -> None:
 
 @command.command("list")
 @_data_option
-@click.option("--since", help="Only transactions received in this last period (e.g. 10m, 24h) or after an ISO time.")
+@click.option("--since", "since_ts", type=Since(),
+              help="Only transactions received since then: 30m, 24h, 2w, 1h30m, today, yesterday or an ISO "
+                   "date/time (UTC unless it names its offset).")
 @click.option("--sender", help="Only from this subscriber code.")
-@click.option("--state", help="accepted, rejected, or a delivery state (delivered, retry-wait, expired, ...).")
+@click.option("--state", type=click.Choice(STATES),
+              help="The transaction's outcome (accepted, rejected) or a receiver's delivery state.")
 @click.option("--limit", type=int, default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def list_(data: Path, since: str | None, sender: str | None, state: str | None, limit: int, as_json: bool) -> None:
+def list_(data: Path, since_ts: float | None, sender: str | None, state: str | None, limit: int,
+          as_json: bool) -> None:
     """The latest transactions as a table."""
-    since_ts = None
-    if since:
-        try:
-            since_ts = time.time() - parse_duration(since)
-        except ValueError:
-            since_ts = datetime.fromisoformat(since).timestamp()
     views: list[TransactionView] = asyncio.run(_with_journal(
         data, lambda j: j.list_transactions(since=since_ts, sender=sender, state=state, limit=limit)))
     if as_json:

@@ -8,7 +8,7 @@ import click
 
 from router.config import load_config
 from router.server import serve
-from smdo.datadir import DataDirBusy
+from smdo.datadir import DataDirBusy, init_data_dir
 
 
 @click.command("serve")
@@ -41,6 +41,8 @@ def command(config_file: Path | None, verbose: bool, crl: tuple[Path, ...], **fl
         flags["crl"] = crl
     try:
         config = load_config(config_file, flags=flags).check()
+        if init_data_dir(config.data):
+            click.echo(f"created the data folder {config.data}", err=True)
         serve(config)
     except (ValueError, DataDirBusy) as exc:
         raise click.ClickException(str(exc)) from exc

@@ -19,6 +19,7 @@ import click
 from cryptography import x509
 
 from cli.tables import table
+from smdo.datadir import DataDirMissing, require_data_dir
 from smdo.registry import Registry, RegistryError, Subscriber, SubscriberStatus
 
 S = SubscriberStatus
@@ -45,9 +46,9 @@ def data_options(command: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(command)
     def wrapper(data_dir: Path, actor: str | None, **kwargs: Any) -> None:
         try:
-            with Registry.in_data_dir(data_dir) as registry:
+            with Registry.in_data_dir(require_data_dir(data_dir)) as registry:
                 command(registry=registry, actor=actor or default_actor(), **kwargs)
-        except (CommandError, RegistryError) as exc:
+        except (CommandError, RegistryError, DataDirMissing) as exc:
             fail(str(exc))
 
     return wrapper

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import aiohttp
 
+from signing.keys import ssl_key_password
+
 XML = "application/xml"
 
 
@@ -23,13 +25,13 @@ def client_ssl_context(*, trust: Path, cert: Path | None = None, key: Path | Non
     """TLS that trusts the project's CAs and, when given, presents the agency's certificate."""
     context = ssl.create_default_context(cadata=trust_bundle(trust))
     if cert is not None and key is not None:
-        context.load_cert_chain(str(cert), str(key))
+        context.load_cert_chain(str(cert), str(key), password=ssl_key_password)
     return context
 
 
 def server_ssl_context(*, cert: Path, key: Path) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(str(cert), str(key))
+    context.load_cert_chain(str(cert), str(key), password=ssl_key_password)
     return context
 
 

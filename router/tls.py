@@ -7,7 +7,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from signing.keys import load_certificates
+from signing.keys import load_certificates, ssl_key_password
 
 from router.config import HubConfig
 
@@ -19,7 +19,7 @@ def _ca_pem(trust: Path) -> str:
 def server_context(config: HubConfig) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.load_cert_chain(str(config.cert), str(config.key))
+    ctx.load_cert_chain(str(config.cert), str(config.key), password=ssl_key_password)
     if config.client_auth != "none" and config.trust is not None:
         ctx.load_verify_locations(cadata=_ca_pem(config.trust))
         ctx.verify_mode = ssl.CERT_REQUIRED if config.client_auth == "required" else ssl.CERT_OPTIONAL
@@ -30,5 +30,5 @@ def client_context(config: HubConfig) -> ssl.SSLContext:
     """Trusts EDMS servers whose certificates chain to our CA; presents the hub's certificate."""
     ctx = ssl.create_default_context(cadata=_ca_pem(config.trust)) if config.trust else ssl.create_default_context()
     if config.cert is not None and config.key is not None:
-        ctx.load_cert_chain(str(config.cert), str(config.key))
+        ctx.load_cert_chain(str(config.cert), str(config.key), password=ssl_key_password)
     return ctx

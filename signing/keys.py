@@ -5,6 +5,7 @@ parsed key object is what signing code holds on to.
 """
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,29 @@ _key_cache: dict[tuple[str, int], PrivateKey] = {}
 _key_cache_lock = threading.Lock()
 
 
+# Encrypted private keys: the passphrase comes from a file or the environment, never from argv
+# (visible to every user in `ps`). `smdo --key-password-file FILE` sets the first.
+KEY_PASSWORD_FILE_ENV = "SMDO_KEY_PASSWORD_FILE"
+KEY_PASSWORD_ENV = "SMDO_KEY_PASSWORD"
+
+
+def key_password() -> bytes | None:
+    """The configured passphrase for encrypted private keys, or None."""
+    file = os.environ.get(KEY_PASSWORD_FILE_ENV)
+    if file:
+        return Path(file).read_bytes().rstrip(b"\r\n")
+    value = os.environ.get(KEY_PASSWORD_ENV)
+    return value.encode() if value else None
+
+
+def ssl_key_password() -> bytes:
+    """For ssl.SSLContext.load_cert_chain(password=...): called only when the key is encrypted."""
+    password = key_password()
+    if password is None:
+        raise ValueError(f"the TLS private key is encrypted: give --key-password-file FILE (or set {KEY_PASSWORD_ENV})")
+    return password
+
+
 def load_private_key(path: str | Path, password: bytes | None = None) -> PrivateKey:
     """Parse a PEM (or DER) private key once per (path, mtime); later calls return the same object."""
     resolved = Path(path).resolve()
@@ -29,10 +53,19 @@ def load_private_key(path: str | Path, password: bytes | None = None) -> Private
     if cached is not None:
         return cached
     data = resolved.read_bytes()
-    if b"-----BEGIN" in data:
-        key = serialization.load_pem_private_key(data, password=password)
-    else:
-        key = serialization.load_der_private_key(data, password=password)
+    load = serialization.load_pem_private_key if b"-----BEGIN" in data else serialization.load_der_private_key
+    try:
+        key = load(data, password=None)
+    except TypeError:  # encrypted: needs the passphrase
+        password = password if password is not None else key_password()
+        if password is None:
+            raise ValueError(f"{path} is an encrypted private key: put its passphrase in a file and give "
+                             f"--key-password-file FILE (or set {KEY_PASSWORD_ENV})") from None
+        try:
+            key = load(data, password=password)
+        except ValueError:
+            raise ValueError(f"{path}: wrong passphrase for this encrypted private key (from "
+                             f"--key-password-file, {KEY_PASSWORD_FILE_ENV} or {KEY_PASSWORD_ENV})") from None
     if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
         raise ValueError(f"{path}: only RSA and EC private keys are supported, got {type(key).__name__}")
     with _key_cache_lock:

@@ -1,0 +1,60 @@
+"""A consistent copy of a data folder while the hub runs, and putting one back.
+
+Each SQLite file is copied with SQLite's online backup API in one step: the copy is one
+snapshot of that file (a read transaction in WAL mode), while the hub keeps writing. The
+registry is copied before the journal, so every subscriber a journalled packet names is in the
+copy. Other stores (PostgreSQL) have their own tools.
+"""
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from smdo.datadir import MARKER, init_data_dir, is_data_dir, require_data_dir
+
+STORES = ("registry.db", "journal.db")  # in this order: see above
+
+
+def _copy(source: Path, target: Path) -> None:
+    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=30.0)
+    try:
+        dst = sqlite3.connect(target)
+        try:
+            src.backup(dst)  # pages=-1: the whole file as one snapshot
+            dst.execute("PRAGMA journal_mode=WAL")
+        finally:
+            dst.close()
+    finally:
+        src.close()
+
+
+def _fresh_target(target: Path) -> None:
+    if target.exists() and any(target.iterdir()):
+        raise ValueError(f"{target} is not empty: give a new or empty folder (nothing there is overwritten)")
+
+
+def backup_data_dir(data_dir: Path, target: Path) -> list[Path]:
+    """Copy `data_dir`'s stores into the new folder `target`; the copied files."""
+    require_data_dir(data_dir)
+    _fresh_target(target)
+    init_data_dir(target)
+    copied = []
+    for name in STORES:
+        if (data_dir / name).exists():
+            _copy(data_dir / name, target / name)
+            copied.append(target / name)
+    return copied
+
+
+def restore_data_dir(backup: Path, data_dir: Path) -> list[Path]:
+    """Make the new data folder `data_dir` from `backup` (a folder `backup_data_dir` wrote)."""
+    if not is_data_dir(backup) or not (backup / MARKER).exists():
+        raise ValueError(f"{backup} is not a backup made by `smdo backup`")
+    _fresh_target(data_dir)
+    init_data_dir(data_dir)
+    restored = []
+    for name in STORES:
+        if (backup / name).exists():
+            _copy(backup / name, data_dir / name)
+            restored.append(data_dir / name)
+    return restored
