@@ -22,6 +22,19 @@ def _fail(message: str) -> None:
     raise SystemExit(1)
 
 
+def _set_aside(path: Path) -> Path:
+    """Move `path` to replaced/NAME.YYYYmmddTHHMMSS (never overwriting an earlier one)."""
+    folder = path.parent / "replaced"
+    folder.mkdir(exist_ok=True)
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
+    target, n = folder / f"{path.name}.{stamp}", 1
+    while target.exists():
+        target, n = folder / f"{path.name}.{stamp}-{n}", n + 1
+    path.rename(target)
+    click.echo(f"kept the old {path.name} as {target}")
+    return target
+
+
 @click.group("pki")
 def pki() -> None:
     """A test PKI shaped like the national one: root CA, republican issuing CA, subscribers, CRL."""
@@ -52,11 +65,23 @@ def init(directory: Path, key_type: str) -> None:
 @click.option("--days", type=int, default=365, show_default=True, help="Validity in days.")
 @click.option("--valid-from", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]), default=None,
               help="Start of validity, UTC (default now); with a short --days, gives an expired certificate.")
+@click.option("--force", is_flag=True,
+              help="Re-issue a CODE that already has a key: the old files move to subscribers/replaced/.")
 def issue(directory: Path, code: str, name: str | None, tls_hosts: tuple[str, ...], key_type: str, days: int,
-          valid_from: dt.datetime | None) -> None:
+          valid_from: dt.datetime | None, force: bool) -> None:
     """Issue subscriber CODE's key and certificate from the issuing CA."""
-    if not PkiLayout(directory).index_path.exists():
+    layout = PkiLayout(directory)
+    if not layout.index_path.exists():
         _fail(f"{directory} holds no PKI: run `smdo pki init --dir {directory}` first")
+    try:
+        existing = [p for p in (layout.key_path(code), layout.cert_path(code), layout.chain_path(code)) if p.exists()]
+    except ValueError as exc:
+        _fail(str(exc))
+    if existing and not force:
+        _fail(f"{code} already has a key and certificate in {directory}/subscribers: give --force to re-issue "
+              f"(the old files are kept in {directory}/subscribers/replaced/)")
+    for path in existing:
+        _set_aside(path)
     start = valid_from.replace(tzinfo=dt.timezone.utc) if valid_from else None
     try:
         issued = issue_certificate(directory, code, name, key_type=key_type, tls_hostnames=tls_hosts, days=days,

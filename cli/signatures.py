@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterable
+from datetime import datetime, timezone
 from pathlib import Path
 
 import click
+from cryptography import x509
 from lxml import etree
 
 from signing.errors import SignatureError
 from signing.keys import Signer, certificate_fingerprint
-from signing.trust import TrustStore
+from signing.trust import TrustStore, load_crl
 from signing.xmldsig import verify_enveloped, sign_enveloped
 from smdo.errors import PacketRejected, Problem
 from smdo.xmlparse import parse_xml
@@ -36,6 +39,32 @@ def _read(path: Path, as_json: bool = False) -> etree._Element:
         _report(exc.problems, as_json)
 
 
+def _pki_crl(cert_path: Path) -> tuple[Path, ...]:
+    """The issuing CA's CRL when the certificate lies in an `smdo pki` folder (DIR/subscribers/CODE.pem)."""
+    crl = cert_path.resolve().parent.parent / "issuing-ca.crl"
+    return (crl,) if cert_path.resolve().parent.name == "subscribers" and crl.exists() else ()
+
+
+def certificate_warnings(cert: x509.Certificate, crls: Iterable[Path], now: datetime | None = None) -> list[str]:
+    """Why receivers would refuse signatures by `cert` now: expired, not yet valid, revoked in one of `crls`."""
+    now = now or datetime.now(timezone.utc)
+    subject = cert.subject.rfc4514_string()
+    warnings = []
+    if cert.not_valid_after_utc < now:
+        warnings.append(f"the certificate {subject} expired on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC; "
+                        f"receivers will refuse this signature: sign with a current certificate")
+    if cert.not_valid_before_utc > now:
+        warnings.append(f"the certificate {subject} is not valid before {cert.not_valid_before_utc:%Y-%m-%d %H:%M} "
+                        f"UTC; receivers will refuse this signature until then")
+    for path in crls:
+        crl = load_crl(path)
+        revoked = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
+        if crl.issuer == cert.issuer and revoked is not None:
+            warnings.append(f"the certificate {subject} was revoked on {revoked.revocation_date_utc:%Y-%m-%d %H:%M} "
+                            f"UTC ({path}); receivers will refuse this signature: issue a new certificate")
+    return warnings
+
+
 @click.command("sign")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--key", "key_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -46,11 +75,21 @@ def _read(path: Path, as_json: bool = False) -> etree._Element:
               help="Where to write the signed packet (default: stdout).")
 @click.option("--c14n", type=click.Choice(["exc", "inclusive"]), default="exc", show_default=True)
 @click.option("--digest", type=click.Choice(["sha256", "sha384", "sha512"]), default="sha256", show_default=True)
-def sign(file: Path, key_path: Path, cert_path: Path, output: Path | None, c14n: str, digest: str) -> None:
-    """Sign FILE with an enveloped XML signature (the root's last child)."""
+@click.option("--crl", "crls", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Warn if the certificate is revoked in this CRL (repeatable; default: the CRL of the "
+                   "`smdo pki` folder the certificate was issued in, if any).")
+def sign(file: Path, key_path: Path, cert_path: Path, output: Path | None, c14n: str, digest: str,
+         crls: tuple[Path, ...]) -> None:
+    """Sign FILE with an enveloped XML signature (the root's last child).
+
+    Warns (and still signs) when the certificate is expired, not yet valid or revoked: receivers
+    would refuse such a signature.
+    """
     root = _read(file)
     try:
         signer = Signer.from_files(key_path, cert_path)
+        for warning in certificate_warnings(signer.certificate, crls or _pki_crl(cert_path)):
+            click.echo(f"warning: {warning}", err=True)
         sign_enveloped(root, signer, c14n=c14n, digest=digest)
     except ValueError as exc:
         click.echo(f"error: {exc}", err=True)
