@@ -17,6 +17,9 @@ _KEY_TYPE = click.option("--key-type", type=click.Choice(["rsa", "ec"]), default
                          help="RSA-2048 or EC P-256.")
 
 
+DEFAULT_TLS_HOSTS = ("localhost", "127.0.0.1")
+
+
 def _fail(message: str) -> None:
     click.echo(f"error: {message}", err=True)
     raise SystemExit(1)
@@ -60,7 +63,9 @@ def init(directory: Path, key_type: str) -> None:
 @click.argument("code")
 @click.option("--name", default=None, help="Organisation name (default: the code).")
 @click.option("--tls-host", "tls_hosts", multiple=True,
-              help="A DNS name or IP the certificate serves TLS for (repeatable).")
+              help="A DNS name or IP the certificate serves TLS for (repeatable) [localhost, 127.0.0.1: an "
+                   "emulated EDMS or a hub on this machine serves TLS with it].")
+@click.option("--no-tls", is_flag=True, help="A signing and client certificate only: it serves no TLS.")
 @_KEY_TYPE
 @click.option("--days", type=int, default=365, show_default=True, help="Validity in days.")
 @click.option("--valid-from", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]), default=None,
@@ -68,8 +73,11 @@ def init(directory: Path, key_type: str) -> None:
 @click.option("--force", is_flag=True,
               help="Re-issue a CODE that already has a key: the old files move to subscribers/replaced/.")
 def issue(directory: Path, code: str, name: str | None, tls_hosts: tuple[str, ...], key_type: str, days: int,
-          valid_from: dt.datetime | None, force: bool) -> None:
+          valid_from: dt.datetime | None, force: bool, no_tls: bool) -> None:
     """Issue subscriber CODE's key and certificate from the issuing CA."""
+    if no_tls and tls_hosts:
+        _fail("--no-tls and --tls-host contradict each other: give one")
+    tls_hosts = () if no_tls else tls_hosts or DEFAULT_TLS_HOSTS
     layout = PkiLayout(directory)
     if not layout.index_path.exists():
         _fail(f"{directory} holds no PKI: run `smdo pki init --dir {directory}` first")

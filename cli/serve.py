@@ -42,7 +42,7 @@ def command(config_file: Path | None, verbose: bool, crl: tuple[Path, ...], **fl
     try:
         config = load_config(config_file, flags=flags).check()
         if init_data_dir(config.data):
-            click.echo(f"created the data folder {config.data}")
+            click.echo(f"created the data folder {config.data}", err=True)
         serve(config)
     except (ValueError, DataDirBusy) as exc:
         raise click.ClickException(str(exc)) from exc

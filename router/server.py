@@ -96,11 +96,15 @@ async def _worker(config: HubConfig, announce: Callable[[str], None]) -> None:
     app = create_app(config, release_claims=False)
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=10.0)
     await runner.setup()
-    site = web.TCPSite(
-        runner, config.host, config.port, ssl_context=None if config.http else server_context(config),
-        reuse_port=config.workers > 1, backlog=1024,
-    )
-    await site.start()
+    try:  # a port in use or a bad TLS key: stop what setup started (the journal's thread), then report
+        site = web.TCPSite(
+            runner, config.host, config.port, ssl_context=None if config.http else server_context(config),
+            reuse_port=config.workers > 1, backlog=1024,
+        )
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
     port = runner.addresses[0][1]
     # What exists now (modules, schemas, keys, the app) lives as long as the process: keep it out
     # of the cyclic collector's scans, which otherwise grow into pauses under load.
