@@ -30,7 +30,7 @@ from cryptography.x509.oid import NameOID
 from cli.subscribers import default_actor
 from signing.keys import Signer, certificate_fingerprint, load_certificate, load_certificates, ssl_key_password
 from signing.trust import TrustStore
-from smdo.conformance.cases import Context, Timing
+from smdo.conformance.cases import CaseFailed, Context, Timing
 from smdo.conformance.certification import prepare_counterpart, prepare_subscriber, record_result
 from smdo.conformance.conclusion import conclusion_xml
 from smdo.conformance.counterpart import Counterpart
@@ -188,12 +188,16 @@ def code_from_certificate(cert: x509.Certificate) -> str | None:
 
 
 def make_reply_hook(command: str, code: str) -> Callable[[str], Awaitable[None]]:
+    """The --reply-hook: a shell command; when it fails, the case fails at once with its output."""
     async def ask(msg_id: str) -> None:
         line = command.format(msg_id=shlex.quote(msg_id), code=shlex.quote(code))
-        process = await asyncio.create_subprocess_shell(line, stdout=asyncio.subprocess.DEVNULL)
-        status = await process.wait()
-        if status != 0:
-            click.echo(f"    reply hook exited with status {status}: {line}", err=True)
+        process = await asyncio.create_subprocess_shell(line, stdout=asyncio.subprocess.PIPE,
+                                                        stderr=asyncio.subprocess.STDOUT)
+        output, _ = await process.communicate()
+        if process.returncode != 0:
+            said = " ".join(output.decode(errors="replace").split())[-500:] or "no output"
+            raise CaseFailed(f"the reply hook exited with status {process.returncode} ({said}); it ran: {line}. "
+                             "Fix the hook, or send the document by hand while the suite waits")
     return ask
 
 
