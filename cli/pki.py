@@ -9,12 +9,12 @@ from pathlib import Path
 
 import click
 
-from signing.pki import PkiLayout, init_pki, issue_certificate, refresh_crl, revoke_certificate
+from signing.pki import KEY_TYPES, PkiLayout, default_key_type, init_pki, issue_certificate, refresh_crl, revoke_certificate
 
 _DIR = click.option("--dir", "directory", required=True, type=click.Path(file_okay=False, path_type=Path),
                     help="The PKI's folder.")
-_KEY_TYPE = click.option("--key-type", type=click.Choice(["rsa", "ec"]), default="rsa", show_default=True,
-                         help="RSA-2048 or EC P-256.")
+_KEY_TYPE_HELP = ("RSA-2048, EC P-256, or bign (bign-curve256v1, the national algorithm; its PKI also gets "
+                  "an EC TLS CA, since TLS cannot use bign).")
 
 
 DEFAULT_TLS_HOSTS = ("localhost", "127.0.0.1")
@@ -45,7 +45,7 @@ def pki() -> None:
 
 @pki.command("init")
 @_DIR
-@_KEY_TYPE
+@click.option("--key-type", type=click.Choice(KEY_TYPES), default="rsa", show_default=True, help=_KEY_TYPE_HELP)
 def init(directory: Path, key_type: str) -> None:
     """Create the root CA and the republican issuing CA in DIR."""
     try:
@@ -56,6 +56,8 @@ def init(directory: Path, key_type: str) -> None:
     click.echo(f"issuing CA: {layout.ca_cert_path}")
     click.echo(f"trust dir:  {layout.trust_dir}  (use with: smdo verify --trust)")
     click.echo(f"CRL:        {layout.crl_path}")
+    if layout.has_tls_ca:
+        click.echo(f"TLS CA:     {layout.tls_ca_cert_path}  (EC: issues the certificates with --tls-host)")
 
 
 @pki.command("issue")
@@ -63,24 +65,27 @@ def init(directory: Path, key_type: str) -> None:
 @click.argument("code")
 @click.option("--name", default=None, help="Organisation name (default: the code).")
 @click.option("--tls-host", "tls_hosts", multiple=True,
-              help="A DNS name or IP the certificate serves TLS for (repeatable) [localhost, 127.0.0.1: an "
-                   "emulated EDMS or a hub on this machine serves TLS with it].")
+              help="A DNS name or IP the certificate serves TLS for (repeatable) [localhost, 127.0.0.1 for an "
+                   "RSA or EC key: an emulated EDMS or a hub on this machine serves TLS with it].")
 @click.option("--no-tls", is_flag=True, help="A signing and client certificate only: it serves no TLS.")
-@_KEY_TYPE
+@click.option("--key-type", type=click.Choice(KEY_TYPES), default=None,
+              help=_KEY_TYPE_HELP + " Default: the PKI's; ec for --tls-host in a bign PKI.")
 @click.option("--days", type=int, default=365, show_default=True, help="Validity in days.")
 @click.option("--valid-from", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]), default=None,
               help="Start of validity, UTC (default now); with a short --days, gives an expired certificate.")
 @click.option("--force", is_flag=True,
               help="Re-issue a CODE that already has a key: the old files move to subscribers/replaced/.")
-def issue(directory: Path, code: str, name: str | None, tls_hosts: tuple[str, ...], key_type: str, days: int,
+def issue(directory: Path, code: str, name: str | None, tls_hosts: tuple[str, ...], key_type: str | None, days: int,
           valid_from: dt.datetime | None, force: bool, no_tls: bool) -> None:
     """Issue subscriber CODE's key and certificate from the issuing CA."""
     if no_tls and tls_hosts:
         _fail("--no-tls and --tls-host contradict each other: give one")
-    tls_hosts = () if no_tls else tls_hosts or DEFAULT_TLS_HOSTS
     layout = PkiLayout(directory)
     if not layout.index_path.exists():
         _fail(f"{directory} holds no PKI: run `smdo pki init --dir {directory}` first")
+    key_type = key_type or default_key_type(layout, tls=bool(tls_hosts))
+    if not tls_hosts and not no_tls and key_type != "bign":  # TLS cannot use bign keys
+        tls_hosts = DEFAULT_TLS_HOSTS
     try:
         existing = [p for p in (layout.key_path(code), layout.cert_path(code), layout.chain_path(code)) if p.exists()]
     except ValueError as exc:

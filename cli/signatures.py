@@ -74,14 +74,16 @@ def certificate_warnings(cert: x509.Certificate, crls: Iterable[Path], now: date
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Where to write the signed packet (default: stdout).")
 @click.option("--c14n", type=click.Choice(["exc", "inclusive"]), default="exc", show_default=True)
-@click.option("--digest", type=click.Choice(["sha256", "sha384", "sha512"]), default="sha256", show_default=True)
+@click.option("--digest", type=click.Choice(["sha256", "sha384", "sha512", "belt-hash"]), default=None,
+              help="Document digest (default: the key's own: sha256 for RSA/EC, belt-hash for bign).")
 @click.option("--crl", "crls", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Warn if the certificate is revoked in this CRL (repeatable; default: the CRL of the "
                    "`smdo pki` folder the certificate was issued in, if any).")
-def sign(file: Path, key_path: Path, cert_path: Path, output: Path | None, c14n: str, digest: str,
+def sign(file: Path, key_path: Path, cert_path: Path, output: Path | None, c14n: str, digest: str | None,
          crls: tuple[Path, ...]) -> None:
     """Sign FILE with an enveloped XML signature (the root's last child).
 
+    RSA keys sign RSA-SHA*, EC P-256 keys ECDSA-SHA256, bign keys bign-with-hbelt with belt-hash.
     Warns (and still signs) when the certificate is expired, not yet valid or revoked: receivers
     would refuse such a signature.
     """
@@ -119,8 +121,7 @@ def verify(file: Path, trust: Path, crls: tuple[Path, ...], as_json: bool) -> No
         raise SystemExit(2)
     root = _read(file, as_json)
     try:
-        verified = verify_enveloped(root)
-        store.validate(verified.certificate)
+        verified = verify_enveloped(root, trust=store)  # the signer's path before the document digest
     except SignatureError as exc:
         _report([Problem(exc.code, exc.message)], as_json)
     subject = verified.certificate.subject.rfc4514_string()

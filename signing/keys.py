@@ -1,10 +1,12 @@
 """Loading keys and certificates, and the `Signer` that holds them.
 
 Parsing a PEM RSA key costs ~40 ms, so keys are parsed once per file version and the
-parsed key object is what signing code holds on to.
+parsed key object is what signing code holds on to. Keys are of any kind a suite in
+`signing.algorithms` registers (RSA, EC, bign); all are PKCS#8 "PRIVATE KEY" PEM files.
 """
 from __future__ import annotations
 
+import base64
 import os
 import threading
 from dataclasses import dataclass
@@ -15,7 +17,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-PrivateKey = Union[rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey]
+from signing import algorithms
+from signing.bign import BignPrivateKey
+
+PrivateKey = Union[rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, BignPrivateKey]
 
 _key_cache: dict[tuple[str, int], PrivateKey] = {}
 _key_cache_lock = threading.Lock()
@@ -44,6 +49,20 @@ def ssl_key_password() -> bytes:
     return password
 
 
+def _parse_private_key(data: bytes, path: str | Path, password: bytes | None) -> PrivateKey:
+    """TypeError when the key is encrypted and no password is given (cryptography's convention)."""
+    try:
+        if b"-----BEGIN PRIVATE KEY-----" in data:
+            return algorithms.load_private_key_der(pem_decode(data, path), password)
+        if b"-----BEGIN" in data:  # traditional or encrypted PEM: RSA/EC only, cryptography reads those
+            key = serialization.load_pem_private_key(data, password=password)
+            algorithms.key_kind(key)
+            return key
+        return algorithms.load_private_key_der(data, password)
+    except algorithms.UnsupportedKey as exc:
+        raise algorithms.UnsupportedKey(f"{path}: {exc}") from None
+
+
 def load_private_key(path: str | Path, password: bytes | None = None) -> PrivateKey:
     """Parse a PEM (or DER) private key once per (path, mtime); later calls return the same object."""
     resolved = Path(path).resolve()
@@ -53,24 +72,44 @@ def load_private_key(path: str | Path, password: bytes | None = None) -> Private
     if cached is not None:
         return cached
     data = resolved.read_bytes()
-    load = serialization.load_pem_private_key if b"-----BEGIN" in data else serialization.load_der_private_key
     try:
-        key = load(data, password=None)
+        key = _parse_private_key(data, path, None)
     except TypeError:  # encrypted: needs the passphrase
         password = password if password is not None else key_password()
         if password is None:
             raise ValueError(f"{path} is an encrypted private key: put its passphrase in a file and give "
                              f"--key-password-file FILE (or set {KEY_PASSWORD_ENV})") from None
         try:
-            key = load(data, password=password)
+            key = _parse_private_key(data, path, password)
+        except algorithms.UnsupportedKey:
+            raise
         except ValueError:
             raise ValueError(f"{path}: wrong passphrase for this encrypted private key (from "
                              f"--key-password-file, {KEY_PASSWORD_FILE_ENV} or {KEY_PASSWORD_ENV})") from None
-    if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
-        raise ValueError(f"{path}: only RSA and EC private keys are supported, got {type(key).__name__}")
     with _key_cache_lock:
         _key_cache[cache_key] = key
     return key
+
+
+def pem_encode(der: bytes, label: str) -> bytes:
+    body = base64.encodebytes(der).decode().replace("\n", "")
+    lines = [body[i:i + 64] for i in range(0, len(body), 64)]
+    return (f"-----BEGIN {label}-----\n" + "\n".join(lines) + f"\n-----END {label}-----\n").encode()
+
+
+def pem_decode(pem: bytes, source: object = "PEM") -> bytes:
+    """The DER inside the first PEM block (an encrypted-key PEM keeps its headers: refused later)."""
+    text = pem.decode("ascii", "replace")
+    start = text.find("-----BEGIN")
+    body_start = text.find("\n", start)
+    end = text.find("-----END", body_start)
+    if start < 0 or body_start < 0 or end < 0:
+        raise ValueError(f"{source}: not a PEM block")
+    body = [line for line in text[body_start:end].splitlines() if line.strip() and ":" not in line]
+    try:
+        return base64.b64decode("".join(body), validate=True)
+    except ValueError:
+        raise ValueError(f"{source}: the PEM block is not valid base64") from None
 
 
 def _parse_certificates(data: bytes, source: str) -> list[x509.Certificate]:
@@ -137,6 +176,6 @@ class Signer:
         """Key from `key_path`; the first certificate of `cert_path` is the signer's, the rest its chain."""
         certs = load_certificates(cert_path)
         key = load_private_key(key_path)
-        if key.public_key().public_numbers() != certs[0].public_key().public_numbers():
+        if not algorithms.same_public_key(key.public_key(), algorithms.certificate_public_key(certs[0])):
             raise ValueError(f"{key_path} is not the private key of the certificate in {cert_path}")
         return cls(key=key, certificate=certs[0], chain=tuple(certs[1:]))

@@ -3,6 +3,11 @@
 Everything lives in one directory (see the README's "Test PKI" section for the file list):
 private keys are written 0600, `index.json` records every issued certificate, and
 `revoke_certificate` re-issues the issuing CA's CRL.
+
+Key types: "rsa", "ec" (P-256) and "bign" (bign-curve256v1, signed bign-with-hbelt, as GosSUOK
+issues them). OpenSSL has no bign, so TLS cannot use a bign chain: a bign PKI also holds an EC
+"TLS CA" (self-signed, beside the bign root) that issues every certificate with TLS host names.
+All certificates and CRLs are built by `signing.certificates`, whatever the algorithm.
 """
 from __future__ import annotations
 
@@ -16,14 +21,20 @@ from pathlib import Path
 from typing import Sequence
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from signing.keys import PrivateKey, Signer, certificate_fingerprint, load_certificate, load_private_key
+from signing import algorithms
+from signing.certificates import authority_key_identifier, build_certificate, build_crl, subject_key_identifier
+from signing.keys import (
+    PrivateKey, Signer, certificate_fingerprint, load_certificate, load_private_key, pem_encode,
+)
 
 ROOT_NAME = "root-ca"
 CA_NAME = "issuing-ca"
+TLS_CA_NAME = "tls-ca"  # only in a bign PKI: TLS needs a chain OpenSSL can verify
+KEY_TYPES = ("rsa", "ec", "bign")
 INDEX = "index.json"
 CRL_DAYS = 30
 _CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -34,17 +45,14 @@ def _now() -> dt.datetime:
 
 
 def _new_key(key_type: str) -> PrivateKey:
-    if key_type == "rsa":
-        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    if key_type == "ec":
-        return ec.generate_private_key(ec.SECP256R1())
-    raise ValueError(f"unknown key type {key_type!r}: use 'rsa' or 'ec'")
+    if key_type not in KEY_TYPES:
+        raise ValueError(f"unknown key type {key_type!r}: use one of {', '.join(KEY_TYPES)}")
+    return algorithms.generate_key(key_type)
 
 
 def _write_private(path: Path, key: PrivateKey) -> None:
     # Create with 0600 from the start so the key is never readable by others, even briefly.
-    data = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
+    data = pem_encode(algorithms.private_key_der(key), "PRIVATE KEY")
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as out:
@@ -80,22 +88,17 @@ def _ca_key_usage() -> x509.KeyUsage:
 def _ca_certificate(subject: x509.Name, key: PrivateKey, issuer: x509.Certificate | None,
                     issuer_key: PrivateKey, path_length: int | None, days: int) -> x509.Certificate:
     now = _now()
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer.subject if issuer else subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
-        .add_extension(_ca_key_usage(), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-    )
+    extensions = [
+        (x509.BasicConstraints(ca=True, path_length=path_length), True),
+        (_ca_key_usage(), True),
+        (subject_key_identifier(key.public_key()), False),
+    ]
     if issuer is not None:
-        builder = builder.add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.public_key()), critical=False)
-    return builder.sign(issuer_key, hashes.SHA256())
+        extensions.append((authority_key_identifier(issuer), False))
+    return build_certificate(subject=subject, issuer=issuer.subject if issuer else subject,
+                             public_key=key.public_key(), issuer_key=issuer_key,
+                             serial=x509.random_serial_number(), not_before=now - dt.timedelta(minutes=5),
+                             not_after=now + dt.timedelta(days=days), extensions=extensions)
 
 
 @dataclass(frozen=True)
@@ -142,6 +145,23 @@ class PkiLayout:
         return self.directory / f"{CA_NAME}.key"
 
     @property
+    def tls_ca_cert_path(self) -> Path:
+        return self.directory / f"{TLS_CA_NAME}.pem"
+
+    @property
+    def tls_ca_key_path(self) -> Path:
+        return self.directory / f"{TLS_CA_NAME}.key"
+
+    @property
+    def tls_crl_path(self) -> Path:
+        return self.directory / f"{TLS_CA_NAME}.crl"
+
+    @property
+    def has_tls_ca(self) -> bool:
+        """A bign PKI has a separate EC CA for TLS certificates."""
+        return self.tls_ca_cert_path.exists()
+
+    @property
     def root_cert(self) -> x509.Certificate:
         return load_certificate(self.root_cert_path)
 
@@ -170,7 +190,7 @@ class PkiLayout:
 
     @property
     def crl_paths(self) -> list[Path]:
-        return [self.root_crl_path, self.crl_path]
+        return [self.root_crl_path, self.crl_path] + ([self.tls_crl_path] if self.has_tls_ca else [])
 
     @property
     def index_path(self) -> Path:
@@ -201,6 +221,12 @@ class PkiLayout:
         return TrustStore.from_paths(self.trust_dir, self.crl_paths if with_crls else ())
 
 
+def default_key_type(layout: PkiLayout, *, tls: bool) -> str:
+    """The PKI's own key type (as `init_pki` recorded it); in a bign PKI, "ec" for TLS certificates."""
+    key_type = layout.index().get("key_type", "rsa")
+    return "ec" if tls and key_type == "bign" else key_type
+
+
 def _checked_code(code: str) -> str:
     if not _CODE.match(code):
         raise ValueError(f"subscriber code {code!r} must be letters, digits, '.', '_' or '-' (at most 64)")
@@ -214,17 +240,9 @@ def _write_index(layout: PkiLayout, index: dict) -> None:
 def _write_crl(layout: PkiLayout, issuer_cert: x509.Certificate, issuer_key: PrivateKey,
                revoked: Sequence[tuple[int, dt.datetime]], path: Path) -> Path:
     now = _now()
-    builder = (
-        x509.CertificateRevocationListBuilder()
-        .issuer_name(issuer_cert.subject)
-        .last_update(now - dt.timedelta(minutes=5))
-        .next_update(now + dt.timedelta(days=CRL_DAYS))
-        .add_extension(x509.CRLNumber(int(now.timestamp())), critical=False)
-    )
-    for serial, when in revoked:
-        builder = builder.add_revoked_certificate(
-            x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(when).build())
-    crl = builder.sign(issuer_key, hashes.SHA256())
+    crl = build_crl(issuer=issuer_cert.subject, issuer_key=issuer_key, last_update=now - dt.timedelta(minutes=5),
+                    next_update=now + dt.timedelta(days=CRL_DAYS), revoked=revoked,
+                    extensions=[(x509.CRLNumber(int(now.timestamp())), False)])
     _write_atomic(path, crl.public_bytes(serialization.Encoding.PEM))
     return path
 
@@ -250,7 +268,17 @@ def init_pki(directory: Path, *, key_type: str = "rsa") -> PkiLayout:
     _write_atomic(layout.ca_cert_path, _pem(ca))
     _write_atomic(layout.trust_dir / f"{ROOT_NAME}.pem", _pem(root))
     _write_atomic(layout.trust_dir / f"{CA_NAME}.pem", _pem(ca))
-    _write_atomic(layout.ca_bundle_path, _pem(root) + _pem(ca))
+    bundle = _pem(root) + _pem(ca)
+    if key_type == "bign":
+        tls_key = _new_key("ec")
+        tls_ca = _ca_certificate(_ca_name("smdo-hub Test TLS CA"), tls_key, None, tls_key, path_length=0,
+                                 days=1825)
+        _write_private(layout.tls_ca_key_path, tls_key)
+        _write_atomic(layout.tls_ca_cert_path, _pem(tls_ca))
+        _write_atomic(layout.trust_dir / f"{TLS_CA_NAME}.pem", _pem(tls_ca))
+        _write_crl(layout, tls_ca, tls_key, [], layout.tls_crl_path)
+        bundle += _pem(tls_ca)
+    _write_atomic(layout.ca_bundle_path, bundle)
     _write_crl(layout, root, root_key, [], layout.root_crl_path)
     _write_crl(layout, ca, ca_key, [], layout.crl_path)
     _write_index(layout, {
@@ -274,8 +302,14 @@ def issue_certificate(directory: Path, code: str, name: str | None = None, *, ke
     layout = PkiLayout(Path(directory))
     _checked_code(code)
     index = layout.index()
-    ca = layout.ca_cert
-    ca_key = load_private_key(layout.ca_key_path)
+    if tls_hostnames and layout.has_tls_ca:
+        # TLS peers verify with OpenSSL, which has no bign: the EC TLS CA issues TLS certificates.
+        if key_type == "bign":
+            raise ValueError("a bign key cannot serve TLS (OpenSSL has no bign): issue certificates with "
+                             "TLS host names with key type 'ec'")
+        ca, ca_key = load_certificate(layout.tls_ca_cert_path), load_private_key(layout.tls_ca_key_path)
+    else:
+        ca, ca_key = layout.ca_cert, load_private_key(layout.ca_key_path)
     key = _new_key(key_type)
     start = not_before or (_now() - dt.timedelta(minutes=5))
     display = name or code
@@ -299,20 +333,13 @@ def issue_certificate(directory: Path, code: str, name: str | None = None, *, ke
     purposes = [ExtendedKeyUsageOID.CLIENT_AUTH]
     if tls_hostnames:
         purposes.insert(0, ExtendedKeyUsageOID.SERVER_AUTH)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(start + dt.timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(usage, critical=True)
-        .add_extension(x509.ExtendedKeyUsage(purposes), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.public_key()), critical=False)
-    )
+    extensions = [
+        (x509.BasicConstraints(ca=False, path_length=None), True),
+        (usage, True),
+        (x509.ExtendedKeyUsage(purposes), False),
+        (subject_key_identifier(key.public_key()), False),
+        (authority_key_identifier(ca), False),
+    ]
     if tls_hostnames:
         names: list[x509.GeneralName] = []
         for host in tls_hostnames:
@@ -320,8 +347,10 @@ def issue_certificate(directory: Path, code: str, name: str | None = None, *, ke
                 names.append(x509.IPAddress(ipaddress.ip_address(host)))
             except ValueError:
                 names.append(x509.DNSName(host))
-        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-    cert = builder.sign(ca_key, hashes.SHA256())
+        extensions.append((x509.SubjectAlternativeName(names), False))
+    cert = build_certificate(subject=subject, issuer=ca.subject, public_key=key.public_key(), issuer_key=ca_key,
+                             serial=x509.random_serial_number(), not_before=start,
+                             not_after=start + dt.timedelta(days=days), extensions=extensions)
 
     layout.key_path(code).parent.mkdir(exist_ok=True)
     _write_private(layout.key_path(code), key)
@@ -350,6 +379,9 @@ def refresh_crl(directory: Path) -> Path:
     layout = PkiLayout(Path(directory))
     revoked = layout.index().get("revoked", {})
     pairs = [(int(serial, 16), dt.datetime.fromisoformat(at)) for serial, at in sorted(revoked.items())]
+    if layout.has_tls_ca:  # serials are random 159-bit numbers: listing the other CA's is harmless
+        _write_crl(layout, load_certificate(layout.tls_ca_cert_path), load_private_key(layout.tls_ca_key_path),
+                   pairs, layout.tls_crl_path)
     return _write_crl(layout, layout.ca_cert, load_private_key(layout.ca_key_path), pairs, layout.crl_path)
 
 

@@ -1,5 +1,7 @@
 """Certificate path validation: signer -> configured intermediates -> configured anchor, with CRLs.
 
+Certificates and CRLs of every registered algorithm (RSA, ECDSA, bign) go through the same rules;
+only the signature check is delegated, by algorithm OID, to `signing.algorithms`.
 Written out rather than through `cryptography.x509.verification`, which has no CRL support and
 whose error messages do not name the certificate and reason the way SDIP acknowledgements need.
 Successful results are cached per (fingerprint, hour) so the hot path does not re-walk the chain.
@@ -12,8 +14,8 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature as _CryptoInvalidSignature
 
+from signing.algorithms import certificate_issued_by, crl_signed_by
 from signing.errors import UntrustedCertificate
 from signing.keys import certificate_fingerprint, load_certificates
 
@@ -26,13 +28,7 @@ def _subject(cert: x509.Certificate) -> str:
 
 
 def _is_self_signed(cert: x509.Certificate) -> bool:
-    if cert.issuer != cert.subject:
-        return False
-    try:
-        cert.verify_directly_issued_by(cert)
-    except (ValueError, TypeError, _CryptoInvalidSignature):
-        return False
-    return True
+    return cert.issuer == cert.subject and certificate_issued_by(cert, cert)
 
 
 def _extension(cert_or_crl, kind):
@@ -117,12 +113,10 @@ class TrustStore:
         return list(chain)
 
     def _issuer_of(self, cert: x509.Certificate) -> x509.Certificate | None:
+        # One signature check for every algorithm (RSA, ECDSA, bign): signing.algorithms picks it by OID.
         for candidate in self._by_subject.get(cert.issuer, ()):
-            try:
-                cert.verify_directly_issued_by(candidate)
-            except (ValueError, TypeError, _CryptoInvalidSignature):
-                continue
-            return candidate
+            if certificate_issued_by(cert, candidate):
+                return candidate
         return None
 
     def _build_chain(self, cert: x509.Certificate) -> list[x509.Certificate]:
@@ -185,7 +179,7 @@ class TrustStore:
         if crl is None:
             return None  # no revocation information configured for this CA
         issuer_name = _subject(issuer)
-        if not crl.is_signature_valid(issuer.public_key()):
+        if not crl_signed_by(crl, issuer):
             raise UntrustedCertificate(f"the CRL of {issuer_name} has an invalid signature")
         usage = _extension(issuer, x509.KeyUsage)
         if usage is not None and not usage.crl_sign:

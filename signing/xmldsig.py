@@ -1,12 +1,15 @@
-"""Enveloped XMLDSig under the hub's strict profile, on lxml C14N + hashlib + cryptography.
+"""Enveloped XMLDSig under the hub's strict profile, on lxml C14N + the algorithms of `signing.algorithms`.
 
 The profile (anything else is InvalidSignature, -21; that is the signature-wrapping defence):
 - exactly one ds:Signature in the whole document, and it is the root's last child;
 - SignedInfo: CanonicalizationMethod, SignatureMethod, exactly one Reference with URI=""
   (the whole document); transforms exactly enveloped-signature then one C14N;
 - C14N: exclusive or inclusive 1.0, with or without comments;
-- SignatureMethod: RSA-SHA256/384/512 or ECDSA-SHA256 (P-256, value is raw r||s);
-  DigestMethod: SHA-256/384/512; SHA-1 and MD5 are refused by name;
+- SignatureMethod: RSA-SHA256/384/512, ECDSA-SHA256 (P-256, value is raw r||s) or bign-with-hbelt
+  (bign-curve256v1, value is S0||S1); DigestMethod: SHA-256/384/512 or belt-hash; SHA-1 and MD5
+  are refused by name. The URIs and their implementations come from `signing.algorithms`;
+  bign is written as urn:oid:1.2.112.0.2.0.34.101.45.12 / urn:oid:1.2.112.0.2.0.34.101.31.81
+  and the xmldsig11# and xmldsig-more# forms public code uses are accepted too;
 - no ds:Object; KeyInfo/X509Data/X509Certificate carries the signer's certificate (the first one).
 
 This is the hub's hot path, so it is written directly instead of going through signxml (~4x
@@ -16,21 +19,20 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
+import datetime as dt
 import hmac
 from dataclasses import dataclass
 from functools import lru_cache
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature as _CryptoInvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 from cryptography.hazmat.primitives.serialization import Encoding
 from lxml import etree
 
+from signing import algorithms
 from signing.errors import InvalidSignature, MissingSignature
 from signing.keys import Signer
+from signing.suite import SignatureAlgorithm
+from signing.trust import TrustStore
 
 DS = "http://www.w3.org/2000/09/xmldsig#"
 EC_NS = "http://www.w3.org/2001/10/xml-exc-c14n#"
@@ -48,21 +50,11 @@ C14N_METHODS: dict[str, tuple[str, bool, bool]] = {
 }
 C14N_BY_NAME = {"exc": EXC_C14N, "inclusive": INCL_C14N}
 
-DIGEST_METHODS: dict[str, str] = {  # URI -> hashlib name
-    "http://www.w3.org/2001/04/xmlenc#sha256": "sha256",
-    "http://www.w3.org/2001/04/xmldsig-more#sha384": "sha384",
-    "http://www.w3.org/2001/04/xmlenc#sha512": "sha512",
-}
-DIGEST_URIS = {name: uri for uri, name in DIGEST_METHODS.items()}
-
+# URI -> digest name, and name -> the URI the hub writes (from the registry's suites)
+DIGEST_METHODS: dict[str, str] = {uri: d.name for uri, d in algorithms.DIGESTS_BY_URI.items()}
+DIGEST_URIS: dict[str, str] = {d.name: d.xml_uris[0] for d in algorithms.DIGESTS.values() if d.xml_uris}
+SIGNATURE_URIS: dict[str, str] = {a.name: a.xml_uris[0] for a in algorithms.SIGNATURES.values() if a.xml_uris}
 _MORE = "http://www.w3.org/2001/04/xmldsig-more#"
-SIGNATURE_METHODS: dict[str, tuple[str, str, hashes.HashAlgorithm]] = {  # URI -> (name, key kind, hash)
-    _MORE + "rsa-sha256": ("rsa-sha256", "rsa", hashes.SHA256()),
-    _MORE + "rsa-sha384": ("rsa-sha384", "rsa", hashes.SHA384()),
-    _MORE + "rsa-sha512": ("rsa-sha512", "rsa", hashes.SHA512()),
-    _MORE + "ecdsa-sha256": ("ecdsa-sha256", "ec", hashes.SHA256()),
-}
-SIGNATURE_URIS = {name: uri for uri, (name, _, _) in SIGNATURE_METHODS.items()}
 
 # Refused by name so the message says why (SHA-1 and MD5 are broken for signatures).
 WEAK_ALGORITHMS: dict[str, str] = {
@@ -76,7 +68,6 @@ WEAK_ALGORITHMS: dict[str, str] = {
     _MORE + "hmac-md5": "HMAC-MD5 (MD5)",
 }
 
-MIN_RSA_BITS = 2048
 
 
 @dataclass(frozen=True)
@@ -84,8 +75,8 @@ class VerifiedSignature:
     """What a valid signature proved: who signed (not yet whether they are trusted) and how."""
 
     certificate: x509.Certificate
-    signature_method: str  # "rsa-sha256", "rsa-sha384", "rsa-sha512", "ecdsa-sha256"
-    digest_method: str  # "sha256", "sha384", "sha512"
+    signature_method: str  # "rsa-sha256", "rsa-sha384", "rsa-sha512", "ecdsa-sha256", "bign-with-hbelt"
+    digest_method: str  # "sha256", "sha384", "sha512", "belt-hash"
     c14n_method: str  # "exc-c14n", "c14n", with "#WithComments" when so
 
 
@@ -252,9 +243,10 @@ def _certificate(text: str) -> tuple[x509.Certificate, object]:
     try:
         der = base64.b64decode("".join(text.split()), validate=True)
         cert = x509.load_der_x509_certificate(der)
+        public_key = algorithms.certificate_public_key(cert)
     except (binascii.Error, ValueError) as exc:
         raise InvalidSignature(f"X509Certificate is not a valid base64 DER certificate: {exc}") from None
-    return cert, cert.public_key()
+    return cert, public_key
 
 
 def _signer_certificate(key_info: etree._Element) -> tuple[x509.Certificate, object]:
@@ -289,11 +281,15 @@ def find_signature(root: etree._Element) -> etree._Element:
     return signature
 
 
-def verify_enveloped(root: etree._Element) -> VerifiedSignature:
+def verify_enveloped(root: etree._Element, *, trust: TrustStore | None = None,
+                     at: dt.datetime | None = None) -> VerifiedSignature:
     """Check the enveloped signature of `root` under the hub's profile.
 
     Proves the document is unchanged since it was signed with the key of the embedded certificate.
-    Whether that certificate is trusted is `TrustStore.validate`'s job.
+    Whether that certificate is trusted is `TrustStore.validate`'s job; given `trust`, it is asked
+    (as of `at`) right after the SignatureValue checks and before the document digest, so a signer
+    outside the trust store cannot make the caller hash a large document (belt-hash, in pure
+    Python, costs ~1.3 us per byte).
     """
     signature = find_signature(root)
     parts = _expect(_ds_children(signature, "Signature"), ["SignedInfo", "SignatureValue", "KeyInfo"],
@@ -305,11 +301,12 @@ def verify_enveloped(root: etree._Element) -> VerifiedSignature:
     si_name, si_exclusive, si_comments, si_prefixes = _c14n_method(
         info["CanonicalizationMethod"], "CanonicalizationMethod")
     method_uri = _algorithm(info["SignatureMethod"], "SignatureMethod")
-    if method_uri not in SIGNATURE_METHODS:
-        raise InvalidSignature(f"SignatureMethod {method_uri} is not allowed: use RSA-SHA256/384/512 or ECDSA-SHA256")
+    method = algorithms.SIGNATURES_BY_URI.get(method_uri)
+    if method is None:
+        raise InvalidSignature(f"SignatureMethod {method_uri} is not allowed: use RSA-SHA256/384/512, "
+                               "ECDSA-SHA256 or bign-with-hbelt")
     if len(info["SignatureMethod"]):
         raise InvalidSignature("SignatureMethod must be empty")
-    method_name, key_kind, hash_algorithm = SIGNATURE_METHODS[method_uri]
 
     reference = info["Reference"]
     uri = reference.get("URI")
@@ -331,47 +328,49 @@ def verify_enveloped(root: etree._Element) -> VerifiedSignature:
     _, ref_exclusive, _, ref_prefixes = _c14n_method(transforms[1], "the second Transform")
 
     digest_uri = _algorithm(ref["DigestMethod"], "DigestMethod")
-    if digest_uri not in DIGEST_METHODS:
-        raise InvalidSignature(f"DigestMethod {digest_uri} is not allowed: use SHA-256, SHA-384 or SHA-512")
-    digest_name = DIGEST_METHODS[digest_uri]
+    digest_algorithm = algorithms.DIGESTS_BY_URI.get(digest_uri)
+    if digest_algorithm is None:
+        raise InvalidSignature(f"DigestMethod {digest_uri} is not allowed: use SHA-256, SHA-384, SHA-512 or belt-hash")
     expected_digest = _base64(ref["DigestValue"], "DigestValue")
     signature_value = _base64(parts["SignatureValue"], "SignatureValue")
     certificate, public_key = _signer_certificate(parts["KeyInfo"])
 
     # SignatureValue over c14n(SignedInfo), in place so the namespaces in scope are the real ones.
     signed_bytes = _c14n(signed_info, si_exclusive, si_comments, si_prefixes)
-    _check_signature_value(public_key, key_kind, method_name, hash_algorithm, signature_value, signed_bytes,
-                           certificate)
+    _check_signature_value(public_key, method, signature_value, signed_bytes, certificate)
+    if trust is not None:
+        trust.validate(certificate, at=at)
 
     # Digest over c14n(document minus the signature), on this same tree: what was verified is what we act on.
     document = _document_c14n_without(root, signature, ref_exclusive, ref_prefixes)
-    if not hmac.compare_digest(hashlib.new(digest_name, document).digest(), expected_digest):
+    if not hmac.compare_digest(digest_algorithm.hash(document), expected_digest):
         raise InvalidSignature("the document's digest does not match DigestValue: it was changed after signing")
-    return VerifiedSignature(certificate=certificate, signature_method=method_name, digest_method=digest_name,
-                             c14n_method=si_name)
+    return VerifiedSignature(certificate=certificate, signature_method=method.name,
+                             digest_method=digest_algorithm.name, c14n_method=si_name)
 
 
-def _check_signature_value(public_key: object, key_kind: str, method: str, hash_algorithm: hashes.HashAlgorithm,
-                           value: bytes, data: bytes, certificate: x509.Certificate) -> None:
+_KEY_NAMES = {"rsa": "an RSA key", "ec": "a P-256 key", "bign": "a bign key"}
+
+
+def _check_signature_value(public_key: object, method: SignatureAlgorithm, value: bytes, data: bytes,
+                           certificate: x509.Certificate) -> None:
     try:
-        if key_kind == "rsa":
-            if not isinstance(public_key, rsa.RSAPublicKey):
-                raise InvalidSignature(
-                    f"SignatureMethod {method} needs an RSA key; the certificate of {_subject(certificate)} is not RSA")
-            if public_key.key_size < MIN_RSA_BITS:
-                raise InvalidSignature(f"the RSA key of {_subject(certificate)} has {public_key.key_size} bits; "
-                                       f"at least {MIN_RSA_BITS} are needed")
-            public_key.verify(value, data, padding.PKCS1v15(), hash_algorithm)
-        else:
-            if not isinstance(public_key, ec.EllipticCurvePublicKey) or public_key.curve.name != "secp256r1":
-                raise InvalidSignature(
-                    f"SignatureMethod {method} needs a P-256 key; the certificate of {_subject(certificate)} has none")
-            if len(value) != 64:
-                raise InvalidSignature(f"an ECDSA P-256 SignatureValue is 64 bytes (r||s), found {len(value)}")
-            der = encode_dss_signature(int.from_bytes(value[:32], "big"), int.from_bytes(value[32:], "big"))
-            public_key.verify(der, data, ec.ECDSA(hash_algorithm))
-    except _CryptoInvalidSignature:
-        raise InvalidSignature(f"SignatureValue does not verify with the key of {_subject(certificate)}") from None
+        kind = algorithms.key_kind(public_key)
+    except algorithms.UnsupportedKey:
+        kind = None
+    needs = _KEY_NAMES.get(method.key_kind, f"a {method.key_kind} key")
+    if kind is None or kind.name != method.key_kind:
+        raise InvalidSignature(
+            f"SignatureMethod {method.name} needs {needs}; the certificate of {_subject(certificate)} has none")
+    problem = kind.check_public(public_key)
+    if problem:
+        raise InvalidSignature(f"{problem} (certificate of {_subject(certificate)})")
+    try:
+        native = method.from_xml(value)
+    except ValueError as exc:
+        raise InvalidSignature(str(exc)) from None
+    if not method.verify(public_key, native, data):
+        raise InvalidSignature(f"SignatureValue does not verify with the key of {_subject(certificate)}")
 
 
 def _subject(certificate: x509.Certificate) -> str:
@@ -387,39 +386,42 @@ def _sub(parent: etree._Element, name: str, **attrib: str) -> etree._Element:
 
 
 def sign_enveloped(root: etree._Element, signer: Signer, *, c14n: str = "exc",
-                   digest: str = "sha256") -> etree._Element:
+                   digest: str | None = None) -> etree._Element:
     """Append an enveloped ds:Signature over the whole document as `root`'s last child; returns it.
 
-    c14n: "exc" (default) or "inclusive"; digest: "sha256" (default), "sha384", "sha512".
-    RSA keys sign with RSA-SHA matching the digest; P-256 keys with ECDSA-SHA256.
+    c14n: "exc" (default) or "inclusive"; digest: "sha256", "sha384", "sha512" or "belt-hash"
+    (default: the key's own, sha256 for RSA/EC, belt-hash for bign). RSA keys sign with RSA-SHA
+    matching the digest; P-256 keys with ECDSA-SHA256; bign keys with bign-with-hbelt.
     """
     if c14n not in C14N_BY_NAME:
         raise ValueError(f"c14n must be one of {sorted(C14N_BY_NAME)}, not {c14n!r}")
-    if digest not in DIGEST_URIS:
+    if digest is not None and digest not in DIGEST_URIS:
         raise ValueError(f"digest must be one of {sorted(DIGEST_URIS)}, not {digest!r}")
     if next(root.iter(SIGNATURE_TAG), None) is not None:
         raise ValueError("the document already carries a ds:Signature")
     key = signer.key
-    if isinstance(key, rsa.RSAPrivateKey):
-        method = SIGNATURE_URIS[f"rsa-{digest}"]
-    elif isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name == "secp256r1":
-        method = SIGNATURE_URIS["ecdsa-sha256"]
+    kind = algorithms.key_kind(key)
+    if kind.name == "ec":
+        if kind.check_public(key.public_key()):
+            raise ValueError("signing keys must be RSA, EC P-256 or bign")  # the profile's one ECDSA method hashes with SHA-256, whatever the document digest
+        method = algorithms.SIGNATURES["ecdsa-sha256"]
     else:
-        raise ValueError("signing keys must be RSA or EC P-256")
+        method = algorithms.signature_for(key, digest)
+    digest_algorithm = algorithms.DIGESTS[digest or method.digest]
     c14n_uri = C14N_BY_NAME[c14n]
     exclusive = c14n == "exc"
 
-    document_digest = hashlib.new(digest, _c14n(root, exclusive, False)).digest()
+    document_digest = digest_algorithm.hash(_c14n(root, exclusive, False))
 
     signature = etree.SubElement(root, SIGNATURE_TAG, nsmap={"ds": DS})
     signed_info = _sub(signature, "SignedInfo")
     _sub(signed_info, "CanonicalizationMethod", Algorithm=c14n_uri)
-    _sub(signed_info, "SignatureMethod", Algorithm=method)
+    _sub(signed_info, "SignatureMethod", Algorithm=method.xml_uris[0])
     reference = _sub(signed_info, "Reference", URI="")
     transforms = _sub(reference, "Transforms")
     _sub(transforms, "Transform", Algorithm=ENVELOPED)
     _sub(transforms, "Transform", Algorithm=c14n_uri)
-    _sub(reference, "DigestMethod", Algorithm=DIGEST_URIS[digest])
+    _sub(reference, "DigestMethod", Algorithm=digest_algorithm.xml_uris[0])
     _sub(reference, "DigestValue").text = base64.b64encode(document_digest).decode()
     signature_value = _sub(signature, "SignatureValue")
     x509_data = _sub(_sub(signature, "KeyInfo"), "X509Data")
@@ -427,10 +429,6 @@ def sign_enveloped(root: etree._Element, signer: Signer, *, c14n: str = "exc",
         _sub(x509_data, "X509Certificate").text = base64.b64encode(cert.public_bytes(Encoding.DER)).decode()
 
     data = _c14n(signed_info, exclusive, False)
-    if isinstance(key, rsa.RSAPrivateKey):
-        value = key.sign(data, padding.PKCS1v15(), SIGNATURE_METHODS[method][2])
-    else:
-        r, s = decode_dss_signature(key.sign(data, ec.ECDSA(hashes.SHA256())))
-        value = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    value = method.to_xml(method.sign(key, data))
     signature_value.text = base64.b64encode(value).decode()
     return signature

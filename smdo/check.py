@@ -57,8 +57,9 @@ def verify_packet(
 ) -> VerifiedSignature:
     """Stage 3: the enveloped signature (-21, -22) and the signer's certificate path (-23)."""
     try:
-        verified = verify_enveloped(root)
-        trust.validate(verified.certificate, at=at)
+        # The signer's path is checked before the document digest: an untrusted signer cannot make
+        # the hub hash a large packet (belt-hash is slow in pure Python).
+        verified = verify_enveloped(root, trust=trust, at=at)
     except SignatureError as exc:
         raise PacketRejected([Problem(exc.code, exc.message, "/Envelop/Signature")]) from exc
     return verified
