@@ -52,3 +52,45 @@ async def test_the_wait_for_the_edms_document_counts_down(tmp_path, test_pki, tr
     assert case.outcome == "failed" and "no document from W-R" in case.reason
     countdown = [line for line in lines if "still waiting for W-R's document" in line]
     assert countdown and all(line.endswith("s left") for line in countdown), lines
+
+
+async def test_a_late_reply_to_an_earlier_run_does_not_fail_this_run(tmp_path, test_pki, trust_store, certs):
+    """A reply the EDMS sends to a document of an earlier run reaches the suite first; it is ignored."""
+    import aiohttp
+
+    from edms_adapters.adapter import Party
+    from edms_adapters.hub_client import client_ssl_context
+    from edms_fixtures import PARENT, full_card
+
+    from conformance_fixtures import replier
+
+    settings = RunSettings(signer=certs["SMDO-TEST"].signer(), trust=trust_store, trust_path=test_pki.trust_dir,
+                           code="W-R", edms_cert=certs["W-R"].certificate, timing=FAST)
+    started = []
+
+    async def listening(url: str) -> None:
+        running = await start_edms(edms_config("rekord", "W-R", certs["W-R"], test_pki, tmp_path / "edms", url))
+        started.append(running)
+        settings.endpoint = f"{running.url}/sdip/packets"
+        adapter = running.service.adapter
+        stray = full_card(idnumber="late-reply", number="", parent=PARENT,
+                          addressees=(Party("SMDO hub test counterpart", "SMDO-TEST"),))
+        ssl = client_ssl_context(trust=test_pki.trust_dir)
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ssl)) as http:
+            async with http.post(f"{running.url}/api/documents", data=adapter.dump(adapter.from_card(stray))) as r:
+                assert r.status in (201, 202), await r.text()
+
+    async def ask(msg_id: str) -> None:
+        await replier(started[0], test_pki.trust_dir)(msg_id)
+
+    try:
+        result, _ = await run_conformance(settings, progress=lambda line: None, ask_for_document=ask,
+                                          listening=listening)
+        # the stray reply really went out (to the suite) before the suite asked for a document
+        [stray] = [d for d in started[0].service.documents("sent") if d.idnumber == "late-reply"]
+    finally:
+        for running in started:
+            await running.stop()
+    [case] = [r for r in result.results if r.name == "outgoing-document"]
+    assert case.outcome == "passed", case.reason
+    assert stray.msg_id not in case.reason and "reply" in case.reason
