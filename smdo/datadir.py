@@ -42,11 +42,10 @@ def is_data_dir(data_dir: Path) -> bool:
 
 def init_data_dir(data_dir: Path) -> bool:
     """Make `data_dir` an smdo data folder; True if it was not one before."""
-    if is_data_dir(data_dir) and (data_dir / MARKER).exists():
-        return False
     created = not is_data_dir(data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    (data_dir / MARKER).write_text("smdo-hub data folder: registry.db (subscribers), journal.db (packets)\n")
+    if not (data_dir / MARKER).exists():  # also marks a folder from before the marker existed
+        data_dir.mkdir(parents=True, exist_ok=True)
+        (data_dir / MARKER).write_text("smdo-hub data folder: registry.db (subscribers), journal.db (packets)\n")
     return created
 
 
