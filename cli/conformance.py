@@ -104,13 +104,24 @@ class RunSettings:
     settle: float = 10.0  # how long to wait for the hub to see registry changes
 
 
-def client_session(trust_path: Path, signer: Signer, cert_path: Path | None = None,
-                   key_path: Path | None = None) -> aiohttp.ClientSession:
-    """HTTPS trusting the given CAs; presents the counterpart's certificate where mTLS is asked for."""
+def tls_context(trust_path: Path, cert_path: Path | None = None, key_path: Path | None = None) -> ssl.SSLContext:
+    """TLS trusting the given CAs, presenting this certificate where mTLS is asked for."""
     context = ssl.create_default_context(cadata="".join(
         c.public_bytes(Encoding.PEM).decode() for c in load_certificates(trust_path)))
     if cert_path is not None and key_path is not None:
-        context.load_cert_chain(str(cert_path), str(key_path), password=ssl_key_password)
+        try:
+            context.load_cert_chain(str(cert_path), str(key_path), password=ssl_key_password)
+        except ssl.SSLError as exc:
+            raise ValueError(f"cannot use {key_path} for TLS (OpenSSL: {exc.reason or exc}); OpenSSL takes "
+                             "RSA or EC keys only: with a bign signing key give --tls-key/--tls-cert") from None
+    return context
+
+
+def client_session(trust_path: Path, signer: Signer, cert_path: Path | None = None,
+                   key_path: Path | None = None) -> aiohttp.ClientSession:
+    """HTTPS trusting the given CAs; `cert_path`/`key_path` are the suite's TLS client credentials
+    (the counterpart's signing ones unless --tls-key/--tls-cert), presented where mTLS is asked for."""
+    context = tls_context(trust_path, cert_path, key_path)
     return aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context),
                                  timeout=aiohttp.ClientTimeout(total=300))
 
@@ -138,7 +149,8 @@ async def run_conformance(settings: RunSettings, *, progress: Callable[[str], No
     """Start the listener, prepare the route, run every case; store the conclusion in --subscriber mode.
 
     `listening(url)` is awaited once the listener is up: an --endpoint EDMS needs that URL as its hub,
-    so a caller may start the EDMS there and only then fill in `settings.endpoint`.
+    so a caller may start the EDMS there and only then fill in `settings.endpoint`. `cert_path` and
+    `key_path` are the suite's TLS client credentials (not necessarily its signing ones: bign cannot do TLS).
     """
     counterpart = Counterpart(settings.signer, settings.trust)
     listener = await CounterpartListener(counterpart, settings.listen_host, settings.listen_port).start()
@@ -223,6 +235,12 @@ def conformance() -> None:
 @click.option("--counterpart-cert", "cert_path", envvar="SMDO_COUNTERPART_CERT", required=True,
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="The test counterpart's certificate (SMDO-TEST).")
+@click.option("--tls-key", "tls_key_path", envvar="SMDO_COUNTERPART_TLS_KEY",
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The suite's TLS client key, when not --key (a bign key cannot do TLS) [--key].")
+@click.option("--tls-cert", "tls_cert_path", envvar="SMDO_COUNTERPART_TLS_CERT",
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The suite's TLS client certificate, with --tls-key [--counterpart-cert].")
 @click.option("--hub-key", envvar="SMDO_HUB_KEY", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="The hub's key: signs the certification conclusion.")
 @click.option("--hub-cert", envvar="SMDO_HUB_CERT", type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -238,7 +256,8 @@ def conformance() -> None:
 @click.option("--document-wait", default=60.0, show_default=True, help="Seconds to wait for the EDMS's document.")
 @click.option("--actor", envvar="SMDO_ACTOR", default=None, help="Who runs it (recorded in the registry history).")
 def run(subscriber: str | None, endpoint: str | None, edms_cert: str | None, code: str | None, data_dir: Path,
-        hub_url: str, trust: Path, crls: tuple[str, ...], key_path: Path, cert_path: Path, hub_key: Path | None,
+        hub_url: str, trust: Path, crls: tuple[str, ...], key_path: Path, cert_path: Path,
+        tls_key_path: Path | None, tls_cert_path: Path | None, hub_key: Path | None,
         hub_cert: Path | None, listen: str, advertise: str | None, reply_hook: str | None, junit_path: Path | None,
         conclusion_path: Path | None, delivery_limit: float, registration_limit: float, patience: float,
         document_wait: float, actor: str | None) -> None:
@@ -252,7 +271,10 @@ def run(subscriber: str | None, endpoint: str | None, edms_cert: str | None, cod
     host, _, port = listen.rpartition(":")
     if not host or not port.isdigit():
         fail(f"--listen must be HOST:PORT, not {listen!r}")
+    if (tls_key_path is None) != (tls_cert_path is None):
+        fail("give both --tls-key and --tls-cert, or neither (TLS then uses --key/--counterpart-cert)")
     try:
+        tls_context(trust, tls_cert_path or cert_path, tls_key_path or key_path)  # a clear error now, not mid-run
         signer = Signer.from_files(key_path, cert_path)
         store = TrustStore.from_paths(trust, crls)
         hub_signer = Signer.from_files(hub_key, hub_cert) if hub_key and hub_cert else None
@@ -285,7 +307,8 @@ def run(subscriber: str | None, endpoint: str | None, edms_cert: str | None, cod
     hook = make_reply_hook(reply_hook, target) if reply_hook else None
     try:
         result, conclusion = asyncio.run(run_conformance(
-            settings, progress=click.echo, ask_for_document=hook, cert_path=cert_path, key_path=key_path,
+            settings, progress=click.echo, ask_for_document=hook,
+            cert_path=tls_cert_path or cert_path, key_path=tls_key_path or key_path,
             listening=listening))
     except RegistryError as exc:
         fail(str(exc))

@@ -1,6 +1,6 @@
 """The demo: a hub and three agencies' EDMS on this machine, exchanging documents.
 
-    python -m cli.demo [--keep-running] [--data var/demo] [--timeout 90]
+    python -m cli.demo [--keep-running] [--data var/demo] [--timeout 90] [--key-type rsa|ec|bign]
 
 On a bare machine it creates the test PKI, starts the hub (`smdo serve`, HTTPS) and three emulated
 EDMS (`smdo edms run ...`: Rekord-, SMBusiness- and Directum-style) as subprocesses on loopback,
@@ -8,6 +8,10 @@ registers them as active subscribers, sends documents in every direction (a repl
 supplement, a multi-receiver document and one document the receiver refuses), shows each packet's
 progress, and ends with a table of every packet's life. It exits 0 when every packet reached the
 final state it should, non-zero otherwise.
+
+With --key-type bign every party signs with bign (national cryptography) and, since OpenSSL has
+no bign, talks TLS with a second, EC certificate "CODE-tls" from the bign PKI's TLS CA; the
+registry binds both of an agency's certificates.
 """
 from __future__ import annotations
 
@@ -32,7 +36,7 @@ from cli.tables import table
 from edms_adapters.adapter import Attachment, Party, RegistrationCard, SupplementRef, TaskInfo
 from edms_adapters.hub_client import client_ssl_context
 from edms_adapters.kinds import adapter_for
-from signing.pki import PkiLayout, init_pki, issue_certificate
+from signing.pki import KEY_TYPES, PkiLayout, init_pki, issue_certificate
 from smdo.registry import Registry, SubscriberStatus
 from smdo.unp import make_unp
 
@@ -86,13 +90,30 @@ class Packet:
 # ------------------------------------------------------------------------------- set-up
 
 
-def make_pki(directory: Path) -> PkiLayout:
-    pki = init_pki(directory)
+def make_pki(directory: Path, key_type: str = "rsa") -> PkiLayout:
+    pki = init_pki(directory, key_type=key_type)
     hosts = ("127.0.0.1", "localhost")
-    issue_certificate(directory, HUB_CODE, "SMDO hub", tls_hostnames=hosts)
-    for a in AGENCIES:
-        issue_certificate(directory, a.code, a.name, tls_hostnames=hosts)
+    for code, name in ((HUB_CODE, "SMDO hub"), *((a.code, a.name) for a in AGENCIES)):
+        if pki.has_tls_ca:  # bign signs; TLS needs a separate EC certificate from the TLS CA
+            issue_certificate(directory, code, name, key_type=key_type)
+            issue_certificate(directory, tls_code(pki, code), name, key_type="ec", tls_hostnames=hosts)
+        else:
+            issue_certificate(directory, code, name, key_type=key_type, tls_hostnames=hosts)
     return pki
+
+
+def tls_code(pki: PkiLayout, code: str) -> str:
+    """Whose key and certificate `code` uses for TLS: its own, or on a bign PKI its "CODE-tls" pair."""
+    return f"{code}-tls" if pki.has_tls_ca else code
+
+
+def key_args(pki: PkiLayout, code: str) -> list[str]:
+    """--key/--cert (signing), plus --tls-key/--tls-cert when TLS needs other credentials."""
+    args = ["--key", str(pki.key_path(code)), "--cert", str(pki.cert_path(code))]
+    if tls_code(pki, code) != code:
+        args += ["--tls-key", str(pki.key_path(tls_code(pki, code))),
+                 "--tls-cert", str(pki.cert_path(tls_code(pki, code)))]
+    return args
 
 
 def valid_unp(first_eight: str) -> str:
@@ -111,7 +132,9 @@ def register_subscribers(data: Path, pki: PkiLayout) -> None:
         for a in AGENCIES:
             registry.add_subscriber(
                 a.code, name=a.name, unp=valid_unp(a.unp_prefix),
-                certificates=[pki.certificate(a.code)], push_url=a.push_url, pull=a.push_url is None,
+                # The signing certificate, and the TLS one the mailbox identifies the agency by.
+                certificates=[pki.certificate(c) for c in dict.fromkeys((a.code, tls_code(pki, a.code)))],
+                push_url=a.push_url, pull=a.push_url is None,
                 edms_product=adapter_for(a.kind).product, status=SubscriberStatus.ACTIVE,
                 actor="demo", reason="demo set-up",
             )
@@ -215,9 +238,10 @@ def scenario() -> list[Packet]:
 
 
 class Demo:
-    def __init__(self, data: Path, timeout: float) -> None:
+    def __init__(self, data: Path, timeout: float, key_type: str = "rsa") -> None:
         self.data = data
         self.timeout = timeout
+        self.key_type = key_type
         self.processes: list[subprocess.Popen] = []
         self.hub_url = ""
         self.started = time.monotonic()
@@ -240,14 +264,14 @@ class Demo:
             shutil.rmtree(self.data)
         self.data.mkdir(parents=True, exist_ok=True)
         marker.write_text("made by python -m cli.demo; emptied on each run\n")
-        self.say(f"creating the test PKI in {self.data / 'pki'} (root CA -> issuing CA -> hub, 3 agencies)")
-        self.pki = make_pki(self.data / "pki")
+        self.say(f"creating the {self.key_type} test PKI in {self.data / 'pki'} "
+                 "(root CA -> issuing CA -> hub, 3 agencies)")
+        self.pki = make_pki(self.data / "pki", self.key_type)
         self.say("starting the hub (smdo serve, HTTPS, a free port)")
         log = self.data / "hub.log"
         hub = start([
             sys.executable, "-m", "cli.main", "serve", "--data", str(self.data / "hub"),
-            "--host", "127.0.0.1", "--port", "0", "--key", str(self.pki.key_path(HUB_CODE)),
-            "--cert", str(self.pki.cert_path(HUB_CODE)), "--trust", str(self.pki.trust_dir),
+            "--host", "127.0.0.1", "--port", "0", *key_args(self.pki, HUB_CODE), "--trust", str(self.pki.trust_dir),
             "--hub-code", HUB_CODE, "--retry-base", "0.2s", "--retry-max", "2s",
             "--delivery-deadline", f"{int(self.timeout)}s", "--mailbox-visibility", "5s",
         ], log)
@@ -259,8 +283,7 @@ class Demo:
             a.process = start([
                 sys.executable, "-m", "cli.main", "edms", "run", a.kind, "--code", a.code,
                 "--name", a.name, "--hub", self.hub_url, "--data", str(self.data / "edms" / a.code),
-                "--key", str(self.pki.key_path(a.code)), "--cert", str(self.pki.cert_path(a.code)),
-                "--trust", str(self.pki.trust_dir), *a.extra_args,
+                *key_args(self.pki, a.code), "--trust", str(self.pki.trust_dir), *a.extra_args,
             ], self.data / f"edms-{a.code}.log")
             self.processes.append(a.process)
         for a in AGENCIES:
@@ -434,8 +457,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="demo data folder, emptied first (default: var/demo)")
     parser.add_argument("--timeout", type=float, default=90.0,
                         help="seconds every packet has to reach its final state (default: 90)")
+    parser.add_argument("--key-type", choices=KEY_TYPES, default="rsa",
+                        help="the test PKI's keys: rsa, ec, or bign (national; TLS then uses EC) (default: rsa)")
     args = parser.parse_args(argv)
-    demo = Demo(args.data.resolve(), args.timeout)
+    demo = Demo(args.data.resolve(), args.timeout, args.key_type)
     ok = False
     try:
         demo.set_up()

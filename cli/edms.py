@@ -63,6 +63,9 @@ def edms() -> None:
               help="This EDMS's data folder (SQLite store, exchange folders).")
 @click.option("--key", required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--cert", required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--tls-key", type=click.Path(exists=True, path_type=Path),
+              help="TLS key (server, and mailbox client) when not --key: a bign key cannot do TLS.")
+@click.option("--tls-cert", type=click.Path(exists=True, path_type=Path), help="TLS certificate, with --tls-key.")
 @click.option("--trust", required=True, type=click.Path(exists=True, path_type=Path),
               help="CA certificates (file or folder) for signatures and TLS.")
 @click.option("--hub-code", default="HUB", show_default=True,
@@ -77,7 +80,7 @@ def edms() -> None:
 @click.option("--slow-seconds", default=2.0, show_default=True, help="Delay of the 'slow' fault.")
 @click.option("--poll-interval", default=0.3, show_default=True, help="Seconds between polls.")
 def run(kind: str, code: str, name: str, hub_url: str, hub_code: str, data_dir: Path, key: Path, cert: Path,
-        trust: Path, listen: str, plain_http: bool, faults: tuple[str, ...],
+        tls_key: Path | None, tls_cert: Path | None, trust: Path, listen: str, plain_http: bool, faults: tuple[str, ...],
         refuse_kind: tuple[str, ...], not_registrable_kind: tuple[str, ...], number_prefix: str,
         slow_seconds: float, poll_interval: float) -> None:
     """Start one emulated EDMS of KIND and run until interrupted.
@@ -92,7 +95,7 @@ def run(kind: str, code: str, name: str, hub_url: str, hub_code: str, data_dir: 
                                        f"`smdo pki issue --dir DIR {code} --tls-host {host} --force` (or use --http)")
     config = EdmsConfig(
         kind=kind, code=code, name=name, hub_url=hub_url, hub_code=hub_code, data_dir=data_dir, key=key, cert=cert,
-        trust=trust, listen_host=host, listen_port=port, faults=frozenset(faults),
+        tls_key=tls_key, tls_cert=tls_cert, trust=trust, listen_host=host, listen_port=port, faults=frozenset(faults),
         rules=RegistrationRules(frozenset(refuse_kind), frozenset(not_registrable_kind)),
         number_prefix=number_prefix, slow_seconds=slow_seconds, poll_interval=poll_interval,
     )

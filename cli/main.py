@@ -22,7 +22,7 @@ def main(key_password_file: Path | None) -> None:
 
 
 # One line per command module: `main.add_command(module.command)`. Keep it sorted.
-from cli import conformance, datafolder, edms, journal, packets, pki, serve, signatures, subscribers  # noqa: E402
+from cli import conformance, datafolder, edms, journal, packets, pki, serve, signatures, stats, subscribers  # noqa: E402
 
 main.add_command(datafolder.backup_command)
 main.add_command(conformance.conformance)
@@ -35,6 +35,7 @@ main.add_command(pki.pki)
 main.add_command(datafolder.restore_command)
 main.add_command(serve.command)
 main.add_command(signatures.sign)
+main.add_command(stats.command)
 main.add_command(subscribers.subscribers)
 main.add_command(signatures.verify)
 

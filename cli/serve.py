@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from router.config import load_config
+from router.logs import configure as configure_logging
 from router.server import serve
 from smdo.datadir import DataDirBusy, init_data_dir
 
@@ -19,6 +20,10 @@ from smdo.datadir import DataDirBusy, init_data_dir
 @click.option("--port", type=int, help="Port [8443]; 0 picks a free one.")
 @click.option("--key", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="The hub's private key.")
 @click.option("--cert", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="The hub's certificate.")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="TLS key, when not --key (a bign signing key cannot do TLS) [--key].")
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="TLS certificate, when not --cert [--cert].")
 @click.option("--trust", type=click.Path(exists=True, path_type=Path), help="CA certificates: PEM file or folder.")
 @click.option("--crl", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A CRL (repeatable).")
@@ -32,15 +37,22 @@ from smdo.datadir import DataDirBusy, init_data_dir
 @click.option("--push-concurrency", type=int, help="Pushes in flight per receiver [8].")
 @click.option("--mailbox-visibility", help="Re-offer an unconfirmed pull delivery after this [60s].")
 @click.option("--max-packet-bytes", type=int, help="Largest packet accepted [30 MB].")
-@click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
+              help="Least important level logged [warning]: refused packets and failed deliveries are warnings.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), help="text, or one JSON object per line [text].")
+@click.option("--access-log", is_flag=True, default=None, help="Log every HTTP request (level info).")
+@click.option("-v", "--verbose", is_flag=True, help="Log at INFO level (--log-level info).")
 def command(config_file: Path | None, verbose: bool, crl: tuple[Path, ...], **flags: object) -> None:
     """Run the hub: accept, check, journal, deliver and acknowledge packets."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if crl:
         flags["crl"] = crl
+    if verbose and not flags.get("log_level"):
+        flags["log_level"] = "info"
     try:
         config = load_config(config_file, flags=flags).check()
+        configure_logging(config.log_level, config.log_format)
+        if config.access_log and config.log_level not in ("debug", "info"):
+            logging.getLogger("aiohttp.access").setLevel(logging.INFO)
         if init_data_dir(config.data):
             click.echo(f"created the data folder {config.data}", err=True)
         serve(config)

@@ -29,7 +29,7 @@ class EdmsConfig:
     code: str  # the agency's SMDO subscriber code
     hub_url: str
     data_dir: Path
-    key: Path
+    key: Path  # signs packets and acknowledgements; TLS too unless tls_key/tls_cert are given
     cert: Path
     trust: Path  # CA certificates (file or directory) for signatures and TLS
     name: str = ""
@@ -41,11 +41,25 @@ class EdmsConfig:
     number_prefix: str = ""  # incoming numbers; "" means the kind's default ("R-2026/")
     poll_interval: float = 0.3
     slow_seconds: float = 2.0
+    # TLS server and client (mailbox) credentials when not the signing ones: OpenSSL has no bign,
+    # so on a bign PKI they are an EC key and certificate from its TLS CA.
+    tls_key: Path | None = None
+    tls_cert: Path | None = None
 
     def __post_init__(self) -> None:
         unknown = set(self.faults) - set(FAULTS)
         if unknown:
             raise ValueError(f"unknown fault(s) {sorted(unknown)}; known: {sorted(FAULTS)}")
+        if (self.tls_key is None) != (self.tls_cert is None):
+            raise ValueError("give both --tls-key and --tls-cert, or neither (TLS then uses --key/--cert)")
+
+    @property
+    def tls_key_path(self) -> Path:
+        return self.tls_key or self.key
+
+    @property
+    def tls_cert_path(self) -> Path:
+        return self.tls_cert or self.cert
 
     def has(self, fault: str) -> bool:
         return fault in self.faults

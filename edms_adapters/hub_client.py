@@ -21,17 +21,25 @@ def trust_bundle(trust: Path) -> str:
     return "".join(f.read_text() for f in files)
 
 
+def load_tls_credentials(context: ssl.SSLContext, cert: Path, key: Path) -> None:
+    try:
+        context.load_cert_chain(str(cert), str(key), password=ssl_key_password)
+    except ssl.SSLError as exc:
+        raise ValueError(f"cannot use {key} for TLS (OpenSSL: {exc.reason or exc}); OpenSSL takes "
+                         "RSA or EC keys only: with a bign signing key give --tls-key/--tls-cert") from None
+
+
 def client_ssl_context(*, trust: Path, cert: Path | None = None, key: Path | None = None) -> ssl.SSLContext:
-    """TLS that trusts the project's CAs and, when given, presents the agency's certificate."""
+    """TLS that trusts the project's CAs and, when given, presents the agency's TLS certificate."""
     context = ssl.create_default_context(cadata=trust_bundle(trust))
     if cert is not None and key is not None:
-        context.load_cert_chain(str(cert), str(key), password=ssl_key_password)
+        load_tls_credentials(context, cert, key)
     return context
 
 
 def server_ssl_context(*, cert: Path, key: Path) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(str(cert), str(key), password=ssl_key_password)
+    load_tls_credentials(context, cert, key)
     return context
 
 

@@ -76,7 +76,7 @@ async def start_edms(config: EdmsConfig, *, tls: bool = True) -> RunningEdms:
     service = EdmsService(config, adapter_for(config.kind))
     runner = web.AppRunner(make_app(service), access_log=None)
     await runner.setup()
-    ssl_context = server_ssl_context(cert=config.cert, key=config.key) if tls else None
+    ssl_context = server_ssl_context(cert=config.tls_cert_path, key=config.tls_key_path) if tls else None
     site = web.TCPSite(runner, config.listen_host, config.listen_port, ssl_context=ssl_context)
     await site.start()
     port = runner.addresses[0][1]

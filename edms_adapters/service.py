@@ -35,6 +35,7 @@ from edms_adapters.sdip import (
     sdip_sender,
 )
 from edms_adapters.store import EdmsStore, QueuedPacket, StoredDocument
+from signing import algorithms
 from signing.keys import Signer
 from signing.trust import TrustStore
 from signing.xmldsig import sign_enveloped
@@ -87,8 +88,9 @@ def _wrong_key_like(key: object) -> object:
     """A fresh key of the same type: signatures made with it do not match the certificate."""
     if isinstance(key, ec.EllipticCurvePrivateKey):
         return ec.generate_private_key(key.curve)
-    assert isinstance(key, rsa.RSAPrivateKey)
-    return rsa.generate_private_key(public_exponent=65537, key_size=key.key_size)
+    if isinstance(key, rsa.RSAPrivateKey):
+        return rsa.generate_private_key(public_exponent=65537, key_size=key.key_size)
+    return algorithms.generate_key(algorithms.key_kind(key).name)  # bign: one curve, nothing to match
 
 
 def safe_file_name(text: str) -> str:
@@ -116,7 +118,8 @@ class EdmsService:
             sys_id=str(uuid.uuid5(_IDS, f"{adapter.name}:{config.code}")),
             system=adapter.product, system_details=adapter.version,
         )
-        self.hub = HubClient(config.hub_url, trust=config.trust, cert=config.cert, key=config.key)
+        self.hub = HubClient(config.hub_url, trust=config.trust, cert=config.tls_cert_path,
+                             key=config.tls_key_path)
         self.outbox_dir = config.data_dir / "outbox"
         self.inbox_dir = config.data_dir / "inbox"
         if adapter.outbound == "folder":

@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from router import ingress, mailbox, ops
+from router import ingress, mailbox, openapi, ops
+from router.console import views as console
 from router.config import HubConfig
 from router.delivery import PushDelivery
 from router.hub import Hub
@@ -24,8 +25,10 @@ def create_app(config: HubConfig, *, release_claims: bool = True) -> web.Applica
     app.router.add_post("/smdo/v1/mailbox/{delivery_id}/ack", mailbox.confirm)
     app.router.add_get("/smdo/v1/transactions/{msg_id}", ops.transaction)
     app.router.add_get("/smdo/v1/directory", ops.directory)
+    app.router.add_get("/smdo/v1/openapi.json", openapi.openapi)
     app.router.add_get("/healthz", ops.healthz)
     app.router.add_get("/metrics", ops.metrics)
+    console.routes(app)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         hub = Hub(config)

@@ -31,8 +31,10 @@ class HubConfig:
     port: int = 8443
     hub_code: str = "HUB"
     hub_name: str = "SMDO hub"
-    key: Path | None = None  # the hub's private key (signs its acknowledgements, serves TLS)
+    key: Path | None = None  # the hub's private key (signs its acknowledgements; TLS too, by default)
     cert: Path | None = None
+    tls_key: Path | None = None  # TLS key and certificate when not the signing ones (a bign key
+    tls_cert: Path | None = None  # cannot do TLS: on a bign PKI these come from its EC TLS CA)
     trust: Path | None = None  # trust anchors + intermediates: file or directory
     crl: tuple[Path, ...] = ()
     operator_certs: tuple[Path, ...] = ()  # operators' TLS client certificates (router/auth.py)
@@ -50,6 +52,9 @@ class HubConfig:
     mailbox_visibility: float = 60.0  # an unconfirmed pull delivery is offered again after this
     poll_interval: float = 0.05  # delivery engine idle poll; new packets wake it at once
     claim_lease: float = 120.0
+    log_level: str = "warning"  # debug | info | warning | error
+    log_format: str = "text"  # text | json (one JSON object per line, for log pipelines)
+    access_log: bool = False  # one line per HTTP request (logger aiohttp.access, level info)
 
     def check(self) -> HubConfig:
         if self.http and self.host not in LOOPBACK:
@@ -59,6 +64,10 @@ class HubConfig:
             )
         if self.client_auth not in ("none", "optional", "required"):
             raise ValueError(f"client_auth must be none, optional or required, not {self.client_auth!r}")
+        if self.log_level not in ("debug", "info", "warning", "error"):
+            raise ValueError(f"log_level must be debug, info, warning or error, not {self.log_level!r}")
+        if self.log_format not in ("text", "json"):
+            raise ValueError(f"log_format must be text or json, not {self.log_format!r}")
         if self.workers < 1:
             raise ValueError("workers must be at least 1")
         if not self.http and (self.key is None or self.cert is None):
@@ -67,7 +76,17 @@ class HubConfig:
             raise ValueError("the hub signs its acknowledgements: give --key and --cert")
         if self.trust is None:
             raise ValueError("give --trust: the CA certificates packets' signatures must chain to")
+        if (self.tls_key is None) != (self.tls_cert is None):
+            raise ValueError("give both --tls-key and --tls-cert, or neither (TLS then uses --key/--cert)")
         return self
+
+    @property
+    def tls_key_path(self) -> Path | None:
+        return self.tls_key or self.key
+
+    @property
+    def tls_cert_path(self) -> Path | None:
+        return self.tls_cert or self.cert
 
     @property
     def journal_path(self) -> Path:
@@ -102,7 +121,7 @@ def _convert(name: str, value: Any) -> Any:
         return None
     if name in _DURATIONS:
         return parse_duration(value)
-    if name in ("data", "key", "cert", "trust"):
+    if name in ("data", "key", "cert", "tls_key", "tls_cert", "trust"):
         return Path(value)
     if name in ("crl", "operator_certs"):
         items = value.split(",") if isinstance(value, str) else value
@@ -111,7 +130,7 @@ def _convert(name: str, value: Any) -> Any:
         if isinstance(value, float) or isinstance(value, bool):
             raise ValueError(value)
         return int(value)
-    if name == "http":
+    if name in ("http", "access_log"):
         return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes", "on")
     return value
 

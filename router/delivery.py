@@ -15,12 +15,14 @@ import ssl
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 import aiohttp
 
 from smdo.journal import Claimed, DeliveryState, Record, StateChange
 
 from router.hub import Hub
+from router.logs import fields
 from router.receipts import BadReceipt, check_delivery_ack, delivered, expired
 
 log = logging.getLogger(__name__)
@@ -127,6 +129,8 @@ class PushDelivery:
         for delivery in await self.hub.journal.past_deadline(now, 100):
             await self.hub.committer.submit(expired(self.hub, delivery))
             self.hub.metrics.deliveries["expired"] += 1
+            log.warning("delivery expired: the sender is told 102", extra=fields(
+                msg_id=delivery.msg_id, receiver=delivery.receiver, attempts=delivery.attempts))
 
     async def attempt(self, delivery: Claimed) -> None:
         limit = self.limits.setdefault(delivery.receiver, asyncio.Semaphore(self.config.push_concurrency))
@@ -186,5 +190,8 @@ class PushDelivery:
         self.hub.metrics.deliveries["retry"] += 1
         next_at = max(now + backoff(delivery.attempts, self.config.retry_base, self.config.retry_max), not_before)
         next_at = min(next_at, delivery.deadline)  # the last chance is at the deadline, then it expires
+        log.warning("delivery attempt failed", extra=fields(
+            msg_id=delivery.msg_id, receiver=delivery.receiver, attempt=delivery.attempts, status=why,
+            next_try=datetime.fromtimestamp(next_at, timezone.utc).isoformat(timespec="seconds")))
         return [StateChange(delivery.msg_id, delivery.receiver, DeliveryState.RETRY_WAIT, at=now,
                             next_at=next_at, detail=f"attempt {delivery.attempts}: {why}")]

@@ -56,10 +56,20 @@ class Hub:
         while True:
             await asyncio.sleep(interval)
             try:
+                self.sync_metrics()
                 await self.registry.reload_if_changed()
                 await asyncio.to_thread(self.crls.check)
             except Exception:  # a busy registry or a half-written file: keep the old, look again
                 log.exception("reloading the registry or CRLs failed")
+
+    def sync_metrics(self) -> None:
+        """Hand this process's running totals (journal groups, lock times) to the metrics."""
+        totals = {"smdo_journal_groups_total": self.committer.groups,
+                  "smdo_journal_records_total": self.committer.records,
+                  "smdo_journal_write_seconds_total": self.committer.write_seconds}
+        for name, value in self.journal.lock_times().items():
+            totals[f"smdo_journal_{name}{'_total' if name == 'transactions' else '_seconds_total'}"] = value
+        self.metrics.sync(totals)
 
     def deliveries_for(self, receivers: Sequence[str]) -> tuple[tuple[str, str], ...]:
         """(receiver, mode) for each distinct known receiver, by its registered delivery mode."""

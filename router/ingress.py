@@ -10,6 +10,7 @@ nobody hears "accepted" (100) before the packet's group is durably committed.
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,8 +27,10 @@ from smdo.packet import ACK_REGISTRATION, ACKNOWLEDGEMENT, PacketHeader, read_he
 
 from router.hub import Hub
 from router.keys import HUB
+from router.logs import fields
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 REGISTRATION_STATES = {
     RegistrationResult.REGISTERED: DeliveryState.REGISTERED,
@@ -226,6 +229,8 @@ async def refuse(hub: Hub, packet: Incoming, refused: Refused) -> web.Response:
         received_at=packet.received_at, msg_id=msg_id, sender=sender, message=str(refused)[:2000],
     )])
     hub.metrics.packets[f"rejected_{codes[0]}"] += 1
+    log.warning("refused packet", extra=fields(msg_id=msg_id, sender=sender, stage=refused.stage, codes=list(codes),
+                                                 status=refused.status, reason=str(refused)[:300]))
     return xml_response(hub.acks.rejected(msg_id, sender, refused.problems), refused.status)
 
 

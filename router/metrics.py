@@ -1,58 +1,184 @@
-"""A few Prometheus metrics without a client library: counters, gauges and latency histograms."""
+"""The hub's Prometheus metrics, made with prometheus_client.
+
+Counters and histograms are incremented where things happen, through the same small interface the
+hub always had (`metrics.packets["accepted"] += 1`, `metrics.deliveries["retry"] += 1`,
+`metrics.stage(name, seconds)`, `metrics.gauges[name] = fn`). With several workers, `serve` sets
+PROMETHEUS_MULTIPROC_DIR before the workers start: each writes its values to files there and any
+worker's scrape adds them all up, so every scrape reports one truth.
+
+prometheus_client chooses between in-process and file-backed values when it is first imported, so
+this module imports it only inside functions (after `serve` has set the environment up).
+"""
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Callable
+import os
+import platform
+from collections.abc import Callable, Iterable
+from typing import Any
 
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+OPENMETRICS = "application/openmetrics-text"
 
 
-class Histogram:
-    def __init__(self) -> None:
-        self.counts = [0] * (len(BUCKETS) + 1)
-        self.total = 0.0
-        self.n = 0
+class _Counts:
+    """A dict-like front for one labelled counter: `counts[key] += n` increments it by n."""
 
-    def observe(self, seconds: float) -> None:
-        self.n += 1
-        self.total += seconds
-        for i, bound in enumerate(BUCKETS):
-            if seconds <= bound:
-                self.counts[i] += 1
-                return
-        self.counts[-1] += 1
+    def __init__(self, increment: Callable[[str, float], None]) -> None:
+        self._increment = increment
+        self._seen: dict[str, float] = {}
+
+    def __getitem__(self, key: str) -> float:
+        return self._seen.get(key, 0)
+
+    def __setitem__(self, key: str, value: float) -> None:
+        delta = value - self._seen.get(key, 0)
+        self._seen[key] = value
+        if delta > 0:
+            self._increment(key, delta)
+
+    def items(self) -> Iterable[tuple[str, float]]:
+        return self._seen.items()
 
 
 class Metrics:
     def __init__(self) -> None:
-        self.packets: dict[str, int] = defaultdict(int)  # by outcome: accepted, duplicate, rejected_<code>
-        self.deliveries: dict[str, int] = defaultdict(int)  # by result: delivered, retry, expired
-        self.stages: dict[str, Histogram] = defaultdict(Histogram)
+        import prometheus_client as prom
+
+        prom.disable_created_metrics()  # no *_created samples: nobody reads them, OpenMetrics allows it
+        self.multiprocess = bool(os.environ.get(MULTIPROC_ENV))
+        self.registry = prom.CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self._packets = prom.Counter(
+            "smdo_packets", "Packets answered at POST /smdo/v1/packets, by outcome (accepted, duplicate, "
+            "rejected) and the first error code of a rejection", ["outcome", "code"], registry=r)
+        self._deliveries = prom.Counter(
+            "smdo_delivery_outcomes", "Delivery attempts and their outcome (delivered, retry, expired)",
+            ["result"], registry=r)
+        self._stages = prom.Histogram(
+            "smdo_stage_seconds", "Time spent in each stage of a packet's way", ["stage"], buckets=BUCKETS, registry=r)
+        self._process_counters = {
+            name: prom.Counter(name.removesuffix("_total"), help_text, registry=r)
+            for name, help_text in (
+                ("smdo_journal_groups_total", "Journal write groups committed"),
+                ("smdo_journal_records_total", "Journal records committed"),
+                ("smdo_journal_write_seconds_total", "Seconds spent writing journal groups"),
+                ("smdo_journal_transactions_total", "Journal write transactions"),
+                ("smdo_journal_lock_wait_seconds_total", "Seconds waiting for the journal's write lock"),
+                ("smdo_journal_locked_work_seconds_total", "Seconds working under the journal's write lock"),
+                ("smdo_journal_commit_seconds_total", "Seconds committing journal transactions (fsync)"),
+            )
+        }
+        self._process_seen: dict[str, float] = {}
+        self._process_gauges: dict[str, Any] = {}
+        self.packets = _Counts(self._count_packet)
+        self.deliveries = _Counts(lambda result, n: self._deliveries.labels(result).inc(n))
+        #: name -> function read by `sync()`: a per-process value (summed over workers)
         self.gauges: dict[str, Callable[[], float]] = {}
 
-    def stage(self, name: str, seconds: float) -> None:
-        self.stages[name].observe(seconds)
+    def _count_packet(self, key: str, n: float) -> None:
+        outcome, _, code = key.partition("_")  # "rejected_-23" -> rejected, -23 (the old call sites)
+        self._packets.labels(outcome, code).inc(n)
 
-    def render(self, extra_gauges: dict[str, float] | None = None) -> str:
-        out = ["# TYPE smdo_packets_total counter"]
-        out += [f'smdo_packets_total{{outcome="{k}"}} {v}' for k, v in sorted(self.packets.items())]
-        out.append("# TYPE smdo_deliveries_total counter")
-        out += [f'smdo_deliveries_total{{result="{k}"}} {v}' for k, v in sorted(self.deliveries.items())]
-        out.append("# TYPE smdo_stage_seconds histogram")
-        for name, h in sorted(self.stages.items()):
-            cumulative = 0
-            for bound, count in zip((*BUCKETS, "+Inf"), h.counts):
-                cumulative += count
-                out.append(f'smdo_stage_seconds_bucket{{stage="{name}",le="{bound}"}} {cumulative}')
-            out.append(f'smdo_stage_seconds_sum{{stage="{name}"}} {h.total:.6f}')
-            out.append(f'smdo_stage_seconds_count{{stage="{name}"}} {h.n}')
-        gauges = {name: fn() for name, fn in self.gauges.items()}
-        gauges.update(extra_gauges or {})
-        typed: set[str] = set()
-        for name, value in sorted(gauges.items()):
-            family = name.split("{")[0]
-            if family not in typed:
-                typed.add(family)
-                out.append(f"# TYPE {family} gauge")
-            out.append(f"{name} {value}")
-        return "\n".join(out) + "\n"
+    def stage(self, name: str, seconds: float) -> None:
+        self._stages.labels(name).observe(seconds)
+
+    def count(self, name: str, help_text: str, amount: float = 1, **labels: str) -> None:
+        """Increment counter `name` (ending in _total), created on first use with these label names."""
+        import prometheus_client as prom
+
+        counter = self._process_counters.get(name)
+        if counter is None:
+            counter = self._process_counters[name] = prom.Counter(
+                name.removesuffix("_total"), help_text, sorted(labels), registry=self.registry)
+        (counter.labels(**labels) if labels else counter).inc(amount)
+
+    def sync(self, totals: dict[str, float]) -> None:
+        """Bring counters kept elsewhere in this process (running totals, e.g. the journal's) and the
+        `gauges` functions into the metrics; called periodically and before each scrape."""
+        import prometheus_client as prom
+
+        for name, value in totals.items():
+            delta = value - self._process_seen.get(name, 0.0)
+            if delta > 0 and name in self._process_counters:
+                self._process_counters[name].inc(delta)
+                self._process_seen[name] = value
+        for name, read in self.gauges.items():
+            gauge = self._process_gauges.get(name)
+            if gauge is None:
+                gauge = self._process_gauges[name] = prom.Gauge(
+                    name, f"{name.replace('_', ' ')} (summed over workers)", registry=self.registry,
+                    multiprocess_mode="livesum")
+            gauge.set(read())
+
+    def render(self, families: Iterable[Any], accept: str = "") -> tuple[bytes, str]:
+        """The exposition of this process's (or, multiprocess, every worker's) metrics plus
+        `families` computed for this scrape; OpenMetrics when the scraper asks for it."""
+        import prometheus_client as prom
+        from prometheus_client import multiprocess
+        from prometheus_client.openmetrics import exposition as openmetrics
+
+        registry = prom.CollectorRegistry(auto_describe=False)
+        if self.multiprocess:
+            multiprocess.MultiProcessCollector(registry)
+        else:
+            registry.register(_Forward(self.registry))
+        registry.register(_Fixed(list(families)))
+        if OPENMETRICS in accept:
+            return openmetrics.generate_latest(registry), openmetrics.CONTENT_TYPE_LATEST
+        return prom.generate_latest(registry), prom.CONTENT_TYPE_LATEST
+
+
+class _Forward:
+    def __init__(self, registry: Any) -> None:
+        self.registry = registry
+
+    def collect(self) -> Iterable[Any]:
+        return self.registry.collect()
+
+
+class _Fixed:
+    def __init__(self, families: list[Any]) -> None:
+        self.families = families
+
+    def collect(self) -> Iterable[Any]:
+        return self.families
+
+
+def build_info() -> Any:
+    from importlib.metadata import PackageNotFoundError, version
+
+    from prometheus_client.core import InfoMetricFamily
+
+    try:
+        hub_version = version("smdo-hub")
+    except PackageNotFoundError:
+        hub_version = "unknown"
+    family = InfoMetricFamily("smdo_build", "The running hub's version", labels=["version", "python"])
+    family.add_metric([hub_version, platform.python_version()], {})
+    return family
+
+
+def gauge(name: str, help_text: str, labels: list[str], samples: Iterable[tuple[list[str], float]]) -> Any:
+    from prometheus_client.core import GaugeMetricFamily
+
+    family = GaugeMetricFamily(name, help_text, labels=labels)
+    for values, value in samples:
+        family.add_metric(values, value)
+    return family
+
+
+def prepare_multiprocess(directory: os.PathLike[str] | str) -> None:
+    """Before forking workers: an empty folder for their metric files, named in the environment."""
+    import shutil
+
+    shutil.rmtree(directory, ignore_errors=True)
+    os.makedirs(directory)
+    os.environ[MULTIPROC_ENV] = os.fspath(directory)
+
+
+def worker_exited(pid: int) -> None:
+    """Drop a finished worker's live gauges (its counters keep counting in the sum)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(pid)

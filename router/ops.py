@@ -1,9 +1,13 @@
 """Operators' endpoints: transaction status, liveness, metrics, and the signed directory."""
 from __future__ import annotations
 
+import time
+
 from aiohttp import web
 
+from router import health
 from router.keys import HUB
+from router.metrics import build_info, gauge
 
 
 async def transaction(request: web.Request) -> web.Response:
@@ -32,15 +36,35 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
+    """Prometheus exposition (OpenMetrics when asked for): counters from every worker, and gauges
+    read now from what all workers share (the journal, the registry, CRL and certificate files)."""
     hub = request.app[HUB]
+    hub.sync_metrics()
+    now = time.time()
     states = await hub.journal.counts()
-    extra = {f'smdo_deliveries{{state="{state}"}}': n for state, n in states.items()}
-    extra["smdo_journal_groups_total"] = hub.committer.groups
-    extra["smdo_journal_records_total"] = hub.committer.records
-    extra["smdo_journal_write_seconds_total"] = round(hub.committer.write_seconds, 6)
-    for name, value in hub.journal.lock_times().items():
-        extra[f"smdo_journal_{name}{'_total' if name == 'transactions' else '_seconds_total'}"] = round(value, 6)
-    return web.Response(text=hub.metrics.render(extra), content_type="text/plain", charset="utf-8")
+    backlog = await hub.journal.backlog()
+    families = [
+        build_info(),
+        gauge("smdo_deliveries_in_state", "Deliveries (packet and receiver) in each state", ["state"],
+              [([state], n) for state, n in sorted(states.items())]),
+        gauge("smdo_receiver_backlog_deliveries", "Deliveries still waiting for each receiver", ["receiver"],
+              [([b.receiver], b.waiting) for b in backlog]),
+        gauge("smdo_receiver_failing_deliveries", "Deliveries waiting for a retry after a failed attempt",
+              ["receiver"], [([b.receiver], b.failing) for b in backlog]),
+        gauge("smdo_receiver_oldest_waiting_seconds", "Age of the oldest delivery still waiting for each receiver",
+              ["receiver"], [([b.receiver], max(0.0, now - b.oldest_received_at))
+                             for b in backlog if b.oldest_received_at is not None]),
+        gauge("smdo_crl_next_update_timestamp_seconds", "When each CRL the hub checks against must be replaced",
+              ["crl", "issuer"], [([c.path.name, c.issuer], c.next_update.timestamp())
+                                  for c in health.crls(hub) if c.next_update is not None]),
+        gauge("smdo_certificate_not_after_timestamp_seconds", "When the hub's and subscribers' certificates expire",
+              ["owner", "fingerprint"], [([c.owner, c.fingerprint[:16]], c.not_after.timestamp())
+                                         for c in health.certificates(hub)]),
+        gauge("smdo_registry_version", "Version of the subscriber registry this worker serves", [],
+              [([], hub.registry.snapshot.version)]),
+    ]
+    body, content_type = hub.metrics.render(families, request.headers.get("Accept", ""))
+    return web.Response(body=body, headers={"Content-Type": content_type})
 
 
 async def directory(request: web.Request) -> web.Response:

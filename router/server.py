@@ -22,6 +22,7 @@ from smdo.journal import SqliteJournal
 
 from router.app import create_app
 from router.config import HubConfig
+from router.metrics import prepare_multiprocess, worker_exited
 from router.tls import server_context
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,8 @@ def url(config: HubConfig, port: int) -> str:
 
 def serve(config: HubConfig, announce: Callable[[str], None] | None = None) -> None:
     config.check()
+    if not config.http:
+        server_context(config)  # a key TLS cannot use (bign): a one-line error before anything starts
     announce = announce or (lambda line: print(line, flush=True))
     # The journal's leases are released at start, which is only safe when no other hub uses them.
     lock = lock_data_dir(config.data, "serve.lock", "another hub")
@@ -53,6 +56,8 @@ def serve(config: HubConfig, announce: Callable[[str], None] | None = None) -> N
         if config.workers == 1:
             asyncio.run(_worker(config, announce))
             return
+        # Every worker writes its metrics to files here; any worker's scrape sums them.
+        prepare_multiprocess(config.data / "metrics")
         # Hold the port (bound, not listening, so it takes no connections) to learn it when 0 was asked.
         holder = socket.socket(socket.AF_INET6 if ":" in config.host else socket.AF_INET)
         holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
@@ -79,6 +84,7 @@ def serve(config: HubConfig, announce: Callable[[str], None] | None = None) -> N
         announce(f"smdo-hub listening on {url(config, worker_config.port)} ({config.workers} workers)")
         for w in workers:
             w.join()
+            worker_exited(w.pid)
         holder.close()
     finally:
         lock.close()
@@ -94,7 +100,9 @@ def _worker_process(config: HubConfig, index: int, ready: Any) -> None:
 
 async def _worker(config: HubConfig, announce: Callable[[str], None]) -> None:
     app = create_app(config, release_claims=False)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=10.0)
+    access_log = logging.getLogger("aiohttp.access") if config.access_log else None
+    runner = web.AppRunner(app, handle_signals=False, access_log=access_log, shutdown_timeout=10.0,
+                           access_log_format='%a "%r" %s %b %Tfs "%{User-Agent}i"')
     await runner.setup()
     try:  # a port in use or a bad TLS key: stop what setup started (the journal's thread), then report
         site = web.TCPSite(

@@ -16,10 +16,19 @@ def _ca_pem(trust: Path) -> str:
     return "".join(c.public_bytes(Encoding.PEM).decode() for c in load_certificates(trust))
 
 
+def load_tls_credentials(ctx: ssl.SSLContext, config: HubConfig) -> None:
+    """The hub's TLS key and certificate (--tls-key/--tls-cert, else the signing --key/--cert)."""
+    try:
+        ctx.load_cert_chain(str(config.tls_cert_path), str(config.tls_key_path), password=ssl_key_password)
+    except ssl.SSLError as exc:
+        raise ValueError(f"cannot use {config.tls_key_path} for TLS (OpenSSL: {exc.reason or exc}); OpenSSL takes "
+                         "RSA or EC keys only: with a bign signing key give --tls-key/--tls-cert") from None
+
+
 def server_context(config: HubConfig) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.load_cert_chain(str(config.cert), str(config.key), password=ssl_key_password)
+    load_tls_credentials(ctx, config)
     if config.client_auth != "none" and config.trust is not None:
         ctx.load_verify_locations(cadata=_ca_pem(config.trust))
         ctx.verify_mode = ssl.CERT_REQUIRED if config.client_auth == "required" else ssl.CERT_OPTIONAL
@@ -29,6 +38,6 @@ def server_context(config: HubConfig) -> ssl.SSLContext:
 def client_context(config: HubConfig) -> ssl.SSLContext:
     """Trusts EDMS servers whose certificates chain to our CA; presents the hub's certificate."""
     ctx = ssl.create_default_context(cadata=_ca_pem(config.trust)) if config.trust else ssl.create_default_context()
-    if config.cert is not None and config.key is not None:
-        ctx.load_cert_chain(str(config.cert), str(config.key), password=ssl_key_password)
+    if config.tls_cert_path is not None and config.tls_key_path is not None:
+        load_tls_credentials(ctx, config)
     return ctx

@@ -91,6 +91,7 @@ async def test_rejections_are_journaled_without_body(journal, tmp_path):
         ("DELETE FROM transactions WHERE msg_id = 'm2'", "transactions row of entry 2"),
         ("UPDATE deliveries SET state = 'delivered' WHERE msg_id = 'm2'", "deliveries row 2"),
         ("DELETE FROM deliveries WHERE msg_id = 'm1'", "deliveries row m1/B"),
+        ("UPDATE entries SET msg_id = 'm9' WHERE seq = 1", "entries row 1"),  # hides it from the timeline
     ],
 )
 async def test_verify_names_the_edited_or_deleted_row(journal, tmp_path, tamper, table):
@@ -124,3 +125,28 @@ async def test_two_connections_never_claim_the_same_delivery(tmp_path):
     assert first and second  # both took part
     assert not set(first) & set(second)
     assert len(first) + len(second) == 300 == len(set(first) | set(second))
+
+
+async def test_history_and_an_older_journal_gets_the_new_columns(tmp_path):
+    """A journal made before the operators' views: opening it adds the columns and fills entries.msg_id."""
+    store = SqliteJournal(tmp_path / "journal.db")
+    await store.open()
+    await store.write([accepted("m1")])
+    await store.claim_push("w", now=1001, lease=30, limit=1)
+    await store.write([StateChange("m1", "B", DeliveryState.DELIVERED, at=1002)])
+    await store.close()
+    with sqlite3.connect(tmp_path / "journal.db") as db:
+        for index in ("entries_msg_id", "transactions_period", "deliveries_delivered_at"):
+            db.execute(f"DROP INDEX {index}")
+        for table, column in (("entries", "msg_id"), ("deliveries", "delivered_at"), ("deliveries", "registered_at")):
+            db.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    store = SqliteJournal(tmp_path / "journal.db")
+    await store.open()
+    try:
+        assert [e["kind"] for e in await store.history("m1")] == ["accepted", "state", "state"]
+        assert [e.get("state") for e in await store.history("m1")][1:] == ["forwarding", "delivered"]
+        await store.write([StateChange("m1", "B", DeliveryState.REGISTERED, at=1010, detail="inc 7")])
+        assert len(await store.history("m1")) == 4
+        assert await store.verify() == []
+    finally:
+        await store.close()

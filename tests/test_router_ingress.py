@@ -110,9 +110,13 @@ async def test_health_metrics_and_directory(network, test_pki):
         assert r.status == 200 and (await r.json())["status"] == "ok"
     async with session.get(f"{url}/metrics") as r:
         text = await r.text()
-    assert 'smdo_packets_total{outcome="accepted"} 1' in text
-    assert 'smdo_packets_total{outcome="rejected_-1"} 1' in text
+    assert 'smdo_packets_total{code="",outcome="accepted"} 1.0' in text
+    assert 'smdo_packets_total{code="-1",outcome="rejected"} 1.0' in text
     assert 'smdo_stage_seconds_count{stage="verify"}' in text and "smdo_journal_queue_depth" in text
+    from prometheus_client.parser import text_string_to_metric_families
+
+    families = list(text_string_to_metric_families(text))  # the classic text format parses too
+    assert all(f.documentation for f in families) and len({f.name for f in families}) == len(families)
     async with session.get(f"{url}/smdo/v1/directory") as r:
         assert r.status == 200
         directory = etree.fromstring(await r.read())

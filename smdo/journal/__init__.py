@@ -7,6 +7,7 @@ from smdo.journal.store import (
     DeliveryState,
     Duplicate,
     JournalStore,
+    ReceiverBacklog,
     Record,
     Rejected,
     StateChange,
@@ -14,6 +15,6 @@ from smdo.journal.store import (
 )
 
 __all__ = [
-    "Accepted", "Claimed", "DeliveryState", "Duplicate", "GroupCommitter", "JournalStore", "Record", "Rejected",
+    "Accepted", "Claimed", "DeliveryState", "Duplicate", "GroupCommitter", "JournalStore", "ReceiverBacklog", "Record", "Rejected",
     "SqliteJournal", "StateChange", "TransactionView",
 ]

@@ -33,6 +33,7 @@ from smdo.journal.store import (
     DeliveryView,
     Duplicate,
     Record,
+    ReceiverBacklog,
     Rejected,
     StateChange,
     TransactionView,
@@ -44,7 +45,8 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
     seq INTEGER PRIMARY KEY,
     body TEXT NOT NULL,          -- canonical JSON of the entry, including its seq
-    hash TEXT NOT NULL
+    hash TEXT NOT NULL,
+    msg_id TEXT                  -- the entry's msg_id, copied out of body for a transaction's history
 );
 CREATE TABLE IF NOT EXISTS chain_head (
     id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -90,6 +92,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
     entry_seq INTEGER NOT NULL,  -- the entry that set the current state
     claimed_by TEXT,             -- lease: which worker/mailbox fetch holds it, until when
     claim_until REAL,
+    delivered_at REAL,           -- when the 101 came (statistics: time to delivery)
+    registered_at REAL,          -- when the registration ack came (time to registration)
     UNIQUE (msg_id, receiver)
 );
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (mode, next_at)
@@ -98,6 +102,20 @@ CREATE INDEX IF NOT EXISTS deliveries_deadline ON deliveries (deadline)
     WHERE state IN ('accepted', 'retry-wait', 'forwarding');
 CREATE INDEX IF NOT EXISTS deliveries_mailbox ON deliveries (receiver, next_at)
     WHERE mode = 'pull' AND state IN ('accepted', 'retry-wait', 'forwarding');
+"""
+
+#: Added after the first release: columns ALTERed into older journals, then indexes on them.
+_ADDED_COLUMNS = (
+    ("entries", "msg_id", "TEXT"),
+    ("deliveries", "delivered_at", "REAL"),
+    ("deliveries", "registered_at", "REAL"),
+)
+INDEXES = """
+CREATE INDEX IF NOT EXISTS entries_msg_id ON entries (msg_id) WHERE msg_id IS NOT NULL;
+-- statistics read a period's documents from this index alone (the table rows hold packet bodies)
+CREATE INDEX IF NOT EXISTS transactions_period
+    ON transactions (received_at, outcome, origin, msg_type, sender, msg_id);
+CREATE INDEX IF NOT EXISTS deliveries_delivered_at ON deliveries (delivered_at) WHERE delivered_at IS NOT NULL;
 """
 
 _BUSY_TIMEOUT_MS = 10_000
@@ -190,14 +208,25 @@ class SqliteJournal:
         sender: str | None = None,
         state: str | None = None,
         limit: int = 100,
+        until: float | None = None,
+        receiver: str | None = None,
+        documents_only: bool = False,
     ) -> list[TransactionView]:
         where, args = ["1 = 1"], []
         if since is not None:
             where.append("t.received_at >= ?")
             args.append(since)
+        if until is not None:
+            where.append("t.received_at < ?")
+            args.append(until)
         if sender:
             where.append("t.sender = ?")
             args.append(sender)
+        if receiver:
+            where.append("t.msg_id IN (SELECT msg_id FROM deliveries WHERE receiver = ?)")
+            args.append(receiver)
+        if documents_only:  # leave out acknowledgements (msg_type 0); refusals have no type and stay
+            where.append("(t.msg_type IS NULL OR t.msg_type != 0)")
         if state:
             if state in ("accepted", "rejected"):
                 where.append("t.outcome = ?")
@@ -228,6 +257,91 @@ class SqliteJournal:
     async def verify(self) -> list[ChainProblem]:
         return await self._run(_verify)
 
+    # --- operators' views: a transaction's history, backlog, hourly counts, statistics ---------
+
+    async def history(self, msg_id: str) -> list[dict[str, Any]]:
+        """Every journal entry about msg_id (accepted/refused, claims, state changes), oldest first."""
+        rows = await self._run(lambda c: c.execute(
+            "SELECT body FROM entries WHERE msg_id = ? ORDER BY seq LIMIT 10000", (msg_id,)).fetchall())
+        return [json.loads(body) for body, in rows]
+
+    async def backlog(self) -> list[ReceiverBacklog]:
+        """Per receiver with deliveries still pending: how many, the oldest, and the latest failure."""
+        return await self._run(_backlog)
+
+    async def hourly(self, since: float) -> list[tuple[int, int, int, int]]:
+        """(hour start, packets accepted, refused, deliveries delivered) per hour since `since`."""
+        return await self._run(_hourly, since)
+
+    async def period_facts(self, since: float, until: float, sink: Callable[[str, list[tuple]], None]) -> None:
+        """Feed `sink` the statistics' facts about documents received in [since, until), in batches,
+        by UTC day number (received_at // 86400): counts ("document", [(day, sender, n)]),
+        ("refusal", [(day, sender, n)]), ("delivery", [(day, sender, receiver, state, n)]), and the
+        durations for percentiles ("durations", [(day, sender, to_delivery, to_registration)],
+        seconds or None). Runs on the store's thread; `sink` must not block."""
+        await self._run(_period_facts, since, until, sink)
+
+
+def _backlog(conn: sqlite3.Connection) -> list[ReceiverBacklog]:
+    rows = conn.execute(
+        "SELECT d.receiver, d.mode, count(*), min(d.deadline), max(d.attempts),"
+        " sum(CASE WHEN d.state = 'retry-wait' AND d.attempts > 0 THEN 1 ELSE 0 END)"
+        f" FROM deliveries d WHERE d.state IN {_PENDING} GROUP BY d.receiver, d.mode ORDER BY d.receiver"
+    ).fetchall()
+    out = []
+    for receiver, mode, waiting, oldest_deadline, attempts, failing in rows:
+        oldest = conn.execute(
+            "SELECT t.received_at FROM deliveries d JOIN transactions t ON t.msg_id = d.msg_id"
+            f" AND t.outcome = 'accepted' WHERE d.receiver = ? AND d.state IN {_PENDING}"
+            " ORDER BY d.deadline LIMIT 1", (receiver,)).fetchone()
+        last = conn.execute(
+            "SELECT detail, updated_at, next_at FROM deliveries WHERE receiver = ? AND state = 'retry-wait'"
+            " AND attempts > 0 ORDER BY updated_at DESC LIMIT 1", (receiver,)).fetchone()
+        out.append(ReceiverBacklog(
+            receiver=receiver, mode=mode, waiting=waiting, oldest_received_at=oldest[0] if oldest else None,
+            oldest_deadline=oldest_deadline, failing=failing, max_attempts=attempts,
+            last_error=last[0] if last else "", last_error_at=last[1] if last else None,
+            next_try_at=last[2] if last else None))
+    return out
+
+
+def _hourly(conn: sqlite3.Connection, since: float) -> list[tuple[int, int, int, int]]:
+    hours: dict[int, list[int]] = {}
+    for hour, outcome, n in conn.execute(
+        "SELECT CAST(received_at / 3600 AS INTEGER), outcome, count(*) FROM transactions"
+        " WHERE received_at >= ? AND origin = 'ingress' GROUP BY 1, 2", (since,)):
+        hours.setdefault(hour * 3600, [0, 0, 0])[0 if outcome == "accepted" else 1] += n
+    for hour, n in conn.execute(
+        "SELECT CAST(delivered_at / 3600 AS INTEGER), count(*) FROM deliveries"
+        " WHERE delivered_at >= ? GROUP BY 1", (since,)):
+        hours.setdefault(hour * 3600, [0, 0, 0])[2] += n
+    return sorted((h, *counts) for h, counts in hours.items())
+
+
+_DOCUMENTS = "t.received_at >= ? AND t.received_at < ? AND t.origin = 'ingress'"
+_DAY = "CAST(t.received_at / 86400 AS INTEGER)"
+_FACTS = (
+    ("document", f"SELECT {_DAY}, t.sender, count(*) FROM transactions t"
+                 f" WHERE {_DOCUMENTS} AND t.outcome = 'accepted' AND t.msg_type != 0 GROUP BY 1, 2"),
+    ("refusal", f"SELECT {_DAY}, t.sender, count(*) FROM transactions t"
+                f" WHERE {_DOCUMENTS} AND t.outcome = 'rejected' GROUP BY 1, 2"),
+    ("delivery", f"SELECT {_DAY}, t.sender, d.receiver, d.state, count(*) FROM transactions t"
+                 " JOIN deliveries d ON d.msg_id = t.msg_id"
+                 f" WHERE {_DOCUMENTS} AND t.outcome = 'accepted' AND t.msg_type != 0 GROUP BY 1, 2, 3, 4"),
+    ("durations", f"SELECT {_DAY}, t.sender, d.delivered_at - t.received_at, d.registered_at - t.received_at"
+                  " FROM transactions t JOIN deliveries d ON d.msg_id = t.msg_id"
+                  f" WHERE {_DOCUMENTS} AND t.outcome = 'accepted' AND t.msg_type != 0"
+                  " AND (d.delivered_at IS NOT NULL OR d.registered_at IS NOT NULL)"),
+)
+
+
+def _period_facts(conn: sqlite3.Connection, since: float, until: float,
+                  sink: Callable[[str, list[tuple]], None]) -> None:
+    for kind, sql in _FACTS:
+        cursor = conn.execute(sql, (since, until))
+        while batch := cursor.fetchmany(10_000):
+            sink(kind, batch)
+
 
 # --- sync parts, run on the connection thread -------------------------------------------------
 
@@ -239,6 +353,13 @@ def _init_schema(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA wal_autocheckpoint=0")  # see SqliteJournal._checkpoint_every
     conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
     conn.executescript(SCHEMA)
+    for table, column, kind in _ADDED_COLUMNS:
+        present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if column not in present:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            if (table, column) == ("entries", "msg_id"):
+                conn.execute("UPDATE entries SET msg_id = json_extract(body, '$.msg_id')")
+    conn.executescript(INDEXES)
 
 
 def _checkpoint(path: Path) -> None:
@@ -257,21 +378,21 @@ class _Chain:
         self.conn = conn
         row = conn.execute("SELECT seq, hash FROM chain_head WHERE id = 1").fetchone()
         self.seq, self.hash = row if row else (0, GENESIS)
-        self.rows: list[tuple[int, str, str]] = []
+        self.rows: list[tuple[int, str, str, str | None]] = []
 
-    def append(self, body: bytes) -> int:
+    def append(self, body: bytes, msg_id: str | None) -> int:
         """`body`: canonical JSON of the entry, prepared before the lock was taken; the entry's
         stored text is that object with its sequence number put first."""
         self.seq += 1
         text = b'{"seq":%d,%s' % (self.seq, body[1:])
         self.hash = entry_hash(self.hash, text)
-        self.rows.append((self.seq, text.decode(), self.hash))
+        self.rows.append((self.seq, text.decode(), self.hash, msg_id))
         return self.seq
 
     def flush(self) -> None:
         if not self.rows:
             return
-        self.conn.executemany("INSERT INTO entries (seq, body, hash) VALUES (?, ?, ?)", self.rows)
+        self.conn.executemany("INSERT INTO entries (seq, body, hash, msg_id) VALUES (?, ?, ?, ?)", self.rows)
         self.conn.execute(
             "INSERT INTO chain_head (id, seq, hash) VALUES (1, ?, ?) "
             "ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
@@ -413,8 +534,10 @@ def _apply(conn: sqlite3.Connection, chain: _Chain,
             return  # a delivery ack after the registration ack is ignored
         if current in _FINAL and new not in _REGISTRATION:
             return  # a late outcome of a stale attempt changes nothing
-        seq = chain.append(body)
-        updates.append((new, c.next_at, c.detail, c.at, seq, c.msg_id, c.receiver))
+        seq = chain.append(body, c.msg_id)
+        delivered_at = c.at if new == DeliveryState.DELIVERED.value else None
+        registered_at = c.at if new in _REGISTRATION else None
+        updates.append((new, c.next_at, c.detail, c.at, seq, delivered_at, registered_at, c.msg_id, c.receiver))
         states[(c.msg_id, c.receiver)] = new
 
     for r, body, also in prepared:
@@ -424,7 +547,7 @@ def _apply(conn: sqlite3.Connection, chain: _Chain,
                 digest, answer = earlier[r.msg_id]
                 result = Duplicate(r.msg_id, digest, answer)
             else:
-                seq = chain.append(body)
+                seq = chain.append(body, r.msg_id)
                 earlier[r.msg_id] = (r.digest, r.answer)
                 transactions.append((seq, "accepted", r.msg_id, r.sender, json.dumps(list(r.receivers)), r.msg_type,
                                      r.acknow, r.ack_for, r.origin, r.digest, r.size, r.received_at, r.deadline,
@@ -435,7 +558,7 @@ def _apply(conn: sqlite3.Connection, chain: _Chain,
                 for c, c_body in also:
                     change(c, c_body)
         elif isinstance(r, Rejected):
-            seq = chain.append(body)
+            seq = chain.append(body, r.msg_id)
             transactions.append((seq, "rejected", r.msg_id, r.sender, "[]", None, None, None, "ingress", r.digest,
                                  r.size, r.received_at, None, json.dumps(list(r.codes)), r.stage, None, None))
         else:
@@ -448,6 +571,7 @@ def _apply(conn: sqlite3.Connection, chain: _Chain,
         " VALUES (?, ?, ?, 'accepted', ?, ?, ?, ?)", new_deliveries)
     conn.executemany(
         "UPDATE deliveries SET state = ?, next_at = ?, detail = ?, updated_at = ?, entry_seq = ?,"
+        " delivered_at = coalesce(?, delivered_at), registered_at = coalesce(?, registered_at),"
         " claimed_by = NULL, claim_until = NULL WHERE msg_id = ? AND receiver = ?", updates)
     return results
 
@@ -486,7 +610,7 @@ def _claim(
         updates = []
         for row in rows:
             body = canonical(_state_entry(row[1], row[2], "forwarding", now, attempt=row[5] + 1, by=holder))
-            updates.append((now, chain.append(body), holder, now + lease, row[0]))
+            updates.append((now, chain.append(body, row[1]), holder, now + lease, row[0]))
         conn.executemany(
             "UPDATE deliveries SET state = 'forwarding', attempts = attempts + 1, updated_at = ?,"
             " entry_seq = ?, claimed_by = ?, claim_until = ? WHERE id = ?", updates)
@@ -566,15 +690,18 @@ def _views(conn: sqlite3.Connection, where: str, args: tuple[object, ...], limit
 
 def _verify(conn: sqlite3.Connection) -> list[ChainProblem]:
     """The chain itself, then every transaction and delivery row against the entries."""
-    entries = conn.execute("SELECT seq, body, hash FROM entries ORDER BY seq").fetchall()
+    rows = conn.execute("SELECT seq, body, hash, msg_id FROM entries ORDER BY seq").fetchall()
+    entries = [row[:3] for row in rows]
     head = conn.execute("SELECT seq, hash FROM chain_head WHERE id = 1").fetchone()
     problems = verify_chain(entries, tuple(head) if head else None)
     bodies: dict[int, dict[str, Any]] = {}
-    for seq, body, _ in entries:
+    for seq, body, _, msg_id in rows:
         try:
             bodies[seq] = json.loads(body)
         except ValueError:
-            pass
+            continue
+        if bodies[seq].get("msg_id") != msg_id:  # the column a transaction's timeline is read by
+            problems.append(ChainProblem("entries", seq, "msg_id column differs from the entry"))
 
     last_state: dict[tuple[str, str], int] = {}
     txn_entries: set[int] = set()

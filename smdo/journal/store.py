@@ -6,10 +6,10 @@ returns only after they are durable, and every record also becomes an entry of t
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class DeliveryState(str, Enum):
@@ -158,6 +158,22 @@ class TransactionView:
         }
 
 
+@dataclass(frozen=True)
+class ReceiverBacklog:
+    """Deliveries still waiting for one receiver (operators' overview and metrics)."""
+
+    receiver: str
+    mode: str
+    waiting: int
+    oldest_received_at: float | None
+    oldest_deadline: float | None
+    failing: int  # waiting for a retry after a failed attempt
+    max_attempts: int
+    last_error: str  # the latest failed attempt's detail
+    last_error_at: float | None
+    next_try_at: float | None
+
+
 class JournalStore(Protocol):
     async def open(self) -> None: ...
 
@@ -192,3 +208,21 @@ class JournalStore(Protocol):
 
     async def counts(self) -> dict[str, int]:
         """Deliveries per state, for metrics."""
+
+    async def list_transactions(
+        self, *, since: float | None = None, sender: str | None = None, state: str | None = None,
+        limit: int = 100, until: float | None = None, receiver: str | None = None, documents_only: bool = False,
+    ) -> list[TransactionView]:
+        """Newest first among those matching, at most `limit` (operators' search)."""
+
+    async def history(self, msg_id: str) -> list[dict[str, Any]]:
+        """Every journal entry about msg_id, oldest first (a transaction's timeline)."""
+
+    async def backlog(self) -> list[ReceiverBacklog]:
+        """Pending deliveries per receiver: count, oldest, latest failure."""
+
+    async def hourly(self, since: float) -> list[tuple[int, int, int, int]]:
+        """(hour start, accepted, refused, delivered) per hour since `since`."""
+
+    async def period_facts(self, since: float, until: float, sink: Callable[[str, list[tuple]], None]) -> None:
+        """Statistics' raw rows for documents received in [since, until), fed to `sink` in batches."""
