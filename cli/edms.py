@@ -10,6 +10,8 @@ from pathlib import Path
 
 import click
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from edms_adapters.config import FAULTS, EdmsConfig, RegistrationRules
@@ -29,6 +31,11 @@ def _listen(value: str) -> tuple[str, int]:
 def tls_problem(cert_path: Path, host: str) -> str | None:
     """Why the certificate cannot serve HTTPS on `host` (the hub checks both), or None."""
     cert = load_certificate(cert_path)
+    try:
+        if not isinstance(cert.public_key(), (rsa.RSAPublicKey, ec.EllipticCurvePublicKey)):
+            return None  # e.g. bign: loading it for TLS fails with its own message (give --tls-key/--tls-cert)
+    except (ValueError, UnsupportedAlgorithm):  # a key type cryptography does not know (bign)
+        return None
     try:
         purposes = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     except x509.ExtensionNotFound:
@@ -89,9 +96,9 @@ def run(kind: str, code: str, name: str, hub_url: str, hub_code: str, data_dir: 
     """
     host, port = _listen(listen)
     if not plain_http:
-        problem = tls_problem(cert, host)
+        problem = tls_problem(tls_cert or cert, host)
         if problem:
-            raise click.ClickException(f"{cert} cannot serve TLS to the hub: {problem}; issue it with "
+            raise click.ClickException(f"{tls_cert or cert} cannot serve TLS to the hub: {problem}; issue it with "
                                        f"`smdo pki issue --dir DIR {code} --tls-host {host} --force` (or use --http)")
     config = EdmsConfig(
         kind=kind, code=code, name=name, hub_url=hub_url, hub_code=hub_code, data_dir=data_dir, key=key, cert=cert,
