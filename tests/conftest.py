@@ -8,7 +8,8 @@
 - `trust_store`: a TrustStore of `test_pki` (anchor, intermediate, CRLs) as of session start.
 Keys are generated once per session, so using these fixtures costs nothing per test.
 
-Tests in SLOW_MODULES (whole conformance runs, subprocess hubs, the demo, the README walkthrough)
+Tests in SLOW_MODULES (whole conformance runs, subprocess hubs, demos, the browser console tests, the
+README walkthrough)
 carry the `slow` marker: `make test-fast` (pytest -m "not slow") leaves them out while developing;
 `make test` runs everything.
 """
@@ -25,8 +26,8 @@ from signing.trust import TrustStore
 SUBSCRIBERS = ("ORG-A", "ORG-B", "ORG-C")
 
 SLOW_MODULES = {
-    "test_conformance_endpoint", "test_conformance_flow", "test_conformance_hub", "test_conformance_watch",
-    "test_crash", "test_demo", "test_readme",
+    "test_bign_conformance", "test_bign_demo", "test_conformance_endpoint", "test_conformance_flow",
+    "test_conformance_hub", "test_conformance_watch", "test_console", "test_crash", "test_demo", "test_readme",
 }
 
 
