@@ -8,10 +8,9 @@
 - `trust_store`: a TrustStore of `test_pki` (anchor, intermediate, CRLs) as of session start.
 Keys are generated once per session, so using these fixtures costs nothing per test.
 
-Tests in SLOW_MODULES (whole conformance runs, subprocess hubs, demos, the browser console tests, the
-README walkthrough)
-carry the `slow` marker: `make test-fast` (pytest -m "not slow") leaves them out while developing;
-`make test` runs everything.
+Tests in SLOW_MODULES (whole conformance runs, subprocess hubs, demos, the browser console tests,
+the README walkthrough) carry the `slow` marker: `make test-fast` (pytest -m "not slow") leaves
+them out while developing; `make test` runs everything.
 """
 from __future__ import annotations
 
