@@ -4,12 +4,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import click
 
 from cli.tables import table
+from cli.when import Since
+from smdo.datadir import require_data_dir
 from smdo.journal import SqliteJournal
 from smdo.stats import COLUMNS, PERIODS, StatsRow, compute, period_start, to_csv
 
@@ -17,41 +18,32 @@ _HEADERS = ("period", "subscriber", "sent", "received", "delivered", "registered
             "hub refused", "deliv. p50 s", "deliv. p95 s", "reg. p50 s", "reg. p95 s", "no reg. ack")
 
 
-def _date(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise click.BadParameter(f"not a date: {value!r} (use YYYY-MM-DD or an ISO date-time)") from exc
-    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
-
-
 @click.command("stats")
 @click.option("--data", type=click.Path(file_okay=False, path_type=Path), envvar="SMDO_DATA",
               default=Path("var"), show_default=True, help="The hub's data folder [SMDO_DATA].")
 @click.option("--period", type=click.Choice(PERIODS), default="month", show_default=True, help="Bucket size (UTC).")
-@click.option("--since", help="From this date (YYYY-MM-DD, UTC) [start of the period three periods ago].")
-@click.option("--until", help="Up to (not including) this date [now].")
+@click.option("--since", "start", type=Since(), help="From then: a date (YYYY-MM-DD, UTC), an ISO time, 2w, "
+              "yesterday... [start of the period three periods ago].")
+@click.option("--until", "until", type=Since(), help="Up to (not including) then, same forms [now].")
 @click.option("--subscriber", help="Only this subscriber's rows (without it: '*' for everyone, then each).")
 @click.option("--json", "as_json", is_flag=True, help="JSON: a list of rows.")
 @click.option("--csv", "as_csv", is_flag=True, help="CSV with a header row.")
-def command(data: Path, period: str, since: str | None, until: str | None, subscriber: str | None,
+def command(data: Path, period: str, start: float | None, until: float | None, subscriber: str | None,
             as_json: bool, as_csv: bool) -> None:
     """Documents sent, received, delivered, registered, refused and not delivered (102), with the
     median and p95 time to delivery and to registration, per period and subscriber."""
     if as_json and as_csv:
         raise click.UsageError("choose one of --json and --csv")
     now = time.time()
-    end = _date(until) or now
-    start = _date(since)
+    end = until or now
     if start is None:
         start = period_start(end, period)
         for _ in range(3):
             start = period_start(start - 1, period)
-    path = data / "journal.db"
+    path = require_data_dir(data) / "journal.db"
     if not path.exists():
-        raise click.ClickException(f"no journal at {path}")
+        raise click.ClickException(f"no journal at {path} yet: it is created when `smdo serve --data {data}` "
+                                   f"first runs")
     rows = asyncio.run(_compute(path, start, end, period, subscriber))
     if as_json:
         click.echo(json.dumps([r.as_dict() for r in rows], indent=1))
