@@ -3,6 +3,11 @@
 Written from the standard's English rendition (draft-belt-bign-bake); the known-answer tests in
 tests/test_belt_bign.py are the standard's own tables. Every word is little-endian: a 32-bit
 word is read from 4 octets low byte first, and so is the bit length in belt-hash.
+
+`BeltHash`, `belt_hash` and `encrypt_block` use the optional C extension `signing._belt`
+(signing/_belt.c, built by setup.py when a compiler is present; ~100x faster) when it imports,
+and the pure-Python code here (`PythonBeltHash`, `python_encrypt_block`) otherwise: same results,
+checked against each other in tests/test_belt_c.py.
 """
 from __future__ import annotations
 
@@ -101,7 +106,7 @@ def _key_words(key: bytes) -> list[int]:
     return _words(key, 8)
 
 
-def encrypt_block(block: bytes, key: bytes) -> bytes:
+def python_encrypt_block(block: bytes, key: bytes) -> bytes:
     """belt-block: one 16-octet block under a 32-octet key."""
     if len(block) != 16:
         raise ValueError(f"a belt block is 16 octets, not {len(block)}")
@@ -149,11 +154,12 @@ def compress(data: bytes) -> tuple[bytes, bytes]:
     return _bytes(s), _bytes(y)
 
 
-class BeltHash:
+class PythonBeltHash:
     """belt-hash, incremental like hashlib's objects: update() then digest() (32 octets)."""
 
     name = "belt-hash"
     digest_size = 32
+    block_size = 32
 
     def __init__(self, data: bytes = b"") -> None:
         self._length = 0
@@ -187,8 +193,23 @@ class BeltHash:
     def hexdigest(self) -> str:
         return self.digest().hex()
 
+    def copy(self) -> PythonBeltHash:
+        other = PythonBeltHash()
+        other._length, other._sum, other._h, other._pending = self._length, self._sum, self._h, self._pending
+        return other
+
 
 _unpack_8_words = struct.Struct("<8I").unpack_from
+
+
+try:  # the C extension when it was built (setup.py); without it, the Python code above
+    from signing._belt import BeltHash as CBeltHash, encrypt_block as c_encrypt_block
+except ImportError:
+    CBeltHash = c_encrypt_block = None
+
+ACCELERATED = CBeltHash is not None
+BeltHash = CBeltHash if CBeltHash is not None else PythonBeltHash
+encrypt_block = c_encrypt_block if c_encrypt_block is not None else python_encrypt_block
 
 
 def belt_hash(data: bytes) -> bytes:
