@@ -224,6 +224,7 @@ def run(argv: list[str] | None = None) -> None:
         pki = init_pki(pki_dir)
         issue_certificate(pki_dir, "HUB", "smdo-hub", key_type=args.hub_key, tls_hostnames=("127.0.0.1", "localhost"))
         issue_certificate(pki_dir, SENDER, f"Organisation {SENDER}")
+        issue_certificate(pki_dir, "OPERATOR", "smdo operator")  # /metrics is for operators
         for code in RECEIVERS:  # the emulated receivers share these 2 cores with the hub: cheap acks
             issue_certificate(pki_dir, code, f"Organisation {code}", key_type=args.receiver_key)
 
@@ -253,7 +254,7 @@ def run(argv: list[str] | None = None) -> None:
         hub = subprocess.Popen(
             [sys.executable, "-m", "cli.main", "serve", "--data", str(data), "--port", "0",
              "--key", str(pki.key_path("HUB")), "--cert", str(pki.cert_path("HUB")), "--trust", str(pki.trust_dir),
-             "--workers", str(args.workers)],
+             "--operator-cert", str(pki.cert_path("OPERATOR")), "--workers", str(args.workers)],
             cwd=REPO, stdout=subprocess.PIPE)
         line = hub.stdout.readline().decode()
         if "listening on" not in line:
@@ -297,7 +298,7 @@ def run(argv: list[str] | None = None) -> None:
         _, _, n_floor, _, floor_p50, floor_p99, _ = results.get()
         commands.put(("stop",))
 
-        stages = _stage_means(hub_url.rsplit("/smdo/", 1)[0] + "/metrics", pki.ca_bundle_path)
+        stages = _stage_means(hub_url.rsplit("/smdo/", 1)[0] + "/metrics", pki)
         verify = subprocess.run([sys.executable, "-m", "cli.main", "journal", "verify", "--data", str(data)],
                                 cwd=REPO, capture_output=True, text=True)
 
@@ -339,12 +340,13 @@ def run(argv: list[str] | None = None) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _stage_means(metrics_url: str, ca_bundle: Path) -> dict[str, float]:
-    """Mean milliseconds per stage from the hub's /metrics (the worker that answers)."""
+def _stage_means(metrics_url: str, pki) -> dict[str, float]:
+    """Mean milliseconds per stage from the hub's /metrics (the worker that answers), as the operator."""
     import urllib.request
 
     try:
-        ctx = ssl.create_default_context(cafile=str(ca_bundle))
+        ctx = ssl.create_default_context(cafile=str(pki.ca_bundle_path))
+        ctx.load_cert_chain(str(pki.cert_path("OPERATOR")), str(pki.key_path("OPERATOR")))
         text = urllib.request.urlopen(metrics_url, context=ctx, timeout=10).read().decode()
     except OSError:
         return {}

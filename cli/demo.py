@@ -42,6 +42,7 @@ from smdo.unp import make_unp
 
 ROOT = Path(__file__).resolve().parent.parent
 HUB_CODE = "HUB"
+OPERATOR_CODE = "OPERATOR"  # the operator's TLS client certificate (smdo serve --operator-cert)
 MARKER = ".smdo-demo"
 
 
@@ -99,6 +100,9 @@ def make_pki(directory: Path, key_type: str = "rsa") -> PkiLayout:
             issue_certificate(directory, tls_code(pki, code), name, key_type="ec", tls_hostnames=hosts)
         else:
             issue_certificate(directory, code, name, key_type=key_type, tls_hostnames=hosts)
+    # The operator reads transactions and /metrics: a TLS client certificate (EC from the TLS CA on bign).
+    issue_certificate(directory, OPERATOR_CODE, "SMDO operator",
+                      **(dict(key_type="ec", tls_hostnames=hosts) if pki.has_tls_ca else {}))
     return pki
 
 
@@ -272,7 +276,7 @@ class Demo:
         hub = start([
             sys.executable, "-m", "cli.main", "serve", "--data", str(self.data / "hub"),
             "--host", "127.0.0.1", "--port", "0", *key_args(self.pki, HUB_CODE), "--trust", str(self.pki.trust_dir),
-            "--hub-code", HUB_CODE, "--retry-base", "0.2s", "--retry-max", "2s",
+            "--operator-cert", str(self.pki.cert_path(OPERATOR_CODE)), "--hub-code", HUB_CODE, "--retry-base", "0.2s", "--retry-max", "2s",
             "--delivery-deadline", f"{int(self.timeout)}s", "--mailbox-visibility", "5s",
         ], log)
         self.processes.append(hub)
@@ -311,7 +315,9 @@ class Demo:
 
     # -- sending --------------------------------------------------------------------------
     async def run(self) -> bool:
-        ssl_context = client_ssl_context(trust=self.pki.trust_dir)
+        # As the hub's operator: the transaction status of every packet is for operators (and parties).
+        ssl_context = client_ssl_context(trust=self.pki.trust_dir, cert=self.pki.cert_path(OPERATOR_CODE),
+                                         key=self.pki.key_path(OPERATOR_CODE))
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ssl_context)) as http:
             self.http = http
             for packet in self.packets:
@@ -484,7 +490,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def keep_running(demo: Demo) -> None:
     print("\nEverything is still running (Ctrl-C to stop):")
-    print(f"  hub             {demo.hub_url}   (GET /healthz, /metrics, /smdo/v1/transactions/MSG_ID)")
+    print(f"  hub             {demo.hub_url}   (GET /healthz; as operator /metrics, /smdo/v1/transactions/MSG_ID)")
+    print(f"  e.g.  curl --cacert {demo.pki.ca_bundle_path} --cert {demo.pki.cert_path(OPERATOR_CODE)} "
+          f"--key {demo.pki.key_path(OPERATOR_CODE)} {demo.hub_url}/metrics")
     for a in AGENCIES:
         print(f"  {a.code:<8} {a.kind:<11} {a.url}/api/documents")
     print(f"  data folder     {demo.data}  (pki/, hub/, edms/<CODE>/, *.log)")

@@ -1,4 +1,5 @@
-"""`smdo journal verify|show|list`: read the hub's journal."""
+"""`smdo journal verify|show|list|checkpoints`: read the hub's journal and check it against its
+signed checkpoints."""
 from __future__ import annotations
 
 import asyncio
@@ -12,6 +13,7 @@ import click
 from cli.when import Since
 from smdo.datadir import require_data_dir
 from smdo.journal import DeliveryState, SqliteJournal, TransactionView
+from smdo.journal.checkpoints import FILE_NAME, check_journal, check_signatures, read_checkpoints
 
 STATES = ["accepted", "rejected", *(s.value for s in DeliveryState if s.value != "accepted")]
 
@@ -45,16 +47,80 @@ def command() -> None:
     """Verify and read the hub's journal."""
 
 
+def _checkpoints_option(fn):
+    return click.option("--checkpoints", "checkpoints_file", type=click.Path(dir_okay=False, path_type=Path),
+                        help=f"The hub's checkpoint file [DATA/{FILE_NAME}].")(fn)
+
+
 @command.command("verify")
 @_data_option
-def verify(data: Path) -> None:
-    """Check the hash chain and every row against it; exit 1 naming each edited or deleted row."""
-    problems = asyncio.run(_with_journal(data, lambda j: j.verify()))
-    if problems:
-        for problem in problems:
-            click.echo(f"journal broken: {problem}", err=True)
+@_checkpoints_option
+@click.option("--hub-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path), envvar="SMDO_CERT",
+              help="The hub's certificate: every checkpoint must be signed by it [SMDO_CERT].")
+@click.option("--trust", type=click.Path(exists=True, path_type=Path), envvar="SMDO_TRUST",
+              help="CA certificates (and CRLs) the hub's and the TSA's certificates must chain to [SMDO_TRUST].")
+def verify(data: Path, checkpoints_file: Path | None, hub_cert: Path | None, trust: Path | None) -> None:
+    """Check the hash chain and every row against it, then the chain against the hub's signed
+    checkpoints; exit 1 naming each edited or deleted row and the first checkpoint no longer matched."""
+    from signing.keys import load_certificate
+    from signing.trust import TrustStore
+
+    path = checkpoints_file or data / FILE_NAME
+    try:
+        checkpoints = read_checkpoints(path) if path.exists() else []
+        pinned = load_certificate(hub_cert) if hub_cert else None
+        store = TrustStore.from_paths(trust) if trust else None
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    if checkpoints_file is not None and not path.exists():
+        raise click.ClickException(f"no checkpoint file at {path}")
+
+    async def check(journal: SqliteJournal):
+        return await journal.verify(), await check_journal(journal, checkpoints)
+
+    problems, against = asyncio.run(_with_journal(data, check))
+    signatures = check_signatures(checkpoints, hub_cert=pinned, trust=store)
+    for problem in problems:
+        click.echo(f"journal broken: {problem}", err=True)
+    for problem in signatures:
+        click.echo(f"checkpoint not valid: {problem}", err=True)
+    if against:
+        click.echo(f"journal does not match its checkpoints: first at {against[0]}", err=True)
+        for problem in against[1:]:
+            click.echo(f"  also {problem}", err=True)
+    if problems or signatures or against:
         sys.exit(1)
     click.echo("journal ok: hash chain intact, every transaction and delivery matches it")
+    if checkpoints:
+        stamped = sum(1 for c in checkpoints if c.timestamp)
+        who = "the hub's certificate" if pinned else "the certificate each carries (give --hub-cert to pin the hub's)"
+        click.echo(f"checkpoints ok: {len(checkpoints)} signed by {who}, {stamped} timestamped, "
+                   f"the last at entry {checkpoints[-1].seq} ({checkpoints[-1].at})")
+    else:
+        click.echo(f"no checkpoints at {path}: a rollback or a full rewrite could not be told")
+
+
+@command.command("checkpoints")
+@_data_option
+@_checkpoints_option
+@click.option("--json", "as_json", is_flag=True, help="The checkpoints as they are stored (JSON lines).")
+def checkpoints_(data: Path, checkpoints_file: Path | None, as_json: bool) -> None:
+    """Export the hub's signed journal checkpoints (to keep elsewhere, or verify on another machine)."""
+    path = checkpoints_file or data / FILE_NAME
+    if not path.exists():
+        raise click.ClickException(f"no checkpoint file at {path}")
+    try:
+        checkpoints = read_checkpoints(path)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        for c in checkpoints:
+            click.echo(c.to_line(), nl=False)
+        return
+    click.echo(f"{'#':>4} {'time (UTC)':<20} {'entry':>8} {'head hash':<64} timestamp")
+    for number, c in enumerate(checkpoints, 1):
+        click.echo(f"{number:>4} {c.at:<20} {c.seq:>8} {c.head:<64} {'yes' if c.timestamp else '-'}")
+    click.echo(f"{len(checkpoints)} checkpoint(s)")
 
 
 @command.command("show")

@@ -11,6 +11,8 @@ import click
 
 from signing.pki import KEY_TYPES, PkiLayout, default_key_type, init_pki, issue_certificate, refresh_crl, revoke_certificate
 
+TSA_CODE = "TSA"  # the test TSA's certificate in subscribers/TSA.pem
+
 _DIR = click.option("--dir", "directory", required=True, type=click.Path(file_okay=False, path_type=Path),
                     help="The PKI's folder.")
 _KEY_TYPE_HELP = ("RSA-2048, EC P-256, or bign (bign-curve256v1, the national algorithm; its PKI also gets "
@@ -128,3 +130,35 @@ def crl(directory: Path) -> None:
     if not PkiLayout(directory).index_path.exists():
         _fail(f"{directory} holds no PKI")
     click.echo(f"CRL: {refresh_crl(directory)}")
+
+
+@pki.group("tsa")
+def tsa() -> None:
+    """The PKI's test time-stamping authority (RFC 3161), for `smdo serve --tsa`."""
+
+
+@tsa.command("serve")
+@_DIR
+@click.option("--listen", default="127.0.0.1:0", show_default=True, help="HOST:PORT; port 0 picks a free one.")
+def tsa_serve(directory: Path, listen: str) -> None:
+    """Answer time-stamp requests over HTTP with the PKI's TSA certificate (issued on first use,
+    extendedKeyUsage timeStamping). Prints `READY http://HOST:PORT/` once it listens."""
+    import asyncio
+
+    from cli.tsa_server import serve_tsa
+
+    layout = PkiLayout(directory)
+    if not layout.index_path.exists():
+        _fail(f"{directory} holds no PKI")
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit():
+        _fail(f"--listen must be HOST:PORT, not {listen!r}")
+    if not layout.cert_path(TSA_CODE).exists():
+        issue_certificate(directory, TSA_CODE, "smdo-hub Test TSA", timestamping=True)
+    signer = layout.signer(TSA_CODE)
+    try:
+        asyncio.run(serve_tsa(signer, host, int(port), lambda line: print(line, flush=True)))
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        _fail(f"cannot listen on {listen}: {exc}")

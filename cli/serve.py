@@ -26,7 +26,11 @@ from smdo.datadir import DataDirBusy, init_data_dir
               help="TLS certificate, when not --cert [--cert].")
 @click.option("--trust", type=click.Path(exists=True, path_type=Path), help="CA certificates: PEM file or folder.")
 @click.option("--crl", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="A CRL (repeatable).")
+              help="A CRL (repeatable); *.crl files in a --trust folder are loaded without it.")
+@click.option("--operator-cert", "operator_certs", multiple=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="An operator's TLS client certificate (PEM, repeatable): may read /metrics and every "
+                   "transaction's status.")
 @click.option("--client-auth", type=click.Choice(["none", "optional", "required"]), help="mTLS [optional].")
 @click.option("--http", "http", is_flag=True, default=None, help="Plain HTTP, allowed on loopback only.")
 @click.option("--workers", type=int, help="Worker processes sharing the port [1].")
@@ -37,15 +41,20 @@ from smdo.datadir import DataDirBusy, init_data_dir
 @click.option("--push-concurrency", type=int, help="Pushes in flight per receiver [8].")
 @click.option("--mailbox-visibility", help="Re-offer an unconfirmed pull delivery after this [60s].")
 @click.option("--max-packet-bytes", type=int, help="Largest packet accepted [30 MB].")
+@click.option("--checkpoint-interval", help="Sign a journal checkpoint this often (and at shutdown) [1m].")
+@click.option("--tsa", help="RFC 3161 time-stamping authority URL: timestamp every journal checkpoint.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
               help="Least important level logged [warning]: refused packets and failed deliveries are warnings.")
 @click.option("--log-format", type=click.Choice(["text", "json"]), help="text, or one JSON object per line [text].")
 @click.option("--access-log", is_flag=True, default=None, help="Log every HTTP request (level info).")
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO level (--log-level info).")
-def command(config_file: Path | None, verbose: bool, crl: tuple[Path, ...], **flags: object) -> None:
+def command(config_file: Path | None, verbose: bool, crl: tuple[Path, ...], operator_certs: tuple[Path, ...],
+            **flags: object) -> None:
     """Run the hub: accept, check, journal, deliver and acknowledge packets."""
     if crl:
         flags["crl"] = crl
+    if operator_certs:
+        flags["operator_certs"] = operator_certs
     if verbose and not flags.get("log_level"):
         flags["log_level"] = "info"
     try:

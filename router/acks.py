@@ -1,11 +1,14 @@
 """The hub's own acknowledgements, signed with the hub's key (loaded once, at start)."""
 from __future__ import annotations
 
+import hashlib
+import hmac
 import uuid
 from collections.abc import Sequence
 
 from lxml import etree
 
+from signing.algorithms import private_key_der
 from signing.keys import Signer
 from signing.xmldsig import sign_enveloped
 from smdo.errors import ErrorCode, Problem
@@ -14,7 +17,7 @@ from smdo.receipts import acknowledgement
 
 NIL_MSG_ID = "00000000-0000-0000-0000-000000000000"  # acknowledging a packet whose msg_id is unreadable
 UNKNOWN_RECEIVER = "UNKNOWN"
-_ACK_IDS = uuid.UUID("6f1d2c1e-8a57-4b8e-9a43-5d0c6a0f8a11")  # namespace for deterministic ack ids
+_HUB_IDS = uuid.UUID("6f1d2c1e-8a57-4b8e-9a43-5d0c6a0f8a11")  # namespace of the hub's sys_id (public)
 
 TEXTS = {
     ErrorCode.ACCEPTED: "accepted by the hub",
@@ -23,9 +26,20 @@ TEXTS = {
 }
 
 
-def ack_msg_id(kind: int, msg_id: str, receiver: str) -> str:
-    """The same event always gets the same id, so two workers reporting it make one packet."""
-    return str(uuid.uuid5(_ACK_IDS, f"{kind}:{msg_id}:{receiver}"))
+def ack_id_key(signer: Signer) -> bytes:
+    """The secret behind the hub's ack ids, derived from its private key: every worker and node of
+    a hub holds that key, nobody else does, so no new secret file has to be shared or rotated."""
+    der = private_key_der(signer.key)
+    return hmac.new(b"smdo-hub acknowledgement ids", der, hashlib.sha256).digest()
+
+
+def ack_msg_id(key: bytes, kind: int, msg_id: str, receiver: str, attempt: int = 0) -> str:
+    """The same event always gets the same id, so two workers reporting it make one packet; keyed,
+    so no subscriber can compute it in advance. `attempt` > 0: the next id, when a subscriber's
+    packet already holds this one (router.receipts.settle)."""
+    tag = f"{kind}:{msg_id}:{receiver}" + (f":{attempt}" if attempt else "")
+    digest = hmac.new(key, tag.encode(), hashlib.sha256).digest()
+    return str(uuid.UUID(bytes=digest[:16], version=4))
 
 
 class HubAcks:
@@ -33,9 +47,10 @@ class HubAcks:
 
     def __init__(self, signer: Signer, hub_code: str, hub_name: str) -> None:
         self.signer = signer
+        self.id_key = ack_id_key(signer)
         self.sender = Sender(
             id=hub_code,
-            sys_id=str(uuid.uuid5(_ACK_IDS, f"hub:{hub_code}")),
+            sys_id=str(uuid.uuid5(_HUB_IDS, f"hub:{hub_code}")),
             system="smdo-hub",
             system_details="0.1",
             name=hub_name,
@@ -67,9 +82,10 @@ class HubAcks:
             results=[(p.code, str(p)[:1000]) for p in problems],
         )
 
-    def outcome(self, code: int, msg_id: str, sender_id: str, receiver: str, text: str = "") -> tuple[str, bytes]:
+    def outcome(self, code: int, msg_id: str, sender_id: str, receiver: str, text: str = "",
+                attempt: int = 0) -> tuple[str, bytes]:
         """A 101 (delivered) or 102 (not delivered) ack about one receiver: (its msg_id, signed bytes)."""
-        ack_id = ack_msg_id(code, msg_id, receiver)
+        ack_id = ack_msg_id(self.id_key, code, msg_id, receiver, attempt)
         text = text or f"{TEXTS[ErrorCode(code)]} {receiver}"
         return ack_id, self.sign(acknowledged_msg_id=msg_id, receiver_id=sender_id,
                                  results=[(code, text)], msg_id=ack_id, about_receiver=receiver)

@@ -98,3 +98,15 @@ def require_subscriber(request: web.Request, hub: Hub) -> Subscriber:
     except SignatureError as exc:
         raise web.HTTPForbidden(text=f"client certificate not trusted: {exc.message}\n") from exc
     return subscriber
+
+
+def require_exchanging_subscriber(request: web.Request, hub: Hub) -> Subscriber:
+    """`require_subscriber`, and its status lets it exchange packets (active, or under test):
+    a suspended or revoked subscriber gets 403 naming its status."""
+    from smdo.registry import UNDER_TEST, SubscriberStatus
+
+    subscriber = require_subscriber(request, hub)
+    if subscriber.status is not SubscriberStatus.ACTIVE and subscriber.status not in UNDER_TEST:
+        raise web.HTTPForbidden(text=f"subscriber {subscriber.code} is {subscriber.status.value}, not active: "
+                                     "access is blocked\n")
+    return subscriber

@@ -38,6 +38,8 @@ class HubConfig:
     trust: Path | None = None  # trust anchors + intermediates: file or directory
     crl: tuple[Path, ...] = ()
     operator_certs: tuple[Path, ...] = ()  # operators' TLS client certificates (router/auth.py)
+    checkpoint_interval: float = 60.0  # a signed journal checkpoint this often, and at shutdown
+    tsa: str | None = None  # RFC 3161 time-stamping authority URL for each checkpoint
     client_auth: str = "optional"  # none | optional | required (mTLS)
     http: bool = False  # plain HTTP, loopback only
     workers: int = 1
@@ -76,6 +78,10 @@ class HubConfig:
             raise ValueError("the hub signs its acknowledgements: give --key and --cert")
         if self.trust is None:
             raise ValueError("give --trust: the CA certificates packets' signatures must chain to")
+        if self.checkpoint_interval <= 0:
+            raise ValueError("checkpoint_interval must be positive")
+        if self.tsa is not None and not self.tsa.startswith(("http://", "https://")):
+            raise ValueError(f"--tsa must be an http:// or https:// URL, not {self.tsa!r}")
         if (self.tls_key is None) != (self.tls_cert is None):
             raise ValueError("give both --tls-key and --tls-cert, or neither (TLS then uses --key/--cert)")
         return self
@@ -93,13 +99,17 @@ class HubConfig:
         return self.data / "journal.db"
 
     @property
+    def checkpoints_path(self) -> Path:
+        return self.data / "checkpoints.jsonl"
+
+    @property
     def registry_path(self) -> Path:
         return self.data / "registry.db"
 
 
 _DURATIONS = {
     "delivery_deadline", "retry_base", "retry_max", "push_timeout", "breaker_cooldown",
-    "mailbox_visibility", "poll_interval", "claim_lease",
+    "mailbox_visibility", "poll_interval", "claim_lease", "checkpoint_interval",
 }
 
 

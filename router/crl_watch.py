@@ -2,10 +2,13 @@
 a changed CRL file and hand the new list to the TrustStore, which forgets its cached verdicts."""
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
+from signing.algorithms import crl_signed_by
 from signing.trust import TrustStore, load_crl
 
 log = logging.getLogger(__name__)
@@ -47,3 +50,33 @@ def crl_files(trust: Path, crls: Iterable[Path]) -> list[Path]:
     if trust.is_dir():
         files += sorted(p for p in trust.iterdir() if p.suffix.lower() == ".crl")
     return files
+
+
+@dataclass(frozen=True)
+class CrlHealth:
+    """Whether the hub holds a current CRL of one CA it trusts."""
+
+    issuer: str  # the CA's subject
+    next_update: dt.datetime | None  # of the CRL held, None without one
+    problem: str | None  # why revocation cannot be checked for this CA's certificates, or None
+
+
+def crl_health(trust: TrustStore, now: dt.datetime) -> list[CrlHealth]:
+    """For every CA in the trust store: is its CRL present, signed by it, and not past next update?
+    Without one, the hub cannot tell a revoked certificate from a good one (it answers -23 to all
+    certificates of that CA once the CRL is stale), so the hub reports itself unhealthy."""
+    out = []
+    for ca in (*trust.anchors, *trust.intermediates):
+        name = ca.subject.rfc4514_string()
+        crl = next((c for c in trust.crls if c.issuer == ca.subject), None)
+        if crl is None:
+            out.append(CrlHealth(name, None, f"no CRL of {name}"))
+            continue
+        next_update = crl.next_update_utc
+        problem = None
+        if not crl_signed_by(crl, ca):
+            problem = f"the CRL of {name} has an invalid signature"
+        elif next_update is not None and now > next_update:
+            problem = f"the CRL of {name} is stale: its next update was due {next_update:%Y-%m-%d %H:%M:%S}Z"
+        out.append(CrlHealth(name, next_update, problem))
+    return out

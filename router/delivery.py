@@ -23,7 +23,7 @@ from smdo.journal import Claimed, DeliveryState, Record, StateChange
 
 from router.hub import Hub
 from router.logs import fields
-from router.receipts import BadReceipt, check_delivery_ack, delivered, expired
+from router.receipts import BadReceipt, check_delivery_ack, delivered, expired, settle
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ class PushDelivery:
     async def expire_overdue(self, now: float) -> None:
         """Deliveries (push or pull) past their deadline: expired, and the sender told (102)."""
         for delivery in await self.hub.journal.past_deadline(now, 100):
-            await self.hub.committer.submit(expired(self.hub, delivery))
+            await settle(self.hub, expired(self.hub, delivery))
             self.hub.metrics.deliveries["expired"] += 1
             log.warning("delivery expired: the sender is told 102", extra=fields(
                 msg_id=delivery.msg_id, receiver=delivery.receiver, attempts=delivery.attempts))
@@ -141,7 +141,7 @@ class PushDelivery:
             # Shutting down: park it, due again at once on the next start.
             await self._park(delivery)
             raise
-        await self.hub.committer.submit(records)
+        await settle(self.hub, records)
         if records and isinstance(records[0], StateChange) and records[0].state is DeliveryState.DELIVERED:
             if len(records) > 1:
                 self.hub.work_ready.set()  # a 101 ack may be waiting to be pushed

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hashlib
 import logging
 import time
@@ -14,8 +15,9 @@ from smdo.xmlparse import Limits
 
 from router.acks import HubAcks
 from router.auth import load_operators
+from router.checkpointing import Checkpointer
 from router.config import HubConfig
-from router.crl_watch import CrlWatch, crl_files
+from router.crl_watch import CrlWatch, crl_files, crl_health
 from router.metrics import Metrics
 from router.registry_view import RegistryView
 
@@ -41,14 +43,21 @@ class Hub:
         self.work_ready = asyncio.Event()  # set when new push deliveries were journaled
         self.stopping = False
         self.directory: tuple[int, bytes] | None = None  # (registry version, signed directory)
+        self.crl_problems: list[str] = []  # as last logged
+        self.checkpoints = Checkpointer(self)
 
     async def open(self) -> None:
         await self.journal.open()
         self.committer.start()
+        self.checkpoints.start()
+        self.log_crl_health()
 
     async def close(self) -> None:
         await self.committer.stop()
-        await self.journal.close()
+        try:
+            await self.checkpoints.stop()  # the final checkpoint covers everything committed
+        finally:
+            await self.journal.close()
         self.registry.close()
 
     async def watch(self, interval: float = 0.5) -> None:
@@ -59,8 +68,20 @@ class Hub:
                 self.sync_metrics()
                 await self.registry.reload_if_changed()
                 await asyncio.to_thread(self.crls.check)
+                self.log_crl_health()
             except Exception:  # a busy registry or a half-written file: keep the old, look again
                 log.exception("reloading the registry or CRLs failed")
+
+    def log_crl_health(self) -> None:
+        """One log line when a CA's CRL goes missing or stale (and one when all are current again)."""
+        problems = [h.problem for h in crl_health(self.trust, dt.datetime.now(dt.timezone.utc)) if h.problem]
+        if problems != self.crl_problems:
+            for problem in problems:
+                log.error("unhealthy: %s; certificates of that CA are refused (-23) until a current CRL "
+                          "is in the trust folder", problem)
+            if not problems:
+                log.info("every trusted CA has a current CRL again")
+            self.crl_problems = problems
 
     def sync_metrics(self) -> None:
         """Hand this process's running totals (journal groups, lock times) to the metrics."""

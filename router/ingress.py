@@ -25,6 +25,7 @@ from smdo.errors import ErrorCode, PacketRejected, Problem, RegistrationResult
 from smdo.journal import Accepted, DeliveryState, Duplicate, Rejected, StateChange
 from smdo.packet import ACK_REGISTRATION, ACKNOWLEDGEMENT, PacketHeader, read_header
 
+from router.ack_rules import subscriber_ack_refusal
 from router.hub import Hub
 from router.keys import HUB
 from router.logs import fields
@@ -159,13 +160,18 @@ def verify(hub: Hub, packet: Incoming) -> None:
 
 
 def authorise(hub: Hub, packet: Incoming) -> None:
-    """Stage: the certificate belongs to Sender@id, sender and receivers are active subscribers."""
+    """Stage: the certificate belongs to Sender@id, sender and receivers are active subscribers,
+    and an acknowledgement is one a subscriber may send (router.ack_rules)."""
     header = packet.header
     problems = hub.registry.snapshot.authorise(
         sender_id=header.sender_id, signer_fingerprint=packet.signer_fingerprint, receiver_ids=header.receiver_ids
     )
     if problems:
         raise Refused("authorise", problems, http_status(problems[0].code))
+    if header.msg_type == ACKNOWLEDGEMENT:
+        problem = subscriber_ack_refusal(header)
+        if problem is not None:
+            raise Refused("authorise", [problem], 403)
 
 
 async def plan(hub: Hub, packet: Incoming) -> Accepted:
@@ -173,8 +179,10 @@ async def plan(hub: Hub, packet: Incoming) -> Accepted:
     ack also the result on the original transaction."""
     header = packet.header
     also: tuple[StateChange, ...] = ()
-    if header.msg_type == ACKNOWLEDGEMENT and header.ack_type == ACK_REGISTRATION:
-        also = (await registration_result(hub, packet),)
+    if header.msg_type == ACKNOWLEDGEMENT:
+        original = await acknowledged_original(hub, packet)
+        if header.ack_type == ACK_REGISTRATION:
+            also = (registration_result(packet, original),)
     return Accepted(
         msg_id=header.msg_id, sender=header.sender_id, receivers=header.receiver_ids, msg_type=header.msg_type,
         acknow=header.msg_acknow, digest=packet.digest, size=len(packet.body), received_at=packet.received_at,
@@ -184,21 +192,27 @@ async def plan(hub: Hub, packet: Incoming) -> Accepted:
     )
 
 
-async def registration_result(hub: Hub, packet: Incoming) -> StateChange:
-    """A receiver's registration ack must answer a packet the hub carried to it, and go back to
-    that packet's sender; its result is recorded on the original's delivery to this receiver."""
+async def acknowledged_original(hub: Hub, packet: Incoming) -> Accepted:
+    """A subscriber's acknowledgement (any type it may send) must answer a packet the hub carried
+    to it, and go back to that packet's sender only."""
     header = packet.header
     conflict = ErrorCode.CONFLICTS_WITH_EARLIER
     original = await hub.journal.accepted(header.ack_msg_id or "")
-    if original is None:
-        raise Refused("authorise", [Problem(conflict, f"registration ack for {header.ack_msg_id}, "
+    if original is None or original.origin == "hub":  # the hub's own acks are not acknowledged
+        raise Refused("authorise", [Problem(conflict, f"acknowledgement of {header.ack_msg_id}, "
                                             "a message the hub has not carried", "Body/Acknowledgement@msg_id")], 409)
     if header.sender_id not in original.receivers:
         raise Refused("authorise", [Problem(conflict, f"{header.sender_id} was not a receiver of "
                                             f"{original.msg_id}", "Header/Sender@id")], 409)
     if header.receiver_ids != (original.sender,):
-        raise Refused("authorise", [Problem(conflict, f"a registration ack for {original.msg_id} goes to its "
+        raise Refused("authorise", [Problem(conflict, f"an acknowledgement of {original.msg_id} goes to its "
                                             f"sender {original.sender} only", "Header/Receiver@id")], 409)
+    return original
+
+
+def registration_result(packet: Incoming, original: Accepted) -> StateChange:
+    """A receiver's registration result, recorded on the original's delivery to this receiver."""
+    header = packet.header
     code = header.ack_codes[0] if header.ack_codes else -1
     if code not in REGISTRATION_STATES:
         raise Refused("validate", [Problem(ErrorCode.WRONG_ATTRIBUTE_TYPE, f"registration result {code} is not "

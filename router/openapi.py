@@ -40,10 +40,14 @@ def _query(name: str, description: str, schema: dict[str, Any] | None = None) ->
 
 
 _NULLABLE_NUMBER = {"type": ["number", "null"]}
-_DELIVERY = {"type": "object", "required": ["receiver", "mode", "state", "attempts"], "properties": {
+# A party's view (not an operator's) has no "mode" and no "detail".
+_DELIVERY = {"type": "object", "required": ["receiver", "state", "attempts"], "properties": {
     "receiver": {"type": "string"}, "mode": {"enum": ["push", "pull"]}, "state": {"type": "string"},
     "attempts": {"type": "integer"}, "updated_at": {"type": "number"}, "next_at": _NULLABLE_NUMBER,
     "detail": {"type": "string"}}}
+_HEALTH = {"type": "object", "required": ["status", "registry_version"], "properties": {
+    "status": {"enum": ["ok", "stopping", "unhealthy"]}, "registry_version": {"type": "integer"},
+    "problems": {"type": "array", "items": {"type": "string"}}}}
 _TRANSACTION = {"type": "object", "required": ["msg_id", "outcome", "sender", "receivers", "codes", "deliveries"],
                 "properties": {
     "msg_id": {"type": ["string", "null"]}, "outcome": {"enum": ["accepted", "rejected"]},
@@ -98,7 +102,9 @@ PATHS: dict[str, dict[str, Any]] = {
         parameters=[_path("delivery_id", "from the mailbox")],
         requestBody={"required": True, "content": {"application/xml": {"schema": {"type": "string"}}}})},
     "/smdo/v1/transactions/{msg_id}": {"get": _op(
-        "One transaction as journaled: each receiver's delivery state, refused tries, acknowledgements", "operator",
+        "One transaction as journaled: each receiver's delivery state, refused tries, acknowledgements. Also a "
+        "subscriber that sent or received it (states only, no delivery details); any other subscriber 404",
+        "operator",
         {"200": {"description": "the transaction", "content": _json(_TRANSACTION)}, **_errors("401", "403", "404")},
         parameters=[_path("msg_id", "the packet's msg_id")])},
     "/smdo/v1/directory": {"get": _op(
@@ -108,9 +114,10 @@ PATHS: dict[str, dict[str, Any]] = {
     "/smdo/v1/openapi.json": {"get": _op(
         "This description", "anyone", {"200": {"description": "OpenAPI 3.1", "content": _json({
             "type": "object", "required": ["openapi", "paths"]})}})},
-    "/healthz": {"get": _op("Liveness", "anyone", {"200": {"description": "alive", "content": _json({
-        "type": "object", "required": ["status", "registry_version"],
-        "properties": {"status": {"enum": ["ok", "stopping"]}, "registry_version": {"type": "integer"}}})}})},
+    "/healthz": {"get": _op("Liveness; 503 while stopping or while a trusted CA has no current CRL", "anyone", {
+        "200": {"description": "alive", "content": _json(_HEALTH)},
+        "503": {"description": "stopping, or unhealthy (problems name each stale or missing CRL)",
+                "content": _json(_HEALTH)}})},
     "/metrics": {"get": _op(
         "Prometheus metrics (OpenMetrics when the Accept header asks for application/openmetrics-text)",
         "operator", {"200": {"description": "the exposition", "content": {

@@ -6,15 +6,18 @@ that very msg_id, signed with a certificate bound to that receiver. The sender t
 """
 from __future__ import annotations
 
+import logging
 import time
 
 from signing.keys import certificate_fingerprint
 from smdo.check import read_packet, verify_packet
 from smdo.errors import ErrorCode, PacketRejected
-from smdo.journal import Claimed, DeliveryState, Record, StateChange
+from smdo.journal import Accepted, Claimed, DeliveryState, Record, StateChange
 from smdo.packet import ACK_DELIVERY, ACKNOWLEDGEMENT, read_header
 
 from router.hub import Hub
+
+log = logging.getLogger(__name__)
 
 
 class BadReceipt(Exception):
@@ -64,6 +67,42 @@ def expired(hub: Hub, delivery: Claimed) -> list[Record]:
     return records
 
 
-def _hub_ack(hub: Hub, code: int, delivery: Claimed) -> Record:
-    ack_id, raw = hub.acks.outcome(code, delivery.msg_id, delivery.sender, delivery.receiver)
+def _hub_ack(hub: Hub, code: int, delivery: Claimed, attempt: int = 0) -> Accepted:
+    ack_id, raw = hub.acks.outcome(code, delivery.msg_id, delivery.sender, delivery.receiver, attempt=attempt)
     return hub.hub_packet(msg_id=ack_id, raw=raw, acknowledged=delivery.msg_id, to=delivery.sender)
+
+
+#: How many other ids a hub ack tries when a subscriber's packet holds its id (keyed ids make even
+#: one collision a matter of a leaked key; the bound only keeps a broken store from looping).
+MAX_ACK_ID_ATTEMPTS = 8
+
+
+async def settle(hub: Hub, records: list[Record]) -> None:
+    """Commit a delivery outcome (`delivered` / `expired`). The hub's ack in it is never lost: if its
+    msg_id is already journaled as someone else's packet, it is made again under the next keyed id.
+    Found as the hub's own, it is the same event reported by another worker: one packet is enough."""
+    results = await hub.committer.submit(records)
+    change = next((r for r in records if isinstance(r, StateChange)), None)
+    for record, duplicate in zip(records, results):
+        if duplicate is None or not isinstance(record, Accepted) or record.origin != "hub" or change is None:
+            continue
+        await _reissue(hub, record, change)
+
+
+async def _reissue(hub: Hub, record: Accepted, change: StateChange) -> None:
+    """`record`'s id is taken: by the hub itself (same event, done) or by a subscriber (next id)."""
+    msg_id = record.msg_id
+    for attempt in range(1, MAX_ACK_ID_ATTEMPTS + 1):
+        holder = await hub.journal.accepted(msg_id)
+        if holder is None or holder.origin == "hub":
+            return
+        log.warning("hub ack id %s is held by a packet from %s; issuing the ack under another id",
+                    msg_id, holder.sender)
+        ack_id, raw = hub.acks.outcome(change.codes[0], change.msg_id, record.receivers[0], change.receiver,
+                                       attempt=attempt)
+        again = hub.hub_packet(msg_id=ack_id, raw=raw, acknowledged=change.msg_id, to=record.receivers[0])
+        [duplicate] = await hub.committer.submit([again])
+        if duplicate is None:
+            return
+        msg_id = ack_id
+    log.error("could not find a free id for the hub's ack of %s about %s", change.msg_id, change.receiver)

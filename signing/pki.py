@@ -154,7 +154,7 @@ class PkiLayout:
 
     @property
     def tls_crl_path(self) -> Path:
-        return self.directory / f"{TLS_CA_NAME}.crl"
+        return self.trust_dir / f"{TLS_CA_NAME}.crl"
 
     @property
     def has_tls_ca(self) -> bool:
@@ -181,12 +181,13 @@ class PkiLayout:
 
     @property
     def crl_path(self) -> Path:
-        """The issuing CA's CRL, re-issued on every revocation."""
-        return self.directory / f"{CA_NAME}.crl"
+        """The issuing CA's CRL, re-issued on every revocation. In the trust folder, where
+        `TrustStore.from_paths(trust_dir)` (the hub's and the CLI's --trust) finds it unasked."""
+        return self.trust_dir / f"{CA_NAME}.crl"
 
     @property
     def root_crl_path(self) -> Path:
-        return self.directory / f"{ROOT_NAME}.crl"
+        return self.trust_dir / f"{ROOT_NAME}.crl"
 
     @property
     def crl_paths(self) -> list[Path]:
@@ -293,11 +294,12 @@ def init_pki(directory: Path, *, key_type: str = "rsa") -> PkiLayout:
 def issue_certificate(directory: Path, code: str, name: str | None = None, *, key_type: str = "rsa",
                       tls_hostnames: Sequence[str] = (), days: int = 365,
                       not_before: dt.datetime | None = None,
-                      wrong_key_usage: bool = False) -> IssuedCertificate:
+                      wrong_key_usage: bool = False, timestamping: bool = False) -> IssuedCertificate:
     """Issue (or re-issue) subscriber `code`'s key and certificate from the issuing CA.
 
     For tests: `not_before` in the past with a short `days` gives an expired certificate;
-    `wrong_key_usage` gives one allowed only key encipherment, not signing.
+    `wrong_key_usage` gives one allowed only key encipherment, not signing. `timestamping`: a
+    time-stamping authority's certificate (extendedKeyUsage timeStamping only, critical; RFC 3161).
     """
     layout = PkiLayout(Path(directory))
     _checked_code(code)
@@ -333,10 +335,12 @@ def issue_certificate(directory: Path, code: str, name: str | None = None, *, ke
     purposes = [ExtendedKeyUsageOID.CLIENT_AUTH]
     if tls_hostnames:
         purposes.insert(0, ExtendedKeyUsageOID.SERVER_AUTH)
+    if timestamping:
+        purposes = [ExtendedKeyUsageOID.TIME_STAMPING]
     extensions = [
         (x509.BasicConstraints(ca=False, path_length=None), True),
         (usage, True),
-        (x509.ExtendedKeyUsage(purposes), False),
+        (x509.ExtendedKeyUsage(purposes), timestamping),  # a TSA's: critical (RFC 3161)
         (subject_key_identifier(key.public_key()), False),
         (authority_key_identifier(ca), False),
     ]

@@ -191,8 +191,12 @@ class HubUnderTest:
                                        headers={"Content-Type": "application/xml"}) as r:
             return r.status, await r.read()
 
+    def operator(self) -> aiohttp.ClientSession:
+        """A client presenting the test operator's certificate (listed in the hub's operator_certs)."""
+        return self.session(OPERATOR)
+
     async def status(self, msg_id: str) -> dict:
-        async with self.session().get(f"{self.url}/smdo/v1/transactions/{msg_id}") as r:
+        async with self.operator().get(f"{self.url}/smdo/v1/transactions/{msg_id}") as r:
             assert r.status == 200, await r.text()
             return await r.json()
 
@@ -232,10 +236,26 @@ class HubUnderTest:
             self.runner = None
 
 
+OPERATOR = "OPERATOR"  # the test PKI's operator certificate (a TLS client certificate, bound to no subscriber)
+
+
+def operator_cert(pki: PkiLayout) -> Path:
+    """The operator's certificate, issued once per PKI."""
+    if not pki.cert_path(OPERATOR).exists():
+        from signing.pki import issue_certificate
+
+        # In a bign PKI only the EC TLS CA issues certificates OpenSSL can use for TLS (those with host names).
+        tls = dict(key_type="ec", tls_hostnames=("localhost",)) if pki.has_tls_ca else {}
+        issue_certificate(pki.directory, OPERATOR, "smdo operator", **tls)
+    return pki.cert_path(OPERATOR)
+
+
 def hub_config(data: Path, pki: PkiLayout, **overrides: object) -> HubConfig:
     base = HubConfig(data=data, host="127.0.0.1", port=0, key=pki.key_path("HUB"), cert=pki.cert_path("HUB"),
-                     trust=pki.trust_dir, crl=tuple(pki.crl_paths), retry_base=0.05, retry_max=0.2, poll_interval=0.02,
+                     trust=pki.trust_dir, crl=tuple(pki.crl_paths), operator_certs=(operator_cert(pki),), retry_base=0.05, retry_max=0.2, poll_interval=0.02,
                      breaker_failures=1000, mailbox_visibility=0.5)
+    if "operator_certs" in overrides:  # more operators: the test operator (status()) stays one of them
+        overrides["operator_certs"] = (*overrides["operator_certs"], operator_cert(pki))
     return replace(base, **overrides).check()
 
 
@@ -276,10 +296,11 @@ class Network:
         self.registry.close()
 
 
-async def start_network(tmp_path: Path, pki: PkiLayout, trust: TrustStore, **overrides: object) -> Network:
+async def start_network(tmp_path: Path, pki: PkiLayout, edms_trust: TrustStore, **overrides: object) -> Network:
+    """`overrides`: HubConfig fields (e.g. trust=<another folder> for the hub)."""
     edms = {}
     for code in ("ORG-B", "ORG-C"):
-        edms[code] = await ReceivingEdms(code, pki.signer(code), trust, edms_server_ssl(pki),
+        edms[code] = await ReceivingEdms(code, pki.signer(code), edms_trust, edms_server_ssl(pki),
                                          tmp_path / f"{code}.db").start()
     registry = Registry(tmp_path / "data" / "registry.db")
     register(registry, pki, "ORG-A")
@@ -332,7 +353,8 @@ REPO = Path(__file__).resolve().parent.parent
 def serve_args(data: Path, pki: PkiLayout, *extra: str) -> list[str]:
     return [*SMDO, "serve", "--data", str(data), "--host", "127.0.0.1", "--port", "0",
             "--key", str(pki.key_path("HUB")), "--cert", str(pki.cert_path("HUB")), "--trust", str(pki.trust_dir),
-            *[arg for crl in pki.crl_paths for arg in ("--crl", str(crl))], "--retry-base", "50ms", "--retry-max", "200ms", *extra]
+            *[arg for crl in pki.crl_paths for arg in ("--crl", str(crl))], "--operator-cert", str(operator_cert(pki)),
+            "--retry-base", "50ms", "--retry-max", "200ms", *extra]
 
 
 async def smdo(*args: str) -> tuple[int, str, str]:

@@ -9,20 +9,19 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from smdo.registry import Registry
 
-from router_fixtures import ServeProcess, document, hub_client, register, sign
+from router_fixtures import OPERATOR, ServeProcess, document, hub_client, register, sign
 
 OPENMETRICS = {"Accept": "application/openmetrics-text; version=1.0.0"}
 
 
-async def test_two_workers_report_one_truth_and_log_refusals(tmp_path, test_pki, monkeypatch):
+async def test_two_workers_report_one_truth_and_log_refusals(tmp_path, test_pki):
     data = tmp_path / "data"
     with Registry(data / "registry.db") as registry:
         register(registry, test_pki, "ORG-A")
         register(registry, test_pki, "ORG-B")  # pull: packets wait in its mailbox
         # A push receiver whose endpoint refuses connections: every attempt fails.
         register(registry, test_pki, "ORG-C", push_url="https://127.0.0.1:9/sdip/packets")
-    # The operator presents this client certificate (router/auth.py), whoever protects /metrics.
-    monkeypatch.setenv("SMDO_OPERATOR_CERTS", str(test_pki.cert_path("ORG-EC")))
+    # The operator presents the test operator's client certificate (serve_args: --operator-cert).
     hub = await ServeProcess(data, test_pki, "--workers", "2", "--log-format", "json", "--access-log",
                              "--client-auth", "optional").ready()
     signer = test_pki.signer("ORG-A")
@@ -39,7 +38,7 @@ async def test_two_workers_report_one_truth_and_log_refusals(tmp_path, test_pki,
         assert statuses == [200] * 25 + [400] * 5
         pages = []
         for _ in range(6):
-            async with hub_client(test_pki, "ORG-EC") as client:
+            async with hub_client(test_pki, OPERATOR) as client:
                 async with client.get(f"{hub.url}/metrics", headers=OPENMETRICS) as r:
                     assert r.status == 200 and r.headers["Content-Type"].startswith("application/openmetrics-text")
                     pages.append(await r.text())

@@ -11,8 +11,9 @@ import pytest
 from router_fixtures import delivery_state, document, eventually, hub_client, sign, start_network
 
 OPERATOR = "OPERATOR-API"
-#: Protected by branch i8 (operator endpoints); once merged, the anonymous check covers them too.
-PROTECTED_ELSEWHERE = {("get", "/metrics"), ("get", "/smdo/v1/transactions/{msg_id}")}
+#: Operators', and also readable by a subscriber that sent or received the message (ORG-A here):
+#: tests/test_trust_attacks.py checks who may and may not read it.
+PARTY_READABLE = {("get", "/smdo/v1/transactions/{msg_id}")}
 
 
 @pytest.fixture
@@ -75,11 +76,10 @@ async def test_every_route_is_documented_and_answers_as_documented(network, test
                             jsonschema.validate(await r.json(), content[media]["schema"])
                 if op["x-caller"] == "anyone":
                     continue
-                if (method, path) not in PROTECTED_ELSEWHERE:
-                    async with anonymous.request(method, url, allow_redirects=False) as r:
-                        assert r.status == 401 and "401" in op["responses"], where
+                async with anonymous.request(method, url, allow_redirects=False) as r:
+                    assert r.status == 401 and "401" in op["responses"], where
                 wrong = operator if op["x-caller"] == "subscriber" else subscriber
-                if (method, path) not in PROTECTED_ELSEWHERE:
+                if (method, path) not in PARTY_READABLE:
                     async with wrong.request(method, url, allow_redirects=False) as r:
                         assert r.status == 403 and "403" in op["responses"], where
     assert network.registry.get("ORG-C").status.value == "suspended"  # the documented POST did its job

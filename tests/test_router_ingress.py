@@ -30,7 +30,7 @@ async def refused(net, raw: bytes, status: int) -> tuple[int, ...]:
 
 
 async def journaled(net, msg_id: str) -> dict:
-    async with net.hub.session().get(f"{net.hub.url}/smdo/v1/transactions/{msg_id}") as r:
+    async with net.hub.operator().get(f"{net.hub.url}/smdo/v1/transactions/{msg_id}") as r:
         assert r.status == 200
         return await r.json()
 
@@ -108,8 +108,9 @@ async def test_health_metrics_and_directory(network, test_pki):
     session, url = network.hub.session(), network.hub.url
     async with session.get(f"{url}/healthz") as r:
         assert r.status == 200 and (await r.json())["status"] == "ok"
-    async with session.get(f"{url}/metrics") as r:
+    async with network.hub.operator().get(f"{url}/metrics") as r:
         text = await r.text()
+    assert "smdo_crl_next_update_timestamp_seconds{" in text
     assert 'smdo_packets_total{code="",outcome="accepted"} 1.0' in text
     assert 'smdo_packets_total{code="-1",outcome="rejected"} 1.0' in text
     assert 'smdo_stage_seconds_count{stage="verify"}' in text and "smdo_journal_queue_depth" in text

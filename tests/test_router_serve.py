@@ -14,7 +14,7 @@ from cli.main import main
 from router.config import HubConfig, load_config, parse_duration
 from smdo.registry import Registry
 
-from router_fixtures import ServeProcess, ack_of, document, hub_client, register, serve_args, sign, smdo
+from router_fixtures import OPERATOR, ServeProcess, ack_of, document, hub_client, register, serve_args, sign, smdo
 
 
 def test_durations():
@@ -65,6 +65,11 @@ async def test_two_workers_share_the_port_and_stop_gracefully(tmp_path, test_pki
 
             results = await asyncio.gather(*(post(p) for p in packets))
         assert results == [(200, (100,))] * len(packets)
+        async with hub_client(test_pki, OPERATOR) as operator, hub_client(test_pki) as anonymous:
+            async with operator.get(f"{hub.url}/metrics") as r:  # --operator-cert (serve_args)
+                assert r.status == 200
+            async with anonymous.get(f"{hub.url}/metrics") as r:
+                assert r.status == 401
         # A second hub on the same data folder is refused: the leases would not be safe.
         code, _, err = await smdo(*serve_args(data, test_pki)[3:])
         assert code != 0 and "another hub is already running" in err
@@ -79,6 +84,13 @@ async def test_two_workers_share_the_port_and_stop_gracefully(tmp_path, test_pki
     code, out, _ = await smdo("journal", "show", packets[0].msg_id, "--data", str(data))
     assert code == 0 and "accepted (codes 100)" in out and "ORG-B" in out
     assert (await smdo("journal", "verify", "--data", str(data)))[0] == 0
+    # Each worker wrote a signed checkpoint at shutdown; the last one covers the whole journal.
+    code, out, err = await smdo("journal", "verify", "--data", str(data), "--hub-cert",
+                                str(test_pki.cert_path("HUB")), "--trust", str(test_pki.trust_dir))
+    assert code == 0 and "checkpoints ok" in out, err
+    with sqlite3.connect(data / "journal.db") as db:
+        head = db.execute("SELECT seq FROM chain_head").fetchone()[0]
+    assert max(json.loads(line)["seq"] for line in (data / "checkpoints.jsonl").read_text().splitlines()) == head
     with sqlite3.connect(data / "journal.db") as db:
         db.execute("UPDATE transactions SET size = size + 1 WHERE id = 7")
     code, _, err = await smdo("journal", "verify", "--data", str(data))

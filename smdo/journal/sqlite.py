@@ -257,6 +257,14 @@ class SqliteJournal:
     async def verify(self) -> list[ChainProblem]:
         return await self._run(_verify)
 
+    async def chain_head(self) -> tuple[int, str] | None:
+        row = await self._run(lambda c: c.execute("SELECT seq, hash FROM chain_head WHERE id = 1").fetchone())
+        return (row[0], row[1]) if row else None
+
+    async def entry_hashes(self, seqs: Sequence[int]) -> dict[int, str]:
+        return dict(await self._run(lambda c: _in_chunks(
+            c, "SELECT seq, hash FROM entries WHERE seq IN ({})", list(dict.fromkeys(seqs)), tuple)))
+
     # --- operators' views: a transaction's history, backlog, hourly counts, statistics ---------
 
     async def history(self, msg_id: str) -> list[dict[str, Any]]:

@@ -209,6 +209,13 @@ class JournalStore(Protocol):
     async def counts(self) -> dict[str, int]:
         """Deliveries per state, for metrics."""
 
+    # For journal checkpoints (smdo/journal/checkpoints.py): what the hub signs, and what is checked later.
+    async def chain_head(self) -> tuple[int, str] | None:
+        """(sequence number, hash) of the chain's last entry, or None while the journal is empty."""
+
+    async def entry_hashes(self, seqs: Sequence[int]) -> dict[int, str]:
+        """The stored hash of each of these entries that exists (a missing seq is left out)."""
+
     async def list_transactions(
         self, *, since: float | None = None, sender: str | None = None, state: str | None = None,
         limit: int = 100, until: float | None = None, receiver: str | None = None, documents_only: bool = False,
