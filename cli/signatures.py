@@ -17,6 +17,7 @@ from lxml import etree
 
 from signing.errors import SignatureError
 from signing.keys import Signer, certificate_fingerprint
+from signing.pki import PkiLayout
 from signing.trust import TrustStore, load_crl
 from signing.xmldsig import verify_enveloped, sign_enveloped
 from smdo.errors import PacketRejected, Problem
@@ -40,9 +41,11 @@ def _read(path: Path, as_json: bool = False) -> etree._Element:
 
 
 def _pki_crl(cert_path: Path) -> tuple[Path, ...]:
-    """The issuing CA's CRL when the certificate lies in an `smdo pki` folder (DIR/subscribers/CODE.pem)."""
-    crl = cert_path.resolve().parent.parent / "issuing-ca.crl"
-    return (crl,) if cert_path.resolve().parent.name == "subscribers" and crl.exists() else ()
+    """The CAs' CRLs when the certificate lies in an `smdo pki` folder (DIR/subscribers/CODE.pem)."""
+    folder = cert_path.resolve().parent
+    if folder.name != "subscribers":
+        return ()
+    return tuple(path for path in PkiLayout(folder.parent).crl_paths if path.exists())
 
 
 def certificate_warnings(cert: x509.Certificate, crls: Iterable[Path], now: datetime | None = None) -> list[str]:
