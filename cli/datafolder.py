@@ -9,6 +9,7 @@ import click
 from smdo.backup import backup_data_dir, restore_data_dir
 from smdo.datadir import init_data_dir
 from smdo.journal import SqliteJournal
+from smdo.journal.checkpoints import FILE_NAME as CHECKPOINTS, check_journal, read_checkpoints
 
 _PATH = click.Path(file_okay=False, path_type=Path)
 
@@ -19,10 +20,15 @@ def _data_option(fn):
 
 
 async def _verify_journal(path: Path) -> list[str]:
+    """The hash chain's problems, then any checkpoint the copy no longer matches."""
+    checkpoints = path.parent / CHECKPOINTS
     journal = SqliteJournal(path)
     await journal.open()
     try:
-        return await journal.verify()
+        problems = list(await journal.verify())
+        if checkpoints.exists():
+            problems += [f"checkpoint {p}" for p in await check_journal(journal, read_checkpoints(checkpoints))]
+        return problems
     finally:
         await journal.close()
 
@@ -33,7 +39,7 @@ def _check_copy(folder: Path) -> None:
         problems = asyncio.run(_verify_journal(journal))
         if problems:
             raise click.ClickException(f"the copy's journal does not verify: {problems[0]}")
-        click.echo("journal copy verified: hash chain intact")
+        click.echo("journal copy verified: hash chain intact, matches its checkpoints")
 
 
 @click.command("init")

@@ -3,19 +3,27 @@
 Each SQLite file is copied with SQLite's online backup API in one step: the copy is one
 snapshot of that file (a read transaction in WAL mode), while the hub keeps writing. The
 registry is copied before the journal, so every subscriber a journalled packet names is in the
-copy. Other stores (PostgreSQL) have their own tools.
+copy; the signed checkpoints too (whole lines, under the writers' lock), so each one they hold
+covers a prefix of the copied journal. Other stores (PostgreSQL) have their own tools.
 """
 from __future__ import annotations
 
+import fcntl
 import sqlite3
 from pathlib import Path
 
 from smdo.datadir import MARKER, init_data_dir, is_data_dir, require_data_dir
+from smdo.journal.checkpoints import FILE_NAME as CHECKPOINTS
 
-STORES = ("registry.db", "journal.db")  # in this order: see above
+STORES = ("registry.db", CHECKPOINTS, "journal.db")  # in this order: see above
 
 
 def _copy(source: Path, target: Path) -> None:
+    if source.name == CHECKPOINTS:
+        with open(source, "rb") as handle:
+            fcntl.flock(handle, fcntl.LOCK_SH)  # appenders hold LOCK_EX for each whole line
+            target.write_bytes(handle.read())
+        return
     src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=30.0)
     try:
         dst = sqlite3.connect(target)

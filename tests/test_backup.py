@@ -23,7 +23,8 @@ async def in_thread(*args: str):
 
 
 async def test_backup_while_packets_flow_restores_into_a_folder_a_hub_serves_from(tmp_path, test_pki, trust_store):
-    net = await start_network(tmp_path, test_pki, trust_store)
+    # signed checkpoints every 0.2 s: the copy's must each cover a prefix of the copied journal
+    net = await start_network(tmp_path, test_pki, trust_store, checkpoint_interval=0.2)
     data, backup, restored = tmp_path / "data", tmp_path / "backup", tmp_path / "restored"
     signer = test_pki.signer("ORG-A")
     accepted: list[str] = []
@@ -50,11 +51,13 @@ async def test_backup_while_packets_flow_restores_into_a_folder_a_hub_serves_fro
         net.registry.close()
     assert result.exit_code == 0, result.output
     assert "journal copy verified" in result.output
+    assert (backup / "checkpoints.jsonl").read_text().count("\n") >= 1
     assert after > before, "no packet was accepted while the backup ran: it did not overlap the flow"
 
     restore = await in_thread("restore", "--data", str(restored), str(backup))
     assert restore.exit_code == 0, restore.output
-    assert (await in_thread("journal", "verify", "--data", str(restored))).exit_code == 0
+    verified = await in_thread("journal", "verify", "--data", str(restored))
+    assert verified.exit_code == 0 and "checkpoints ok" in verified.output, verified.output
     listed = await in_thread("journal", "list", "--data", str(restored), "--sender", "ORG-A", "--json",
                              "--limit", "100000")
     copied = {view["msg_id"] for view in json.loads(listed.output)}
