@@ -16,7 +16,9 @@ $(STAMP): setup.cfg setup.py pyproject.toml signing/_belt.c
 demo: $(STAMP)
 	$(BIN)/python -m cli.demo $(DEMO_ARGS)
 
+# The tests run a real PostgreSQL of their own: .ci/ensure-postgres installs the server when missing.
 test: $(STAMP) chromium
+	@sh .ci/ensure-postgres
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 # Everything but the tests marked slow (tests/conftest.py: SLOW_MODULES), for quick rounds while developing.
@@ -28,6 +30,7 @@ chromium:
 	@scripts/need-chromium
 
 bench: $(STAMP)
+	@sh .ci/ensure-postgres
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:

@@ -117,15 +117,17 @@ def _load_main(pki_dir: str, n_peak: int, n_latency: int, size: int, concurrency
             await r.read()
             return r.status
 
+    # `url` may name several hub nodes, comma-separated: the connections are spread over them.
     async def peak(url: str, which: str) -> None:
         items = peak_set  # the floor gets the same bytes; it only reads them
+        urls = url.split(",")
         client = await session()
         queue = list(reversed(items))
         ok = failed = 0
         started = time.time()
         last_report = started
 
-        async def worker() -> None:
+        async def worker(url: str) -> None:
             nonlocal ok, failed, last_report
             while queue:
                 _, raw = queue.pop()
@@ -140,23 +142,24 @@ def _load_main(pki_dir: str, n_peak: int, n_latency: int, size: int, concurrency
                     print(f"    {which}: {ok + failed}/{len(items)} sent, {ok / (now - started):,.0f}/s",
                           flush=True)
 
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        await asyncio.gather(*(worker(urls[i % len(urls)]) for i in range(concurrency)))
         elapsed = time.time() - started
         await client.close()
         results.put(("peak", which, ok, failed, started, elapsed))
 
     async def paced(url: str, which: str, rate: float) -> None:
         items = latency_set
+        urls = url.split(",")
         client = await session()
         # Warm-up: open the connections (TLS handshakes) first, with a packet the hub already has
         # (a duplicate: answered from the journal, delivered no second time).
-        await asyncio.gather(*(post(client, url, peak_set[0][1]) for _ in range(32)))
+        await asyncio.gather(*(post(client, urls[i % len(urls)], peak_set[0][1]) for i in range(32)))
         latencies: list[float] = []
         failed = 0
         start = time.perf_counter() + 0.2
         tasks = []
 
-        async def one(scheduled: float, raw: bytes) -> None:
+        async def one(scheduled: float, raw: bytes, url: str) -> None:
             nonlocal failed
             await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
             status = await post(client, url, raw)
@@ -165,7 +168,7 @@ def _load_main(pki_dir: str, n_peak: int, n_latency: int, size: int, concurrency
                 failed += 1
 
         for i, (_, raw) in enumerate(items):
-            tasks.append(asyncio.create_task(one(start + i / rate, raw)))
+            tasks.append(asyncio.create_task(one(start + i / rate, raw, urls[i % len(urls)])))
         await asyncio.gather(*tasks)
         await client.close()
         latencies.sort()

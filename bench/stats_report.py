@@ -18,7 +18,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from smdo.journal import SqliteJournal
+from smdo.journal import JournalStore, journal_store
 from smdo.stats import compute
 
 Q_START = datetime(2026, 7, 1, tzinfo=timezone.utc).timestamp()
@@ -63,8 +63,13 @@ def fill(path: Path, n: int) -> None:
     db.close()
 
 
+def _store(path: Path) -> JournalStore:
+    """The SQLite journal in the folder of `path` (a journal file is always named journal.db)."""
+    return journal_store(f"sqlite://{path.resolve().parent}")
+
+
 async def _create(path: Path) -> None:
-    journal = SqliteJournal(path)
+    journal = _store(path)
     await journal.open()
     await journal.close()
 
@@ -89,7 +94,7 @@ def floor(path: Path) -> float:
 
 
 async def report(path: Path) -> tuple[float, int]:
-    journal = SqliteJournal(path)
+    journal = _store(path)
     await journal.open()
     started = time.perf_counter()
     rows = await compute(journal, since=Q_START, until=Q_END, period="quarter")
@@ -102,11 +107,12 @@ def run(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench stats_report")
     parser.add_argument("--transactions", type=int, default=1_000_000)
     parser.add_argument("--quick", action="store_true", help="100,000 transactions")
-    parser.add_argument("--keep", type=Path, help="journal file to create (or reuse if it exists)")
+    parser.add_argument("--keep", type=Path, help="folder whose journal.db to create (or reuse if it exists)")
     args = parser.parse_args(argv)
     n = 100_000 if args.quick else args.transactions
     with tempfile.TemporaryDirectory() as tmp:
-        path = args.keep or Path(tmp) / "journal.db"
+        path = (args.keep or Path(tmp)) / "journal.db"
+        path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists():
             print(f"filling a journal with {n:,} documents over one quarter ...", flush=True)
             started = time.perf_counter()

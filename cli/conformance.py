@@ -39,7 +39,16 @@ from smdo.conformance.report import junit_xml, table
 from smdo.conformance.routes import EndpointRoute, HubRoute, Route
 from smdo.conformance.runner import SuiteResult, run_suite
 from smdo.datadir import require_data_dir
-from smdo.registry import Conclusion, Registry, RegistryError
+from smdo.registry import Conclusion, Registry, RegistryError, registry_store
+from smdo.storage import StorageError, parse_storage
+
+def open_registry(db: str | None, data: Path | None) -> Registry:
+    """The hub's registry; a data folder never initialised is refused (a typo in --data)."""
+    where = parse_storage(db, data or Path("var"))
+    if where.kind == "sqlite":
+        require_data_dir(where.folder)
+    return registry_store(where)
+
 
 MAX_BODY = 40 * 1024 * 1024  # above the hub's 30 MB packet limit
 
@@ -90,7 +99,10 @@ class RunSettings:
     trust: TrustStore
     trust_path: Path
     subscriber: str | None = None  # --subscriber mode
-    data: Path | None = None
+    data: Path | None = None  # the registry's folder (SQLite), unless `db` names the storage
+    db: str | None = None
+    operator_cert: Path | None = None  # --subscriber mode: the hub's operator API needs an operator
+    operator_key: Path | None = None
     hub_url: str | None = None
     hub_signer: Signer | None = None  # signs the conclusion
     endpoint: str | None = None  # --endpoint mode
@@ -154,6 +166,8 @@ async def run_conformance(settings: RunSettings, *, progress: Callable[[str], No
     """
     counterpart = Counterpart(settings.signer, settings.trust)
     listener = await CounterpartListener(counterpart, settings.listen_host, settings.listen_port).start()
+    if settings.subscriber is not None:  # the hub's operator API wants an operator's certificate
+        cert_path, key_path = settings.operator_cert, settings.operator_key
     session = client_session(settings.trust_path, settings.signer, cert_path, key_path)
     registry: Registry | None = None
     try:
@@ -163,8 +177,8 @@ async def run_conformance(settings: RunSettings, *, progress: Callable[[str], No
             await listening(url)
         route: Route
         if settings.subscriber is not None:
-            assert settings.data is not None and settings.hub_url is not None
-            registry = Registry.in_data_dir(require_data_dir(settings.data))
+            assert settings.hub_url is not None
+            registry = open_registry(settings.db, settings.data)
             sub = prepare_subscriber(registry, settings.subscriber, actor=settings.actor)
             prepare_counterpart(registry, settings.signer.certificate, f"{url}/counterpart",
                                 actor=settings.actor)
@@ -172,8 +186,7 @@ async def run_conformance(settings: RunSettings, *, progress: Callable[[str], No
                 progress(f"warning: the hub at {settings.hub_url} did not confirm the registry change within "
                          f"{settings.settle:.0f} s; running anyway")
             code, fingerprints, sys_id = sub.code, sub.cert_fingerprints, sub.sys_id or None
-            route = HubRoute(settings.hub_url, session, counterpart, code, sub.delivery_mode,
-                             settings.data / "journal.db")
+            route = HubRoute(settings.hub_url, session, counterpart, code, sub.delivery_mode)
         else:
             assert settings.endpoint is not None and settings.edms_cert is not None and settings.code is not None
             code, fingerprints, sys_id = settings.code, frozenset({certificate_fingerprint(settings.edms_cert)}), None
@@ -224,7 +237,13 @@ def conformance() -> None:
 @click.option("--cert", "edms_cert", help="With --endpoint: the EDMS's signing certificate (PEM).")
 @click.option("--code", help="With --endpoint: the EDMS's subscriber code (default: the certificate's UID).")
 @click.option("--data", "data_dir", envvar="SMDO_DATA", default="./var", show_default=True,
-              type=click.Path(file_okay=False, path_type=Path), help="The hub's data folder (registry, journal).")
+              type=click.Path(file_okay=False, path_type=Path), help="The hub's data folder (registry).")
+@click.option("--db", envvar="SMDO_DB", default=None,
+              help="The hub's storage (registry): sqlite:///folder or postgresql://... [SMDO_DB; default: --data].")
+@click.option("--operator-cert", envvar="SMDO_OPERATOR_CERT", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="--subscriber mode: an operator's client certificate (the hub's --operator-cert).")
+@click.option("--operator-key", envvar="SMDO_OPERATOR_KEY", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The operator certificate's key.")
 @click.option("--hub", "hub_url", envvar="SMDO_HUB_URL", default="https://127.0.0.1:8443", show_default=True,
               help="The hub's URL (--subscriber mode).")
 @click.option("--trust", envvar="SMDO_TRUST", required=True, type=click.Path(exists=True, path_type=Path),
@@ -256,7 +275,8 @@ def conformance() -> None:
 @click.option("--document-wait", default=60.0, show_default=True, help="Seconds to wait for the EDMS's document.")
 @click.option("--actor", envvar="SMDO_ACTOR", default=None, help="Who runs it (recorded in the registry history).")
 def run(subscriber: str | None, endpoint: str | None, edms_cert: str | None, code: str | None, data_dir: Path,
-        hub_url: str, trust: Path, crls: tuple[str, ...], key_path: Path, cert_path: Path,
+        db: str | None, operator_cert: Path | None, operator_key: Path | None, hub_url: str, trust: Path,
+        crls: tuple[str, ...], key_path: Path, cert_path: Path,
         tls_key_path: Path | None, tls_cert_path: Path | None, hub_key: Path | None,
         hub_cert: Path | None, listen: str, advertise: str | None, reply_hook: str | None, junit_path: Path | None,
         conclusion_path: Path | None, delivery_limit: float, registration_limit: float, patience: float,
@@ -286,8 +306,12 @@ def run(subscriber: str | None, endpoint: str | None, edms_cert: str | None, cod
         if subscriber is not None:
             if hub_signer is None:
                 fail("--subscriber mode signs a certification conclusion: give --hub-key and --hub-cert")
-            settings.subscriber, settings.data, settings.hub_url, settings.hub_signer = (
-                subscriber, data_dir, hub_url, hub_signer)
+            if operator_cert is None or operator_key is None:
+                fail("--subscriber mode injects test packets through the hub's operator API: give "
+                     "--operator-cert and --operator-key (a certificate the hub lists with --operator-cert)")
+            settings.subscriber, settings.data, settings.db, settings.hub_url, settings.hub_signer = (
+                subscriber, data_dir, db, hub_url, hub_signer)
+            settings.operator_cert, settings.operator_key = operator_cert, operator_key
             target = subscriber
         else:
             if edms_cert is None:
@@ -310,7 +334,7 @@ def run(subscriber: str | None, endpoint: str | None, edms_cert: str | None, cod
             settings, progress=click.echo, ask_for_document=hook,
             cert_path=tls_cert_path or cert_path, key_path=tls_key_path or key_path,
             listening=listening))
-    except RegistryError as exc:
+    except (RegistryError, StorageError, ValueError) as exc:
         fail(str(exc))
     except KeyboardInterrupt:
         click.echo("error: interrupted; no conclusion was stored", err=True)
@@ -326,12 +350,12 @@ def run(subscriber: str | None, endpoint: str | None, edms_cert: str | None, cod
         click.echo(f"signed conclusion: {conclusion_path}")
     if conclusion is not None:
         click.echo(f"conclusion {conclusion.id} stored in the registry; {result.subscriber} is now "
-                   f"{_status(settings.data, result.subscriber)}")
+                   f"{_status(settings, result.subscriber)}")
     sys.exit(0 if result.passed else 1)
 
 
-def _status(data: Path | None, code: str) -> str:
-    with Registry.in_data_dir(require_data_dir(data or Path("var"))) as registry:
+def _status(settings: RunSettings, code: str) -> str:
+    with open_registry(settings.db, settings.data) as registry:
         return registry.require(code).status.value
 
 
@@ -339,11 +363,13 @@ def _status(data: Path | None, code: str) -> str:
 @click.argument("code")
 @click.option("--data", "data_dir", envvar="SMDO_DATA", default="./var", show_default=True,
               type=click.Path(file_okay=False, path_type=Path), help="The hub's data folder (registry).")
+@click.option("--db", envvar="SMDO_DB", default=None,
+              help="The hub's storage (registry): sqlite:///folder or postgresql://... [SMDO_DB; default: --data].")
 @click.option("--trust", envvar="SMDO_TRUST", type=click.Path(exists=True, path_type=Path),
               help="Also check the signer chains to these CAs.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the signed conclusion XML here.")
-def conclusion_command(code: str, data_dir: Path, trust: Path | None, output: Path | None) -> None:
+def conclusion_command(code: str, data_dir: Path, db: str | None, trust: Path | None, output: Path | None) -> None:
     """Show (and verify) the latest conformance conclusion stored for subscriber CODE."""
     from signing.errors import SignatureError
     from smdo.conformance.conclusion import read_conclusion
@@ -354,10 +380,10 @@ def conclusion_command(code: str, data_dir: Path, trust: Path | None, output: Pa
         sys.exit(1)
 
     try:
-        with Registry.in_data_dir(require_data_dir(data_dir)) as registry:
+        with open_registry(db, data_dir) as registry:
             registry.require(code)
             stored = registry.latest_conclusion(code)
-    except RegistryError as exc:
+    except (RegistryError, StorageError, ValueError) as exc:
         fail(str(exc))
     if stored is None:
         fail(f"subscriber {code} has no conformance conclusion: run `smdo conformance run --subscriber {code}`")

@@ -8,7 +8,7 @@ import click
 
 from smdo.backup import backup_data_dir, restore_data_dir
 from smdo.datadir import init_data_dir
-from smdo.journal import SqliteJournal
+from smdo.journal import journal_store
 from smdo.journal.checkpoints import FILE_NAME as CHECKPOINTS, check_journal, read_checkpoints
 
 _PATH = click.Path(file_okay=False, path_type=Path)
@@ -22,7 +22,7 @@ def _data_option(fn):
 async def _verify_journal(path: Path) -> list[str]:
     """The hash chain's problems, then any checkpoint the copy no longer matches."""
     checkpoints = path.parent / CHECKPOINTS
-    journal = SqliteJournal(path)
+    journal = journal_store(path.parent)  # the data folder: its SQLite journal.db
     await journal.open()
     try:
         problems = list(await journal.verify())

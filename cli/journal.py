@@ -10,26 +10,28 @@ from pathlib import Path
 
 import click
 
+from cli.db import db_options, existing_storage
 from cli.when import Since
-from smdo.datadir import require_data_dir
-from smdo.journal import DeliveryState, SqliteJournal, TransactionView
+from smdo.journal import DeliveryState, JournalStore, TransactionView, journal_store
 from smdo.journal.checkpoints import FILE_NAME, check_journal, check_signatures, read_checkpoints
+from smdo.storage import StorageError
 
 STATES = ["accepted", "rejected", *(s.value for s in DeliveryState if s.value != "accepted")]
 
 
-def _data_option(fn):
-    return click.option("--data", type=click.Path(file_okay=False, path_type=Path), envvar="SMDO_DATA",
-                        default=Path("var"), show_default=True, help="The hub's data folder [SMDO_DATA].")(fn)
+_data_option = db_options
 
 
-async def _with_journal(data: Path, action):
-    path = require_data_dir(data) / "journal.db"
-    if not path.exists():
-        raise click.ClickException(f"no journal at {path} yet: it is created when `smdo serve --data {data}` "
-                                   f"first runs")
-    journal = SqliteJournal(path)
-    await journal.open()
+async def _with_journal(data: Path, db: str | None, action):
+    where = existing_storage(data, db)
+    if where.kind == "sqlite" and not where.journal_path.exists():
+        raise click.ClickException(f"no journal at {where.journal_path} yet: it is created when `smdo serve "
+                                   f"--data {where.folder}` first runs")
+    journal = journal_store(where)
+    try:
+        await journal.open()
+    except StorageError as exc:  # unreachable server, unknown schema: one line, no traceback
+        raise click.ClickException(str(exc)) from None
     try:
         return await action(journal)
     finally:
@@ -59,7 +61,7 @@ def _checkpoints_option(fn):
               help="The hub's certificate: every checkpoint must be signed by it [SMDO_CERT].")
 @click.option("--trust", type=click.Path(exists=True, path_type=Path), envvar="SMDO_TRUST",
               help="CA certificates (and CRLs) the hub's and the TSA's certificates must chain to [SMDO_TRUST].")
-def verify(data: Path, checkpoints_file: Path | None, hub_cert: Path | None, trust: Path | None) -> None:
+def verify(data: Path, db: str | None, checkpoints_file: Path | None, hub_cert: Path | None, trust: Path | None) -> None:
     """Check the hash chain and every row against it, then the chain against the hub's signed
     checkpoints; exit 1 naming each edited or deleted row and the first checkpoint no longer matched."""
     from signing.keys import load_certificate
@@ -75,10 +77,10 @@ def verify(data: Path, checkpoints_file: Path | None, hub_cert: Path | None, tru
     if checkpoints_file is not None and not path.exists():
         raise click.ClickException(f"no checkpoint file at {path}")
 
-    async def check(journal: SqliteJournal):
+    async def check(journal: JournalStore):
         return await journal.verify(), await check_journal(journal, checkpoints)
 
-    problems, against = asyncio.run(_with_journal(data, check))
+    problems, against = asyncio.run(_with_journal(data, db, check))
     signatures = check_signatures(checkpoints, hub_cert=pinned, trust=store)
     for problem in problems:
         click.echo(f"journal broken: {problem}", err=True)
@@ -101,7 +103,8 @@ def verify(data: Path, checkpoints_file: Path | None, hub_cert: Path | None, tru
 
 
 @command.command("checkpoints")
-@_data_option
+@click.option("--data", type=click.Path(file_okay=False, path_type=Path), envvar="SMDO_DATA", default=Path("var"),
+              show_default=True, help="The hub's data folder, holding its checkpoint file [SMDO_DATA].")
 @_checkpoints_option
 @click.option("--json", "as_json", is_flag=True, help="The checkpoints as they are stored (JSON lines).")
 def checkpoints_(data: Path, checkpoints_file: Path | None, as_json: bool) -> None:
@@ -127,12 +130,12 @@ def checkpoints_(data: Path, checkpoints_file: Path | None, as_json: bool) -> No
 @_data_option
 @click.argument("msg_id")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def show(data: Path, msg_id: str, as_json: bool) -> None:
+def show(data: Path, db: str | None, msg_id: str, as_json: bool) -> None:
     """Everything the journal holds about MSG_ID."""
-    async def read(journal: SqliteJournal):
+    async def read(journal: JournalStore):
         return await journal.transaction(msg_id), await journal.acknowledgements(msg_id)
 
-    views, acks = asyncio.run(_with_journal(data, read))
+    views, acks = asyncio.run(_with_journal(data, db, read))
     if not views:
         raise click.ClickException(f"no transaction with msg_id {msg_id}")
     if as_json:
@@ -166,11 +169,11 @@ def show(data: Path, msg_id: str, as_json: bool) -> None:
               help="The transaction's outcome (accepted, rejected) or a receiver's delivery state.")
 @click.option("--limit", type=int, default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def list_(data: Path, since_ts: float | None, sender: str | None, state: str | None, limit: int,
+def list_(data: Path, db: str | None, since_ts: float | None, sender: str | None, state: str | None, limit: int,
           as_json: bool) -> None:
     """The latest transactions as a table."""
     views: list[TransactionView] = asyncio.run(_with_journal(
-        data, lambda j: j.list_transactions(since=since_ts, sender=sender, state=state, limit=limit)))
+        data, db, lambda j: j.list_transactions(since=since_ts, sender=sender, state=state, limit=limit)))
     if as_json:
         click.echo(json.dumps([v.as_dict() for v in views], indent=2))
         return

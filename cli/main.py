@@ -22,10 +22,11 @@ def main(key_password_file: Path | None) -> None:
 
 
 # One line per command module: `main.add_command(module.command)`. Keep it sorted.
-from cli import conformance, datafolder, edms, journal, packets, pki, serve, signatures, stats, subscribers  # noqa: E402
+from cli import conformance, datafolder, db, edms, journal, packets, pki, serve, signatures, stats, subscribers  # noqa: E402
 
 main.add_command(datafolder.backup_command)
 main.add_command(conformance.conformance)
+main.add_command(db.command)
 main.add_command(edms.edms)
 main.add_command(datafolder.init_command)
 

@@ -10,12 +10,15 @@ from router.config import load_config
 from router.logs import configure as configure_logging
 from router.server import serve
 from smdo.datadir import DataDirBusy, init_data_dir
+from smdo.storage import StorageError
 
 
 @click.command("serve")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="TOML file with settings (a [hub] table); flags override SMDO_* env override the file.")
 @click.option("--data", type=click.Path(file_okay=False, path_type=Path), help="Data folder [SMDO_DATA; ./var].")
+@click.option("--db", help="Journal and registry: sqlite:///folder or postgresql://user@host/db [SMDO_DB; --data].")
+@click.option("--node", help="This node's name in a cluster sharing one PostgreSQL [host name].")
 @click.option("--host", help="Address to listen on [127.0.0.1].")
 @click.option("--port", type=int, help="Port [8443]; 0 picks a free one.")
 @click.option("--key", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="The hub's private key.")
@@ -39,6 +42,7 @@ from smdo.datadir import DataDirBusy, init_data_dir
 @click.option("--retry-base", help="First retry after about this [1s]; doubles per attempt, with jitter.")
 @click.option("--retry-max", help="Longest wait between retries [10m].")
 @click.option("--push-concurrency", type=int, help="Pushes in flight per receiver [8].")
+@click.option("--claim-lease", help="A push delivery is another node's to take if not finished within this [2m].")
 @click.option("--mailbox-visibility", help="Re-offer an unconfirmed pull delivery after this [60s].")
 @click.option("--max-packet-bytes", type=int, help="Largest packet accepted [30 MB].")
 @click.option("--checkpoint-interval", help="Sign a journal checkpoint this often (and at shutdown) [1m].")
@@ -65,5 +69,5 @@ def command(config_file: Path | None, verbose: bool, crl: tuple[Path, ...], oper
         if init_data_dir(config.data):
             click.echo(f"created the data folder {config.data}", err=True)
         serve(config)
-    except (ValueError, DataDirBusy) as exc:
+    except (ValueError, DataDirBusy, StorageError) as exc:
         raise click.ClickException(str(exc)) from exc

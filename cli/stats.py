@@ -8,10 +8,11 @@ from pathlib import Path
 
 import click
 
+from cli.db import db_options, existing_storage
 from cli.tables import table
 from cli.when import Since
-from smdo.datadir import require_data_dir
-from smdo.journal import SqliteJournal
+from smdo.journal import journal_store
+from smdo.storage import StorageError, StorageUrl
 from smdo.stats import COLUMNS, PERIODS, StatsRow, compute, period_start, to_csv
 
 _HEADERS = ("period", "subscriber", "sent", "received", "delivered", "registered", "reg. refused", "102",
@@ -19,8 +20,7 @@ _HEADERS = ("period", "subscriber", "sent", "received", "delivered", "registered
 
 
 @click.command("stats")
-@click.option("--data", type=click.Path(file_okay=False, path_type=Path), envvar="SMDO_DATA",
-              default=Path("var"), show_default=True, help="The hub's data folder [SMDO_DATA].")
+@db_options
 @click.option("--period", type=click.Choice(PERIODS), default="month", show_default=True, help="Bucket size (UTC).")
 @click.option("--since", "start", type=Since(), help="From then: a date (YYYY-MM-DD, UTC), an ISO time, 2w, "
               "yesterday... [start of the period three periods ago].")
@@ -28,7 +28,8 @@ _HEADERS = ("period", "subscriber", "sent", "received", "delivered", "registered
 @click.option("--subscriber", help="Only this subscriber's rows (without it: '*' for everyone, then each).")
 @click.option("--json", "as_json", is_flag=True, help="JSON: a list of rows.")
 @click.option("--csv", "as_csv", is_flag=True, help="CSV with a header row.")
-def command(data: Path, period: str, start: float | None, until: float | None, subscriber: str | None,
+def command(data: Path, db: str | None, period: str, start: float | None, until: float | None,
+            subscriber: str | None,
             as_json: bool, as_csv: bool) -> None:
     """Documents sent, received, delivered, registered, refused and not delivered (102), with the
     median and p95 time to delivery and to registration, per period and subscriber."""
@@ -40,11 +41,14 @@ def command(data: Path, period: str, start: float | None, until: float | None, s
         start = period_start(end, period)
         for _ in range(3):
             start = period_start(start - 1, period)
-    path = require_data_dir(data) / "journal.db"
-    if not path.exists():
-        raise click.ClickException(f"no journal at {path} yet: it is created when `smdo serve --data {data}` "
-                                   f"first runs")
-    rows = asyncio.run(_compute(path, start, end, period, subscriber))
+    where = existing_storage(data, db)
+    if where.kind == "sqlite" and not where.journal_path.exists():
+        raise click.ClickException(f"no journal at {where.journal_path} yet: it is created when `smdo serve "
+                                   f"--data {where.folder}` first runs")
+    try:
+        rows = asyncio.run(_compute(where, start, end, period, subscriber))
+    except StorageError as exc:
+        raise click.ClickException(str(exc)) from None
     if as_json:
         click.echo(json.dumps([r.as_dict() for r in rows], indent=1))
     elif as_csv:
@@ -55,8 +59,8 @@ def command(data: Path, period: str, start: float | None, until: float | None, s
         click.echo(table(_HEADERS, [_cells(r) for r in rows]))
 
 
-async def _compute(path: Path, since: float, until: float, period: str, subscriber: str | None) -> list[StatsRow]:
-    journal = SqliteJournal(path)
+async def _compute(where: StorageUrl, since: float, until: float, period: str, subscriber: str | None) -> list[StatsRow]:
+    journal = journal_store(where)
     await journal.open()
     try:
         return await compute(journal, since=since, until=until, period=period, subscriber=subscriber)

@@ -19,8 +19,9 @@ import click
 from cryptography import x509
 
 from cli.tables import table
-from smdo.datadir import DataDirMissing, require_data_dir
-from smdo.registry import Registry, RegistryError, Subscriber, SubscriberStatus
+from smdo.datadir import require_data_dir
+from smdo.registry import Registry, RegistryError, Subscriber, SubscriberStatus, registry_store
+from smdo.storage import StorageError, parse_storage
 
 S = SubscriberStatus
 
@@ -41,14 +42,19 @@ def data_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
     @click.option("--data", "data_dir", envvar="SMDO_DATA", default="./var", show_default=True,
                   type=click.Path(file_okay=False, path_type=Path), help="Data folder holding registry.db.")
+    @click.option("--db", envvar="SMDO_DB", default=None,
+                  help="The hub's storage: sqlite:///folder or postgresql://... [SMDO_DB; default: --data].")
     @click.option("--actor", envvar="SMDO_ACTOR", default=None,
                   help="Who makes the change (default: $SMDO_ACTOR, else the OS user).")
     @functools.wraps(command)
-    def wrapper(data_dir: Path, actor: str | None, **kwargs: Any) -> None:
+    def wrapper(data_dir: Path, db: str | None, actor: str | None, **kwargs: Any) -> None:
         try:
-            with Registry.in_data_dir(require_data_dir(data_dir)) as registry:
+            where = parse_storage(db, data_dir)
+            if where.kind == "sqlite":
+                require_data_dir(where.folder)  # a typo in --data must not start an empty registry
+            with registry_store(where) as registry:
                 command(registry=registry, actor=actor or default_actor(), **kwargs)
-        except (CommandError, RegistryError, DataDirMissing) as exc:
+        except (CommandError, RegistryError, StorageError, ValueError) as exc:
             fail(str(exc))
 
     return wrapper

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from router import ingress, mailbox, openapi, ops
+from router import ingress, mailbox, openapi, operator_api, ops
 from router.console import views as console
 from router.config import HubConfig
 from router.delivery import PushDelivery
@@ -28,12 +28,13 @@ def create_app(config: HubConfig, *, release_claims: bool = True) -> web.Applica
     app.router.add_get("/smdo/v1/openapi.json", openapi.openapi)
     app.router.add_get("/healthz", ops.healthz)
     app.router.add_get("/metrics", ops.metrics)
+    operator_api.add_routes(app)
     console.routes(app)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         hub = Hub(config)
         await hub.open()
-        if release_claims:
+        if release_claims and not config.clustered:
             await hub.journal.release_claims()
         app[HUB] = hub
         push = PushDelivery(hub, client_context(config))

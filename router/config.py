@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
+
+from smdo.storage import StorageUrl, parse_storage
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
@@ -27,6 +30,10 @@ def parse_duration(value: str | float | int) -> float:
 @dataclass(frozen=True)
 class HubConfig:
     data: Path = Path("var")
+    # Where the journal and registry live (smdo.storage): sqlite:///folder or postgresql://...;
+    # unset: SQLite files in `data`.
+    db: str | None = None
+    node: str = ""  # this node's name in a cluster (leases, logs); default: host name + pid
     host: str = "127.0.0.1"
     port: int = 8443
     hub_code: str = "HUB"
@@ -84,6 +91,7 @@ class HubConfig:
             raise ValueError(f"--tsa must be an http:// or https:// URL, not {self.tsa!r}")
         if (self.tls_key is None) != (self.tls_cert is None):
             raise ValueError("give both --tls-key and --tls-cert, or neither (TLS then uses --key/--cert)")
+        self.storage  # noqa: B018 - raises ValueError naming a bad --db
         return self
 
     @property
@@ -95,16 +103,22 @@ class HubConfig:
         return self.tls_cert or self.cert
 
     @property
-    def journal_path(self) -> Path:
-        return self.data / "journal.db"
+    def node_name(self) -> str:
+        return self.node or f"{socket.gethostname()}-{os.getpid()}"
+
+    @property
+    def storage(self) -> StorageUrl:
+        return parse_storage(self.db, self.data)
+
+    @property
+    def clustered(self) -> bool:
+        """Shared storage: other nodes may hold leases, so none is released at start."""
+        return self.storage.kind == "postgresql"
 
     @property
     def checkpoints_path(self) -> Path:
+        """This node's signed checkpoints of the (shared) chain: a local file."""
         return self.data / "checkpoints.jsonl"
-
-    @property
-    def registry_path(self) -> Path:
-        return self.data / "registry.db"
 
 
 _DURATIONS = {

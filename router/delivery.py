@@ -59,7 +59,7 @@ class PushDelivery:
     def __init__(self, hub: Hub, client_ssl: ssl.SSLContext) -> None:
         self.hub = hub
         self.config = hub.config
-        self.worker = f"push:{uuid.uuid4().hex[:12]}"
+        self.worker = f"push:{hub.config.node_name}:{uuid.uuid4().hex[:8]}"  # the lease holder's name
         self.client_ssl = client_ssl
         self.session: aiohttp.ClientSession | None = None
         self.limits: dict[str, asyncio.Semaphore] = {}

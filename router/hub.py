@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from signing.keys import Signer
 from signing.trust import TrustStore
-from smdo.journal import Accepted, GroupCommitter, SqliteJournal
+from smdo.journal import Accepted, GroupCommitter, journal_store
 from smdo.xmlparse import Limits
 
 from router.acks import HubAcks
@@ -34,9 +34,9 @@ class Hub:
         self.crls = CrlWatch(self.trust, crl_files(config.trust, config.crl))
         self.limits = Limits(max_bytes=config.max_packet_bytes)
         self.acks = HubAcks(self.signer, config.hub_code, config.hub_name)
-        self.journal = SqliteJournal(config.journal_path)
+        self.journal = journal_store(config.storage)
         self.committer = GroupCommitter(self.journal)
-        self.registry = RegistryView(config.registry_path)
+        self.registry = RegistryView(config.storage)
         self.operators = load_operators(config.operator_certs)  # {fingerprint: name}
         self.metrics = Metrics()
         self.metrics.gauges["smdo_journal_queue_depth"] = lambda: self.committer.depth

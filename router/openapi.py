@@ -107,6 +107,42 @@ PATHS: dict[str, dict[str, Any]] = {
         "operator",
         {"200": {"description": "the transaction", "content": _json(_TRANSACTION)}, **_errors("401", "403", "404")},
         parameters=[_path("msg_id", "the packet's msg_id")])},
+    "/smdo/v1/operator/inject": {"post": _op(
+        "Journal a raw packet unchecked as the test counterpart's and deliver it (conformance suite); only to a "
+        "subscriber under test", "operator", {
+            "200": {"description": "journaled", "content": _json({
+                "type": "object", "required": ["journal_id", "receiver", "mode"],
+                "properties": {"journal_id": {"type": "string"}, "receiver": {"type": "string"},
+                               "mode": {"enum": ["push", "pull"]}}})},
+            "409": {"description": "the journal id is taken", "content": TEXT},
+            **_errors("400", "401", "403", "404")},
+        parameters=[_query("receiver", "the subscriber under test (required)"),
+                    _query("journal_id", "the journal's msg_id for it [sha256 of the body]"),
+                    _query("msg_type", "its msg_type [1]", {"type": "integer"}),
+                    _query("acknow", "0, 1 or 2: which hub acknowledgements it gets [2]", {"type": "integer"}),
+                    _query("deadline", "seconds to deliver it [600]", {"type": "number"})],
+        requestBody={"required": True, "content": {"application/xml": {"schema": {"type": "string"}}}})},
+    "/smdo/v1/operator/settle": {"post": _op(
+        "Mark an injected delivery done (delivered)", "operator", {
+            "200": {"description": "its state now", "content": _json({
+                "type": "object", "required": ["msg_id", "receiver", "state"],
+                "properties": {"msg_id": {"type": "string"}, "receiver": {"type": "string"},
+                               "state": {"type": "string"}}})},
+            **_errors("400", "401", "403", "404")},
+        requestBody={"required": True, "content": _json({
+            "type": "object", "required": ["msg_id", "receiver"],
+            "properties": {"msg_id": {"type": "string"}, "receiver": {"type": "string"},
+                           "detail": {"type": "string"}}})})},
+    "/smdo/v1/operator/transactions": {"get": _op(
+        "The journal's transactions, newest last", "operator", {
+            "200": {"description": "transactions", "content": _json({
+                "type": "object", "required": ["transactions"],
+                "properties": {"transactions": {"type": "array", "items": {
+                    **_TRANSACTION, "required": ["msg_id", "outcome", "sender", "receivers", "codes"]}}}})},
+            **_errors("400", "401", "403")},
+        parameters=[_query("sender", "sender code"), _query("state", "accepted, rejected or a delivery state"),
+                    _query("since", "received at or after (Unix seconds)", {"type": "number"}),
+                    _query("limit", "at most this many (1-1000, default 100)", {"type": "integer"})])},
     "/smdo/v1/directory": {"get": _op(
         "The signed directory of active subscribers and document kinds (schemas/directory.xsd)", "anyone",
         {"200": {"description": "directory XML signed by the hub", "content": {"application/xml": {

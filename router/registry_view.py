@@ -7,16 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from pathlib import Path
-
-from smdo.registry import Registry, RegistrySnapshot, Subscriber
+from smdo.registry import RegistrySnapshot, Subscriber, registry_store
+from smdo.storage import StorageUrl
 
 log = logging.getLogger(__name__)
 
 
 class RegistryView:
-    def __init__(self, path: Path) -> None:
-        self.registry = Registry(path)
+    def __init__(self, storage: StorageUrl) -> None:
+        self.registry = registry_store(storage)
         self._set(self.registry.snapshot())
 
     def _set(self, snapshot: RegistrySnapshot) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from smdo.datadir import lock_data_dir
-from smdo.journal import SqliteJournal
+from smdo.journal import journal_store
 
 from router.app import create_app
 from router.config import HubConfig
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 
 async def _release_claims(config: HubConfig) -> None:
-    journal = SqliteJournal(config.journal_path)
+    journal = journal_store(config.storage)
     await journal.open()
     released = await journal.release_claims()
     await journal.close()
@@ -46,13 +46,15 @@ def serve(config: HubConfig, announce: Callable[[str], None] | None = None) -> N
     if not config.http:
         server_context(config)  # a key TLS cannot use (bign): a one-line error before anything starts
     announce = announce or (lambda line: print(line, flush=True))
-    # The journal's leases are released at start, which is only safe when no other hub uses them.
-    lock = lock_data_dir(config.data, "serve.lock", "another hub")
+    # The journal's leases are released at start, which is only safe when no other hub uses them;
+    # nodes sharing PostgreSQL release nothing (a dead node's leases run out) and need no folder.
+    lock = None if config.clustered else lock_data_dir(config.storage.folder, "serve.lock", "another hub")
     # The journal's thread holds SQLite's write lock while it runs; with the default 5 ms GIL
     # switch interval it can wait that long for the event loop thread, and so can every writer.
     sys.setswitchinterval(0.0005)
     try:
-        asyncio.run(_release_claims(config))
+        if not config.clustered:
+            asyncio.run(_release_claims(config))
         if config.workers == 1:
             asyncio.run(_worker(config, announce))
             return
@@ -87,7 +89,8 @@ def serve(config: HubConfig, announce: Callable[[str], None] | None = None) -> N
             worker_exited(w.pid)
         holder.close()
     finally:
-        lock.close()
+        if lock is not None:
+            lock.close()
 
 
 def _worker_process(config: HubConfig, index: int, ready: Any) -> None:

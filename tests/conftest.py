@@ -77,3 +77,24 @@ def trust_store(test_pki: PkiLayout) -> TrustStore:
 def signer_for(test_pki: PkiLayout) -> Callable[[str], Signer]:
     """signer_for("ORG-A") -> that subscriber's Signer (key parsed once)."""
     return test_pki.signer
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL server of the session's own (initdb + pg_ctl in a temporary folder on a
+    free port). No skip: without the server programs the tests fail, naming what to install."""
+    from smdo.postgres.local import LocalPostgres
+
+    server = LocalPostgres().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server) -> str:
+    """A fresh database at the schema this code knows (`smdo db upgrade` applied)."""
+    from smdo.postgres.migrations import upgrade
+
+    url = postgres_server.new_database()
+    upgrade(url)
+    return url

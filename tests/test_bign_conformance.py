@@ -32,6 +32,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> PkiLayout:
     for code in ("HUB", "SMDO-TEST", CODE):
         issue_certificate(directory, code, f"Party {code}", key_type="bign")
         issue_certificate(directory, f"{code}-tls", f"Party {code}", key_type="ec", tls_hostnames=("127.0.0.1",))
+    issue_certificate(directory, "OPS-tls", "Hub operator", key_type="ec", tls_hostnames=("localhost",))  # from the TLS CA
     return layout
 
 
@@ -47,7 +48,8 @@ def edms(pki: PkiLayout, data, hub_url: str, faults: frozenset[str] = frozenset(
 @pytest.fixture
 async def world(tmp_path, pki):
     registry = Registry(tmp_path / "hub" / "registry.db")
-    config = hub_config(tmp_path / "hub", pki, tls_key=pki.key_path("HUB-tls"), tls_cert=pki.cert_path("HUB-tls"))
+    config = hub_config(tmp_path / "hub", pki, tls_key=pki.key_path("HUB-tls"), tls_cert=pki.cert_path("HUB-tls"),
+                        operator_certs=(pki.cert_path("OPS-tls"),))
     hub = await HubUnderTest(config, pki, registry).start()
     running = []
 
@@ -60,7 +62,8 @@ async def world(tmp_path, pki):
                                 edms_product=edms_running.service.adapter.product, actor="admin")
         settings = RunSettings(signer=pki.signer("SMDO-TEST"), trust=pki.trust_store(), trust_path=pki.trust_dir,
                                subscriber=CODE, data=tmp_path / "hub", hub_url=hub.url,
-                               hub_signer=pki.signer("HUB"), timing=TIMING, actor="tester")
+                               hub_signer=pki.signer("HUB"), timing=TIMING, actor="tester",
+                               operator_cert=pki.cert_path("OPS-tls"), operator_key=pki.key_path("OPS-tls"))
         return await run_conformance(settings, progress=lambda line: None,
                                      ask_for_document=replier(edms_running, pki.trust_dir),
                                      cert_path=pki.cert_path("SMDO-TEST-tls"), key_path=pki.key_path("SMDO-TEST-tls"))

@@ -16,7 +16,7 @@ from cli.main import main
 from cli.when import moment
 from signing.keys import load_private_key
 from signing.pki import init_pki
-from smdo.journal import SqliteJournal
+from smdo.journal import journal_store
 
 from router_fixtures import REPO, SMDO
 
@@ -217,7 +217,7 @@ def journal_dir(tmp_path):
     assert smdo("init", str(data)).exit_code == 0
 
     async def create():
-        journal = SqliteJournal(data / "journal.db")
+        journal = journal_store(data)
         await journal.open()
         await journal.close()
     asyncio.run(create())

@@ -50,7 +50,7 @@ HOOK = textwrap.dedent('''
 @pytest.fixture(scope="module")
 def certs(issue_cert):
     return {code: issue_cert(code, name=f"Agency {code}", tls_hostnames=("127.0.0.1",))
-            for code in ("SMDO-TEST", "FLOW-R", "FLOW-D")}
+            for code in ("SMDO-TEST", "FLOW-R", "FLOW-D", "OPERATOR")}
 
 
 def smdo(data: Path, *args: str) -> str:
@@ -63,7 +63,8 @@ def smdo(data: Path, *args: str) -> str:
 async def test_add_certify_activate_exchange_suspend(tmp_path, test_pki, certs):
     data = tmp_path / "hub"
     registry = Registry(data / "registry.db")
-    hub = await HubUnderTest(hub_config(data, test_pki), test_pki, registry).start()
+    hub = await HubUnderTest(hub_config(data, test_pki, operator_certs=(certs["OPERATOR"].cert_path,)), test_pki,
+                             registry).start()
     rekord = await start_edms(edms_config("rekord", "FLOW-R", certs["FLOW-R"], test_pki, tmp_path / "r", hub.url))
     partner = await start_edms(edms_config("directum", "FLOW-D", certs["FLOW-D"], test_pki, tmp_path / "d", hub.url))
     try:
@@ -86,6 +87,7 @@ async def test_add_certify_activate_exchange_suspend(tmp_path, test_pki, certs):
             "--hub", hub.url, "--trust", str(test_pki.trust_dir), "--key", str(certs["SMDO-TEST"].key_path),
             "--counterpart-cert", str(certs["SMDO-TEST"].cert_path), "--hub-key", str(test_pki.key_path("HUB")),
             "--hub-cert", str(test_pki.cert_path("HUB")), "--junit", str(junit), "--actor", "suite",
+            "--operator-cert", str(certs["OPERATOR"].cert_path), "--operator-key", str(certs["OPERATOR"].key_path),
             "--delivery-limit", "5",  # the default 1 s is the spec's; a loaded test machine needs more
             "--reply-hook", f"{sys.executable} {hook} {rekord.url} {test_pki.trust_dir} {{msg_id}} {tests_dir}",
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,

@@ -20,14 +20,15 @@ KINDS = {"rekord": "CF-R", "smbusiness": "CF-S", "directum": "CF-D"}
 @pytest.fixture(scope="module")
 def certs(issue_cert):
     return {code: issue_cert(code, name=f"Agency {code}", tls_hostnames=("127.0.0.1",))
-            for code in ("SMDO-TEST", *KINDS.values())}
+            for code in ("SMDO-TEST", "OPERATOR", *KINDS.values())}
 
 
 @pytest.fixture
 async def world(tmp_path, test_pki, trust_store, certs):
     """A hub on TLS with its registry and journal; `add(kind)` starts that EDMS and registers it."""
     registry = Registry(tmp_path / "hub" / "registry.db")
-    hub = await HubUnderTest(hub_config(tmp_path / "hub", test_pki), test_pki, registry).start()
+    hub = await HubUnderTest(hub_config(tmp_path / "hub", test_pki, operator_certs=(certs["OPERATOR"].cert_path,)),
+                             test_pki, registry).start()
     running = []
 
     async def add(kind: str, faults: frozenset[str] = frozenset()):
@@ -43,7 +44,8 @@ async def world(tmp_path, test_pki, trust_store, certs):
     async def run(kind: str, edms, timing=FAST):
         settings = RunSettings(signer=certs["SMDO-TEST"].signer(), trust=trust_store, trust_path=test_pki.trust_dir,
                                subscriber=KINDS[kind], data=tmp_path / "hub", hub_url=hub.url,
-                               hub_signer=test_pki.signer("HUB"), timing=timing, actor="tester")
+                               hub_signer=test_pki.signer("HUB"), timing=timing, actor="tester",
+                               operator_cert=certs["OPERATOR"].cert_path, operator_key=certs["OPERATOR"].key_path)
         lines: list[str] = []
         result, conclusion = await run_conformance(settings, progress=lines.append,
                                                    ask_for_document=replier(edms, test_pki.trust_dir),
@@ -116,8 +118,6 @@ async def test_hub_route_names_what_the_hub_refused_from_the_edms(world, certs, 
     """When the EDMS's own document never reaches the suite, the reason says what the hub refused."""
     import time
 
-    import aiohttp
-
     from smdo.conformance.counterpart import Counterpart
     from smdo.conformance.routes import HubRoute
     from router_fixtures import document, sign
@@ -127,9 +127,12 @@ async def test_hub_route_names_what_the_hub_refused_from_the_edms(world, certs, 
     # Signed with a certificate that is not CF-R's: the hub refuses it (-23, not bound to the sender).
     status, _ = await world.hub.post(sign(document("CF-R", ["SMDO-TEST"]), certs["SMDO-TEST"].signer()))
     assert status == 403
-    async with aiohttp.ClientSession() as session:
+    from cli.conformance import client_session
+
+    async with client_session(test_pki.trust_dir, certs["SMDO-TEST"].signer(), certs["OPERATOR"].cert_path,
+                              certs["OPERATOR"].key_path) as session:
         route = HubRoute(world.hub.url, session, Counterpart(certs["SMDO-TEST"].signer(), trust_store), "CF-R",
-                         "push", tmp_path / "hub" / "journal.db")
+                         "push")
         [refusal] = await eventually(lambda: route.refusals("CF-R", since), 5)
         assert await route.refusals("CF-R", time.time() + 60) == []
     assert "refused with code(s) -23" in refusal

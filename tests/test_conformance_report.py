@@ -73,12 +73,14 @@ def test_conclusion_is_signed_and_a_changed_one_does_not_verify(test_pki):
     ([], "exactly one of --subscriber"),
     (["--subscriber", "A", "--endpoint", "https://x.example/in"], "exactly one of --subscriber"),
     (["--subscriber", "A"], "--hub-key and --hub-cert"),
+    (["--subscriber", "A", "--hub-key", "{hub_key}", "--hub-cert", "{hub_cert}"], "--operator-cert and --operator-key"),
     (["--endpoint", "https://x.example/in"], "--endpoint needs --cert"),
     (["--subscriber", "A", "--listen", "nowhere"], "HOST:PORT"),
 ])
 def test_run_refuses_bad_arguments(test_pki, args, message):
     base = ["conformance", "run", "--trust", str(test_pki.trust_dir), "--key", str(test_pki.key_path("ORG-A")),
             "--counterpart-cert", str(test_pki.cert_path("ORG-A"))]
+    args = [a.format(hub_key=test_pki.key_path("HUB"), hub_cert=test_pki.cert_path("HUB")) for a in args]
     result = CliRunner().invoke(main, base + args)
     assert result.exit_code == 1
     assert result.stderr.startswith("error: ") and message in result.stderr
@@ -90,7 +92,8 @@ def test_run_against_an_unknown_subscriber_says_so(test_pki, tmp_path):
         "conformance", "run", "--subscriber", "NOBODY", "--data", str(tmp_path), "--hub", "https://127.0.0.1:9",
         "--trust", str(test_pki.trust_dir), "--key", str(test_pki.key_path("ORG-A")),
         "--counterpart-cert", str(test_pki.cert_path("ORG-A")), "--hub-key", str(test_pki.key_path("HUB")),
-        "--hub-cert", str(test_pki.cert_path("HUB"))])
+        "--hub-cert", str(test_pki.cert_path("HUB")), "--operator-cert", str(test_pki.cert_path("ORG-C")),
+        "--operator-key", str(test_pki.key_path("ORG-C"))])
     assert result.exit_code == 1 and "unknown subscriber code 'NOBODY'" in result.stderr
 
 

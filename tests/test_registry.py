@@ -8,16 +8,24 @@ import pytest
 from smdo.errors import ErrorCode
 from smdo.registry import (
     TEST_COUNTERPART_CODE, TRANSITIONS, DuplicateSubscriber, IllegalTransition, InvalidField, Registry,
-    RegistryError, SubscriberStatus as S, UnknownSubscriber, fingerprint,
+    RegistryError, SubscriberStatus as S, UnknownSubscriber, fingerprint, registry_store,
 )
 from smdo.unp import InvalidUnp, make_unp, validate_unp
 
 from registry_fixtures import UNP_A, UNP_B, quick_certificate
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def registry_url(request, tmp_path) -> str:
+    """The registry's store contract runs on SQLite (a file) and on a real PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite://{tmp_path}"
+    return request.getfixturevalue("postgres_url")
+
+
 @pytest.fixture
-def registry(tmp_path):
-    with Registry(tmp_path / "registry.db") as reg:
+def registry(registry_url):
+    with registry_store(registry_url) as reg:
         yield reg
 
 
@@ -63,14 +71,14 @@ def _weighted(digits):
 
 # -- adding and reading --------------------------------------------------------------------
 
-def test_add_stores_every_field_and_survives_reopening(tmp_path):
+def test_add_stores_every_field_and_survives_reopening(registry_url):
     cert = quick_certificate("ORG-1")
     sys_id = "0f8fad5b-d9cb-469f-a165-70867728950e"
-    with Registry(tmp_path / "r.db") as reg:
+    with registry_store(registry_url) as reg:
         reg.add_subscriber("ORG-1", name="Ministry One", unp=UNP_B, certificates=[cert],
                            push_url="https://edms.one.example:8443/smdo", edms_product="Rekord",
                            edms_version="5.2", sys_id=sys_id, contact="ops@one.example", actor="alice", reason="new")
-    with Registry(tmp_path / "r.db") as reg:
+    with registry_store(registry_url) as reg:
         sub = reg.require("ORG-1")
         assert (sub.name, sub.unp, sub.status, sub.delivery_mode, sub.push_url) == (
             "Ministry One", UNP_B, S.REGISTERED, "push", "https://edms.one.example:8443/smdo")
@@ -201,9 +209,8 @@ def test_certificates_are_added_and_removed_but_never_the_last(registry):
 
 # -- snapshots and data_version ------------------------------------------------------------
 
-def test_data_version_changes_when_another_process_commits(tmp_path):
-    path = tmp_path / "registry.db"
-    with Registry(path) as hub, Registry(path) as admin:
+def test_data_version_changes_when_another_process_commits(registry_url, tmp_path):
+    with registry_store(registry_url) as hub, registry_store(registry_url) as admin:
         before = hub.data_version()
         snap = hub.snapshot()
         add(admin, "ORG-1")
@@ -211,8 +218,9 @@ def test_data_version_changes_when_another_process_commits(tmp_path):
         assert snap.get("ORG-1") is None  # the old snapshot is immutable
         fresh = hub.snapshot()
         assert fresh.get("ORG-1").status is S.REGISTERED and fresh.version == hub.data_version()
-    # WAL mode is on for the file, so the hub's reads never block the CLI's writes.
-    assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    if registry_url.startswith("sqlite://"):
+        # WAL mode is on for the file, so the hub's reads never block the CLI's writes.
+        assert sqlite3.connect(tmp_path / "registry.db").execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
 # -- authorisation -------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from click.testing import CliRunner
 
 from cli.main import main
-from smdo.journal import Accepted, DeliveryState, Rejected, SqliteJournal, StateChange
+from smdo.journal import Accepted, DeliveryState, JournalStore, Rejected, StateChange, journal_store
 from smdo.stats import compute, percentile, period_label, period_start
 
 DAY = 86400.0
@@ -25,8 +25,8 @@ def doc(msg_id: str, sender: str, receivers: tuple[str, ...], at: float) -> Acce
                     raw=raw, answer=b"", deliveries=tuple((r, "push") for r in receivers))
 
 
-async def a_journal(path) -> SqliteJournal:
-    journal = SqliteJournal(path)
+async def a_journal(path) -> JournalStore:
+    journal = journal_store(path.parent)
     await journal.open()
     # Week 1: A sends m1 (to B and C) and m2 (to B); B registers m1 after 60 s, C only acknowledges it.
     await journal.write([doc("m1", "A", ("B", "C"), T0), doc("m2", "A", ("B",), T0 + 10)])

@@ -2,9 +2,10 @@
 
 `HubRoute` (--subscriber): packets go through the hub like anyone's; the hub's 101 tells the suite
 the EDMS answered with a valid delivery acknowledgement. The hub refuses tampered, schema-invalid
-and repeated packets at its door, so those are handed to the hub's own delivery queue (its
-journal) as the test counterpart's traffic: the hub carries them to the EDMS by push or mailbox,
-exactly as it carries everything else, and routes the EDMS's answers back.
+and repeated packets at its door, so those are handed to the hub's operator API (an operator's
+client certificate), which journals them as the test counterpart's traffic: the hub carries them to
+the EDMS by push or mailbox, exactly as it carries everything else, and routes the EDMS's answers
+back. The suite never opens the hub's database.
 
 `EndpointRoute` (--endpoint): the suite plays the hub and POSTs straight to the EDMS's push
 endpoint; the EDMS's answer is its own delivery acknowledgement, checked here.
@@ -12,10 +13,8 @@ endpoint; the EDMS's answer is its own delivery acknowledgement, checked here.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 from urllib.parse import quote
 
@@ -25,7 +24,6 @@ from smdo import packet as p
 from smdo.conformance.counterpart import Counterpart, Received, describe
 from smdo.conformance.packets import Outgoing
 from smdo.errors import ErrorCode
-from smdo.registry import TEST_COUNTERPART_CODE
 
 
 class RouteError(Exception):
@@ -116,16 +114,17 @@ def _confirmation(answer: Received, msg_id: str, receiver: str, fingerprints: fr
 
 
 class HubRoute:
-    """Through the hub, as the test counterpart SMDO-TEST."""
+    """Through the hub, as the test counterpart SMDO-TEST. `session` presents an operator's client
+    certificate: what the ingress would refuse goes in through the hub's operator API, so only the
+    hub writes its journal (and any node of a cluster will do)."""
 
     def __init__(self, hub_url: str, session: aiohttp.ClientSession, counterpart: Counterpart, receiver: str,
-                 receiver_mode: str, journal_path: Path, *, check_every: float = 1.0) -> None:
+                 receiver_mode: str, *, check_every: float = 1.0) -> None:
         self.hub_url = hub_url.rstrip("/")
         self.session = session
         self.counterpart = counterpart
         self.receiver = receiver
         self.receiver_mode = receiver_mode
-        self.journal_path = journal_path
         self.check_every = check_every
         self.description = f"through the hub {self.hub_url} ({receiver} receives by {receiver_mode})"
         self._sent_at: dict[str, float] = {}
@@ -144,51 +143,43 @@ class HubRoute:
                              f"{_answer_text(self.counterpart, body)}")
 
     async def send_unchecked(self, out: Outgoing, *, repeat: bool = False) -> None:
-        """Put the packet in the hub's delivery queue as carried from the test counterpart.
+        """Have the hub carry the packet unchecked, as from the test counterpart (operator API).
 
         A repeat goes in under its own journal id (the journal keeps one transaction per msg_id)
         but with the same bytes, so the EDMS sees the same msg_id again, as after a lost ack.
         """
-        from smdo.journal import Accepted  # only this route touches the hub's journal
-
         journal_id = out.msg_id
         if repeat:
             journal_id = f"{out.msg_id}-repeat-{len(self._repeats) + 1}"
             self._repeats[out.msg_id] = journal_id
-        now = time.time()
         self._sent_at[journal_id] = time.monotonic()
-        record = Accepted(
-            msg_id=journal_id, sender=TEST_COUNTERPART_CODE, receivers=(self.receiver,),
-            msg_type=out.envelope.header.msg_type,
-            # No 101/102 back for a repeat: the EDMS rightly acknowledges the original msg_id, which
-            # the hub cannot match to the repeat's journal id, so it keeps offering it until expiry.
-            acknow=0 if repeat else 2,
-            digest=hashlib.sha256(out.raw).hexdigest(), size=len(out.raw), received_at=now,
-            deadline=now + (15.0 if repeat else 600.0), raw=out.raw, answer=b"",
-            deliveries=((self.receiver, self.receiver_mode),), origin="conformance")
-        await self._journal_write([record])
+        # No 101/102 back for a repeat: the EDMS rightly acknowledges the original msg_id, which
+        # the hub cannot match to the repeat's journal id, so it keeps offering it until expiry.
+        params = {"receiver": self.receiver, "journal_id": journal_id, "msg_type": str(out.envelope.header.msg_type),
+                  "acknow": "0" if repeat else "2", "deadline": "15" if repeat else "600"}
+        await self._operator("POST", "inject", params=params, data=out.raw,
+                             headers={"Content-Type": "application/xml"})
 
     async def refusals(self, sender: str, since: float) -> list[str]:
         """What the hub refused from `sender` since `since` (wall clock), with the codes it answered."""
-        from smdo.journal import SqliteJournal
+        found = await self._operator("GET", "transactions", params={
+            "sender": sender, "since": repr(since), "state": "rejected", "limit": "1000"})
+        return [f"msg {v.get('msg_id') or '(unreadable)'} refused with code(s) {', '.join(map(str, v['codes']))}"
+                for v in found["transactions"]]
 
-        journal = SqliteJournal(self.journal_path)
-        await journal.open()
+    async def _operator(self, method: str, call: str, **kwargs: object) -> dict:
+        """One call of the hub's operator API; RouteError naming what went wrong."""
+        url = f"{self.hub_url}/smdo/v1/operator/{call}"
         try:
-            views = await journal.list_transactions(since=since, sender=sender, state="rejected")
-        finally:
-            await journal.close()
-        return [f"msg {v.msg_id or '(unreadable)'} refused with code(s) {', '.join(map(str, v.codes))}" for v in views]
-
-    async def _journal_write(self, records: list) -> None:
-        from smdo.journal import SqliteJournal
-
-        journal = SqliteJournal(self.journal_path)
-        await journal.open()
-        try:
-            await journal.write(records)
-        finally:
-            await journal.close()
+            async with self.session.request(method, url, **kwargs) as r:  # type: ignore[arg-type]
+                if r.status in (401, 403):
+                    raise RouteError(f"the hub refused its operator API ({r.status}: {(await r.text()).strip()}): "
+                                     "run the suite with an operator's certificate (--operator-cert/--operator-key)")
+                if r.status != 200:
+                    raise RouteError(f"the hub's operator API {call} answered {r.status}: {(await r.text()).strip()}")
+                return await r.json()
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+            raise RouteError(f"cannot reach the hub's operator API at {url}: {exc or type(exc).__name__}") from None
 
     async def confirmation(self, msg_id: str, wait: float, *, repeat: bool = False) -> Confirmation:
         if repeat:
@@ -219,10 +210,8 @@ class HubRoute:
 
     async def _settle_repeat(self, journal_id: str) -> None:
         """The repeat did its job: stop the hub offering it again (it would crowd out later packets)."""
-        from smdo.journal import DeliveryState, StateChange
-
-        await self._journal_write([StateChange(journal_id, self.receiver, DeliveryState.DELIVERED, at=time.time(),
-                                               detail="conformance repeat: the EDMS took it again")])
+        await self._operator("POST", "settle", json={"msg_id": journal_id, "receiver": self.receiver,
+                                                     "detail": "conformance repeat: the EDMS took it again"})
 
     def _unconfirmed_fetches(self, delivery: dict | None) -> str | None:
         """For a pull-mode EDMS: it fetched the packet but has not confirmed it with a valid ack."""

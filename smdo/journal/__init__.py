@@ -1,20 +1,20 @@
 """The hub's journal: every transaction and delivery state, durable and hash-chained."""
 from smdo.journal.committer import GroupCommitter
-from smdo.journal.sqlite import SqliteJournal
-from smdo.journal.store import (
+from smdo.journal.opener import journal_store
+from smdo.journal.records import (
     Accepted,
     Claimed,
     DeliveryState,
     Duplicate,
-    JournalStore,
     ReceiverBacklog,
     Record,
     Rejected,
     StateChange,
     TransactionView,
 )
+from smdo.journal.store import JournalStore
 
 __all__ = [
     "Accepted", "Claimed", "DeliveryState", "Duplicate", "GroupCommitter", "JournalStore", "ReceiverBacklog", "Record", "Rejected",
-    "SqliteJournal", "StateChange", "TransactionView",
+    "StateChange", "TransactionView", "journal_store",
 ]

@@ -64,3 +64,25 @@ def verify_chain(
             ChainProblem("chain_head", 1, f"head is at entry {head[0]} but the chain ends at {last_seq}")
         )
     return problems
+
+
+class ChainWriter:
+    """Appends entries within one open write transaction, continuing from the stored head.
+
+    The store reads the head under its write lock, the writer numbers and hashes the entries, and
+    the store then inserts `rows` and sets the head to `(seq, hash)` in the same transaction.
+    """
+
+    def __init__(self, seq: int, hash_: str) -> None:
+        self.seq, self.hash = seq, hash_
+        self.rows: list[tuple[int, str, str, str | None]] = []  # (seq, body, hash, msg_id)
+
+    def append(self, body: bytes, msg_id: str | None) -> int:
+        """`body`: canonical JSON of the entry without its seq (prepared before the lock was
+        taken); the stored entry is that object with its sequence number put first. `msg_id` is
+        the entry's, copied into a column so a transaction's history is one index lookup."""
+        self.seq += 1
+        text = b'{"seq":%d,%s' % (self.seq, body[1:])
+        self.hash = entry_hash(self.hash, text)
+        self.rows.append((self.seq, text.decode(), self.hash, msg_id))
+        return self.seq

@@ -7,7 +7,8 @@ import logging
 import time
 from collections.abc import Sequence
 
-from smdo.journal.store import Duplicate, JournalStore, Record
+from smdo.journal.records import Duplicate, Record
+from smdo.journal.store import JournalStore
 
 log = logging.getLogger(__name__)
 

@@ -1,181 +1,39 @@
-"""The journal's storage interface: what the hub writes and reads, independent of the database.
+"""The journal's storage interface: every method the hub, the CLI and the tests call on a journal.
 
-The embedded default is SQLite (`smdo.journal.sqlite`); the interface is small so a PostgreSQL store
-can serve several hub nodes later. Every write is a list of records committed together; a store
-returns only after they are durable, and every record also becomes an entry of the hash chain.
+A store only stores: the rules (which state may follow which, what a chain entry says, what the
+audit checks) are in `entries`, `transitions` and `audit`, shared by every store. Every write is a
+list of records committed together; a store returns only after they are durable, and every record
+also becomes an entry of the one hash chain. Stores: `smdo.journal.sqlite` (embedded default) and
+`smdo.journal.postgres` (several hub nodes); `smdo.journal.opener.open_journal(url)` picks one.
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any, Protocol
 
-
-class DeliveryState(str, Enum):
-    """Where one packet stands for one receiver."""
-
-    ACCEPTED = "accepted"  # journaled, waiting to be delivered (push) or fetched (pull)
-    FORWARDING = "forwarding"  # claimed: being pushed, or offered in a mailbox
-    DELIVERED = "delivered"  # the receiver answered a valid signed delivery ack (101)
-    RETRY_WAIT = "retry-wait"
-    EXPIRED = "expired"  # deadline passed: not retried, sender told (102)
-    # From the receiver's registration acknowledgement (ack_type 2).
-    REGISTERED = "registered"
-    REFUSED = "refused"
-    NOT_REGISTRABLE = "not-registrable"
-    SIGNATURE_NOT_TRUSTED = "signature-not-trusted"
-
-
-#: States a delivery can still leave by being (re)sent.
-PENDING_STATES = (DeliveryState.ACCEPTED, DeliveryState.RETRY_WAIT, DeliveryState.FORWARDING)
-#: States set by a registration ack; a later delivery ack does not override them.
-REGISTRATION_STATES = (
-    DeliveryState.REGISTERED,
-    DeliveryState.REFUSED,
-    DeliveryState.NOT_REGISTRABLE,
-    DeliveryState.SIGNATURE_NOT_TRUSTED,
+from smdo.journal.chain import ChainProblem
+from smdo.journal.records import (  # noqa: F401 - re-exported: the interface's vocabulary
+    PENDING_STATES,
+    REGISTRATION_STATES,
+    Accepted,
+    Claimed,
+    DeliveryState,
+    DeliveryView,
+    Duplicate,
+    ReceiverBacklog,
+    Record,
+    Rejected,
+    StateChange,
+    TransactionView,
 )
 
 
-@dataclass(frozen=True)
-class Accepted:
-    """A packet the hub took responsibility for (from a subscriber, or made by the hub itself)."""
-
-    msg_id: str
-    sender: str
-    receivers: tuple[str, ...]
-    msg_type: int
-    acknow: int  # msg_acknow: 0 none, 1 on errors, 2 always
-    digest: str
-    size: int
-    received_at: float
-    deadline: float
-    raw: bytes
-    answer: bytes  # the hub's signed answer, returned again for a repeated msg_id
-    deliveries: tuple[tuple[str, str], ...]  # (receiver, "push" | "pull")
-    ack_for: str | None = None  # msg_id this acknowledgement acknowledges (msg_type 0)
-    origin: str = "ingress"  # or "hub" for the hub's own 101/102 acknowledgements
-    # State changes on other transactions that stand or fall with this one (a registration ack).
-    also: tuple["StateChange", ...] = ()
-
-
-@dataclass(frozen=True)
-class Rejected:
-    """A packet refused at some stage; journaled without its body."""
-
-    stage: str
-    codes: tuple[int, ...]
-    digest: str
-    size: int
-    received_at: float
-    msg_id: str | None = None
-    sender: str | None = None
-    message: str = ""
-
-
-@dataclass(frozen=True)
-class StateChange:
-    """One receiver's delivery moved to another state."""
-
-    msg_id: str
-    receiver: str
-    state: DeliveryState
-    at: float
-    next_at: float | None = None  # for retry-wait: when to try again
-    detail: str = ""
-    codes: tuple[int, ...] = ()
-
-
-Record = Accepted | Rejected | StateChange
-
-
-@dataclass(frozen=True)
-class Duplicate:
-    """What a write found instead of storing an Accepted: the earlier packet with that msg_id."""
-
-    msg_id: str
-    digest: str
-    answer: bytes
-
-
-@dataclass(frozen=True)
-class Claimed:
-    """A delivery handed to one worker (push) or one mailbox fetch (pull) until `claim_until`."""
-
-    delivery_id: int
-    msg_id: str
-    receiver: str
-    sender: str
-    mode: str
-    attempts: int
-    deadline: float
-    acknow: int
-    msg_type: int
-    raw: bytes
-
-
-@dataclass(frozen=True)
-class DeliveryView:
-    receiver: str
-    mode: str
-    state: str
-    attempts: int
-    updated_at: float
-    next_at: float | None
-    detail: str
-
-
-@dataclass(frozen=True)
-class TransactionView:
-    msg_id: str | None
-    outcome: str  # "accepted" | "rejected"
-    sender: str | None
-    receivers: tuple[str, ...]
-    msg_type: int | None
-    digest: str
-    size: int
-    received_at: float
-    codes: tuple[int, ...]
-    origin: str
-    ack_for: str | None
-    deliveries: tuple[DeliveryView, ...] = field(default=())
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "msg_id": self.msg_id,
-            "outcome": self.outcome,
-            "sender": self.sender,
-            "receivers": list(self.receivers),
-            "msg_type": self.msg_type,
-            "digest": self.digest,
-            "size": self.size,
-            "received_at": self.received_at,
-            "codes": list(self.codes),
-            "origin": self.origin,
-            "ack_for": self.ack_for,
-            "deliveries": [d.__dict__ for d in self.deliveries],
-        }
-
-
-@dataclass(frozen=True)
-class ReceiverBacklog:
-    """Deliveries still waiting for one receiver (operators' overview and metrics)."""
-
-    receiver: str
-    mode: str
-    waiting: int
-    oldest_received_at: float | None
-    oldest_deadline: float | None
-    failing: int  # waiting for a retry after a failed attempt
-    max_attempts: int
-    last_error: str  # the latest failed attempt's detail
-    last_error_at: float | None
-    next_try_at: float | None
-
-
 class JournalStore(Protocol):
-    async def open(self) -> None: ...
+    #: Where the journal lives, for messages (a path or a URL without its password).
+    location: str
+
+    async def open(self) -> None:
+        """Connect and check the schema (a store refuses a schema version it does not know)."""
 
     async def close(self) -> None: ...
 
@@ -183,7 +41,8 @@ class JournalStore(Protocol):
         """Commit all records in one durable transaction; per record, a Duplicate or None."""
 
     async def claim_push(self, worker: str, now: float, lease: float, limit: int) -> list[Claimed]:
-        """Due push deliveries, marked forwarding and leased to `worker`."""
+        """Due push deliveries, marked forwarding and leased to `worker`; rows another node holds
+        are skipped, and a lease that ran out (its holder died) is due again."""
 
     async def claim_mailbox(self, receiver: str, now: float, visibility: float, limit: int) -> list[Claimed]:
         """Pull deliveries waiting for `receiver` (or offered earlier and not confirmed in time)."""
@@ -203,8 +62,16 @@ class JournalStore(Protocol):
     async def acknowledgements(self, msg_id: str) -> list[TransactionView]:
         """Accepted acknowledgements of msg_id (the hub's 101/102, receivers' registration acks)."""
 
+    async def list_transactions(
+        self, *, since: float | None = None, sender: str | None = None, state: str | None = None,
+        limit: int = 100, until: float | None = None, receiver: str | None = None, documents_only: bool = False,
+    ) -> list[TransactionView]:
+        """The latest `limit` transactions matching the filters (received in [since, until); state:
+        accepted, rejected, or a delivery state; documents_only: no acknowledgements), oldest first."""
+
     async def release_claims(self) -> int:
-        """Forget every lease (startup with exclusive use of the journal: their holders are gone)."""
+        """Forget every lease. Only for a hub with exclusive use of the journal (one node, just
+        started: the holders are gone); in a cluster leases simply run out."""
 
     async def counts(self) -> dict[str, int]:
         """Deliveries per state, for metrics."""
@@ -216,11 +83,10 @@ class JournalStore(Protocol):
     async def entry_hashes(self, seqs: Sequence[int]) -> dict[int, str]:
         """The stored hash of each of these entries that exists (a missing seq is left out)."""
 
-    async def list_transactions(
-        self, *, since: float | None = None, sender: str | None = None, state: str | None = None,
-        limit: int = 100, until: float | None = None, receiver: str | None = None, documents_only: bool = False,
-    ) -> list[TransactionView]:
-        """Newest first among those matching, at most `limit` (operators' search)."""
+    async def verify(self) -> list[ChainProblem]:
+        """The audit (`smdo.journal.audit`) over this store's entries and rows."""
+
+    # --- operators' views: a transaction's history, backlog, hourly counts, statistics ---------
 
     async def history(self, msg_id: str) -> list[dict[str, Any]]:
         """Every journal entry about msg_id, oldest first (a transaction's timeline)."""
@@ -232,4 +98,12 @@ class JournalStore(Protocol):
         """(hour start, accepted, refused, delivered) per hour since `since`."""
 
     async def period_facts(self, since: float, until: float, sink: Callable[[str, list[tuple]], None]) -> None:
-        """Statistics' raw rows for documents received in [since, until), fed to `sink` in batches."""
+        """Statistics' facts about documents received in [since, until), fed to `sink` in batches,
+        by UTC day number (received_at // 86400): ("document", [(day, sender, n)]),
+        ("refusal", [(day, sender, n)]), ("delivery", [(day, sender, receiver, state, n)]),
+        ("durations", [(day, sender, to_delivery, to_registration)], seconds or None).
+        `sink` must not block."""
+
+    def lock_times(self) -> dict[str, float]:
+        """This store object's write transactions so far: their number, and seconds spent waiting
+        for the write lock, working under it, and committing."""

@@ -1,0 +1,371 @@
+"""The journal on PostgreSQL (psycopg 3, async): one journal for a cluster of hub nodes.
+
+SQL only, like the SQLite store: the rules are `smdo.journal.transitions`, the entries
+`smdo.journal.entries`, the audit `smdo.journal.audit`.
+
+How nodes share it:
+- One chain. Every transaction that appends entries first locks the single `chain_head` row
+  (`SELECT ... FOR UPDATE`), reads the head, appends, and sets the head before it commits. So the
+  entries of all nodes form one gap-free sequence, committed in chain order, and every writer takes
+  its locks in the same order (head first, then rows), so writers never deadlock. With group commit
+  a node holds the head for one transaction per group, not per packet.
+- Claims: due deliveries are selected `FOR UPDATE OF d SKIP LOCKED` and leased (`claimed_by`,
+  `claim_until`); a node that dies leaves leases that simply run out, and another node's next
+  claim takes the delivery. A claim commits without waiting for its WAL flush
+  (`synchronous_commit = off`): lost, the delivery is just due again.
+- Durability: every other commit waits for the WAL flush (PostgreSQL's default), so a packet is
+  answered 100 only once it is on disk.
+
+Two connections per store: one for writes and claims (their transactions are short and ordered by
+the chain lock anyway), one for reads, so status queries never wait behind a commit.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import psycopg
+
+from smdo.journal import rows as R
+from smdo.journal.audit import DELIVERY_COLUMNS, ENTRY_COLUMNS, TRANSACTION_COLUMNS, audit
+from smdo.journal.chain import ChainProblem, ChainWriter
+from smdo.journal.entries import Prepared, claim_entry, prepare
+from smdo.journal.records import Accepted, Claimed, Duplicate, ReceiverBacklog, Record, TransactionView
+from smdo.journal.timing import LockTimes
+from smdo.journal.transitions import PENDING, accepted_msg_ids, changed_msg_ids, plan_write
+from smdo.postgres import SESSION_OPTIONS, migrations
+from smdo.storage import StorageError
+
+_PASSWORD = re.compile(r"(://[^:/@]+:)[^@]*@")
+_HEAD = "SELECT seq, hash FROM chain_head WHERE id = 1 FOR UPDATE"
+
+
+class PostgresJournal:
+    """`JournalStore` on a PostgreSQL database at schema `migrations.LATEST`."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self.location = _PASSWORD.sub(r"\1***@", dsn)
+        self._writer: psycopg.AsyncConnection[Any] | None = None
+        self._reader: psycopg.AsyncConnection[Any] | None = None
+        self._write_lock = asyncio.Lock()
+        self._read_lock = asyncio.Lock()
+        self._times = LockTimes()
+
+    async def open(self) -> None:
+        try:
+            self._reader = await self._connect()
+        except psycopg.OperationalError as exc:
+            raise StorageError(f"cannot connect to {self.location}: {str(exc).strip().splitlines()[0]}") from None
+        try:
+            await migrations.check(self._reader, self.location)
+            self._writer = await self._connect()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _connect(self) -> psycopg.AsyncConnection[Any]:
+        return await psycopg.AsyncConnection.connect(self.dsn, autocommit=True, options=SESSION_OPTIONS)
+
+    async def _usable(self, conn: psycopg.AsyncConnection[Any] | None) -> psycopg.AsyncConnection[Any]:
+        """`conn`, or a new connection when it broke (server restart, session ended): the operation
+        that saw it break failed; the next one works again."""
+        assert conn is not None, "journal is not open"
+        if not (conn.closed or conn.broken):
+            return conn
+        await conn.close()
+        fresh = await self._connect()
+        if conn is self._writer:
+            self._writer = fresh
+        else:
+            self._reader = fresh
+        return fresh
+
+    async def close(self) -> None:
+        for conn in (self._writer, self._reader):
+            if conn is not None:
+                await conn.close()
+        self._writer = self._reader = None
+
+    async def _read(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        async with self._read_lock:
+            for attempt in (1, 2):  # a read is safe to repeat on a fresh session
+                reader = await self._usable(self._reader)
+                try:
+                    async with reader.cursor() as cur:
+                        await cur.execute(sql, args)
+                        return await cur.fetchall()
+                except psycopg.OperationalError:
+                    if attempt == 2 or not reader.broken:
+                        raise
+            raise AssertionError("unreachable")
+
+    # --- writes -----------------------------------------------------------------------------------
+
+    async def write(self, records: Sequence[Record]) -> list[Duplicate | None]:
+        prepared = prepare(list(records))  # the entries' JSON, before the lock
+        return await self._chained(lambda cur, chain: self._apply(cur, chain, prepared))
+
+    async def _chained(self, fn: Any, *, flush_wal: bool = True) -> Any:
+        """One transaction holding the chain head: `fn(cursor, chain)`, then the entries and head."""
+        async with self._write_lock:
+            conn = await self._usable(self._writer)
+            t0 = time.perf_counter()
+            async with conn.transaction(), conn.cursor() as cur:
+                if not flush_wal:
+                    await cur.execute("SET LOCAL synchronous_commit = off")
+                await cur.execute(_HEAD)
+                seq, hash_ = await cur.fetchone()  # type: ignore[misc]
+                t1 = time.perf_counter()
+                chain = ChainWriter(seq, hash_)
+                result = await fn(cur, chain)
+                if chain.rows:
+                    await cur.executemany("INSERT INTO entries (seq, body, hash, msg_id) VALUES (%s, %s, %s, %s)",
+                                          chain.rows)
+                    await cur.execute("UPDATE chain_head SET seq = %s, hash = %s WHERE id = 1", (chain.seq, chain.hash))
+                t2 = time.perf_counter()
+            self._times.add(t1 - t0, t2 - t1, time.perf_counter() - t2)
+            return result
+
+    async def _apply(self, cur: psycopg.AsyncCursor[Any], chain: ChainWriter,
+                     prepared: list[Prepared]) -> list[Duplicate | None]:
+        # Read under the chain lock: anything another node committed before is visible now.
+        earlier: dict[str, tuple[str, bytes]] = {}
+        ids = accepted_msg_ids(prepared)
+        if ids:
+            await cur.execute("SELECT msg_id, digest, answer FROM transactions"
+                              " WHERE outcome = 'accepted' AND msg_id = ANY(%s)", (ids,))
+            earlier = {m: (d, bytes(a)) for m, d, a in await cur.fetchall()}
+        states: dict[tuple[str, str], str] = {}
+        changed = changed_msg_ids(prepared)
+        if changed:
+            await cur.execute("SELECT msg_id, receiver, state FROM deliveries WHERE msg_id = ANY(%s)", (changed,))
+            states = {(m, r): s for m, r, s in await cur.fetchall()}
+        plan = plan_write(prepared, earlier, states, chain)
+        if plan.transactions:
+            await cur.executemany(
+                "INSERT INTO transactions (entry_seq, outcome, msg_id, sender, receivers, msg_type, acknow, ack_for,"
+                " origin, digest, size, received_at, deadline, codes, stage, raw, answer)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", plan.transactions)
+        if plan.deliveries:
+            await cur.executemany(
+                "INSERT INTO deliveries (msg_id, receiver, mode, state, next_at, deadline, updated_at, entry_seq)"
+                " VALUES (%s, %s, %s, 'accepted', %s, %s, %s, %s)", plan.deliveries)
+        if plan.updates:
+            await cur.executemany(
+                "UPDATE deliveries SET state = %s, next_at = %s, detail = %s, updated_at = %s, entry_seq = %s,"
+                " delivered_at = coalesce(%s, delivered_at), registered_at = coalesce(%s, registered_at),"
+                " claimed_by = NULL, claim_until = NULL WHERE msg_id = %s AND receiver = %s", plan.updates)
+        return plan.results
+
+    async def claim_push(self, worker: str, now: float, lease: float, limit: int) -> list[Claimed]:
+        return await self._claim("push", None, worker, now, lease, limit)
+
+    async def claim_mailbox(self, receiver: str, now: float, visibility: float, limit: int) -> list[Claimed]:
+        return await self._claim("pull", receiver, f"mailbox:{receiver}", now, visibility, limit)
+
+    async def _claim(self, mode: str, receiver: str | None, holder: str, now: float, lease: float,
+                     limit: int) -> list[Claimed]:
+        where = (f"d.mode = %s AND d.state IN {PENDING} AND d.next_at <= %s AND d.deadline > %s"
+                 " AND (d.claim_until IS NULL OR d.claim_until < %s)")
+        args: list[object] = [mode, now, now, now]
+        if receiver is not None:
+            where += " AND d.receiver = %s"
+            args.append(receiver)
+
+        async def claim(cur: psycopg.AsyncCursor[Any], chain: ChainWriter) -> list[Claimed]:
+            await cur.execute(
+                f"SELECT {R.CLAIMED_COLUMNS} FROM deliveries d JOIN transactions t"
+                f" ON t.msg_id = d.msg_id AND t.outcome = 'accepted' WHERE {where}"
+                " ORDER BY d.next_at LIMIT %s FOR UPDATE OF d SKIP LOCKED", (*args, limit))
+            rows = await cur.fetchall()
+            if rows:
+                await cur.executemany(
+                    "UPDATE deliveries SET state = 'forwarding', attempts = attempts + 1, updated_at = %s,"
+                    " entry_seq = %s, claimed_by = %s, claim_until = %s WHERE id = %s",
+                    [(now, chain.append(claim_entry(r[1], r[2], now, r[5] + 1, holder), r[1]), holder, now + lease, r[0])
+                     for r in rows])
+            return [R.claimed(r, attempt_added=1) for r in rows]
+
+        return await self._chained(claim, flush_wal=False)
+
+    async def release_claims(self) -> int:
+        async with self._write_lock:
+            writer = await self._usable(self._writer)
+            async with writer.cursor() as cur:
+                await cur.execute(
+                    "UPDATE deliveries SET claimed_by = NULL, claim_until = NULL WHERE claimed_by IS NOT NULL")
+                return cur.rowcount
+
+    # --- reads ------------------------------------------------------------------------------------
+
+    async def past_deadline(self, now: float, limit: int) -> list[Claimed]:
+        rows = await self._read(
+            f"SELECT {R.CLAIMED_COLUMNS} FROM deliveries d JOIN transactions t"
+            f" ON t.msg_id = d.msg_id AND t.outcome = 'accepted' WHERE d.state IN {PENDING}"
+            " AND d.deadline <= %s AND (d.claim_until IS NULL OR d.claim_until < %s) LIMIT %s", (now, now, limit))
+        return [R.claimed(r) for r in rows]
+
+    async def delivery(self, delivery_id: int) -> Claimed | None:
+        rows = await self._read(
+            f"SELECT {R.CLAIMED_COLUMNS} FROM deliveries d JOIN transactions t"
+            " ON t.msg_id = d.msg_id AND t.outcome = 'accepted' WHERE d.id = %s", (delivery_id,))
+        return R.claimed(rows[0]) if rows else None
+
+    async def delivery_state(self, msg_id: str, receiver: str) -> str | None:
+        rows = await self._read("SELECT state FROM deliveries WHERE msg_id = %s AND receiver = %s", (msg_id, receiver))
+        return rows[0][0] if rows else None
+
+    async def accepted(self, msg_id: str) -> Accepted | None:
+        rows = await self._read(
+            f"SELECT {R.ACCEPTED_COLUMNS} FROM transactions WHERE msg_id = %s AND outcome = 'accepted'", (msg_id,))
+        if not rows:
+            return None
+        deliveries = await self._read("SELECT receiver, mode FROM deliveries WHERE msg_id = %s ORDER BY id", (msg_id,))
+        return R.accepted(rows[0], deliveries)
+
+    async def transaction(self, msg_id: str) -> list[TransactionView]:
+        return await self._views("t.msg_id = %s", (msg_id,), 1000)
+
+    async def acknowledgements(self, msg_id: str) -> list[TransactionView]:
+        return await self._views("t.ack_for = %s AND t.outcome = 'accepted'", (msg_id,), 1000)
+
+    async def list_transactions(
+        self, *, since: float | None = None, sender: str | None = None, state: str | None = None,
+        limit: int = 100, until: float | None = None, receiver: str | None = None, documents_only: bool = False,
+    ) -> list[TransactionView]:
+        where, args = ["TRUE"], []
+        if since is not None:
+            where.append("t.received_at >= %s")
+            args.append(since)
+        if until is not None:
+            where.append("t.received_at < %s")
+            args.append(until)
+        if sender:
+            where.append("t.sender = %s")
+            args.append(sender)
+        if receiver:
+            where.append("t.msg_id IN (SELECT msg_id FROM deliveries WHERE receiver = %s)")
+            args.append(receiver)
+        if documents_only:  # leave out acknowledgements (msg_type 0); refusals have no type and stay
+            where.append("(t.msg_type IS NULL OR t.msg_type <> 0)")
+        if state:
+            if state in ("accepted", "rejected"):
+                where.append("t.outcome = %s")
+            else:
+                where.append("t.msg_id IN (SELECT msg_id FROM deliveries WHERE state = %s)")
+            args.append(state)
+        return await self._views(" AND ".join(where), tuple(args), limit)
+
+    async def _views(self, where: str, args: tuple[object, ...], limit: int) -> list[TransactionView]:
+        rows = await self._read(
+            f"SELECT {R.VIEW_COLUMNS} FROM transactions t WHERE {where} ORDER BY t.id DESC LIMIT %s", (*args, limit))
+        ids = list({r[0] for r in rows if r[1] == "accepted"})
+        by_msg: dict[str, list[tuple[Any, ...]]] = {}
+        if ids:
+            for d in await self._read(f"SELECT msg_id, {R.DELIVERY_VIEW_COLUMNS} FROM deliveries"
+                                      " WHERE msg_id = ANY(%s) ORDER BY receiver", (ids,)):
+                by_msg.setdefault(d[0], []).append(d[1:])
+        return [R.view(r, by_msg.get(r[0], []) if r[1] == "accepted" else ()) for r in reversed(rows)]
+
+    async def counts(self) -> dict[str, int]:
+        return {state: n for state, n in await self._read("SELECT state, count(*) FROM deliveries GROUP BY state")}
+
+    async def chain_head(self) -> tuple[int, str] | None:
+        rows = await self._read("SELECT seq, hash FROM chain_head WHERE id = 1")
+        return (rows[0][0], rows[0][1]) if rows and rows[0][0] > 0 else None  # seq 0: the empty chain
+
+    async def entry_hashes(self, seqs: Sequence[int]) -> dict[int, str]:
+        wanted = list(dict.fromkeys(seqs))
+        if not wanted:
+            return {}
+        return dict(await self._read("SELECT seq, hash FROM entries WHERE seq = ANY(%s)", (wanted,)))
+
+    async def verify(self) -> list[ChainProblem]:
+        async with self._read_lock:
+            reader = await self._usable(self._reader)
+            # One snapshot of all tables, however many nodes keep writing.
+            async with reader.transaction(), reader.cursor() as cur:
+                await cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                await cur.execute(f"SELECT {ENTRY_COLUMNS} FROM entries ORDER BY seq")
+                entries = await cur.fetchall()
+                await cur.execute("SELECT seq, hash FROM chain_head WHERE id = 1")
+                head = await cur.fetchone()
+                await cur.execute(f"SELECT {TRANSACTION_COLUMNS} FROM transactions")
+                transactions = await cur.fetchall()
+                await cur.execute(f"SELECT {DELIVERY_COLUMNS} FROM deliveries")
+                deliveries = await cur.fetchall()
+        return audit(entries, tuple(head) if head else None, transactions, deliveries)
+
+    def lock_times(self) -> dict[str, float]:
+        return self._times.as_dict()
+
+    # --- operators' views: a transaction's history, backlog, hourly counts, statistics ---------
+
+    async def history(self, msg_id: str) -> list[dict[str, Any]]:
+        rows = await self._read("SELECT body FROM entries WHERE msg_id = %s ORDER BY seq LIMIT 10000", (msg_id,))
+        return [json.loads(body) for body, in rows]
+
+    async def backlog(self) -> list[ReceiverBacklog]:
+        rows = await self._read(
+            "SELECT d.receiver, d.mode, count(*), min(d.deadline), max(d.attempts),"
+            " sum(CASE WHEN d.state = 'retry-wait' AND d.attempts > 0 THEN 1 ELSE 0 END)"
+            f" FROM deliveries d WHERE d.state IN {PENDING} GROUP BY d.receiver, d.mode ORDER BY d.receiver")
+        out = []
+        for receiver, mode, waiting, oldest_deadline, attempts, failing in rows:
+            oldest = await self._read(
+                "SELECT t.received_at FROM deliveries d JOIN transactions t ON t.msg_id = d.msg_id"
+                f" AND t.outcome = 'accepted' WHERE d.receiver = %s AND d.state IN {PENDING}"
+                " ORDER BY d.deadline LIMIT 1", (receiver,))
+            last = await self._read(
+                "SELECT detail, updated_at, next_at FROM deliveries WHERE receiver = %s AND state = 'retry-wait'"
+                " AND attempts > 0 ORDER BY updated_at DESC LIMIT 1", (receiver,))
+            out.append(ReceiverBacklog(
+                receiver=receiver, mode=mode, waiting=waiting, oldest_received_at=oldest[0][0] if oldest else None,
+                oldest_deadline=oldest_deadline, failing=int(failing), max_attempts=attempts,
+                last_error=last[0][0] if last else "", last_error_at=last[0][1] if last else None,
+                next_try_at=last[0][2] if last else None))
+        return out
+
+    async def hourly(self, since: float) -> list[tuple[int, int, int, int]]:
+        hours: dict[int, list[int]] = {}
+        for hour, outcome, n in await self._read(
+                "SELECT floor(received_at / 3600)::bigint, outcome, count(*) FROM transactions"
+                " WHERE received_at >= %s AND origin = 'ingress' GROUP BY 1, 2", (since,)):
+            hours.setdefault(hour * 3600, [0, 0, 0])[0 if outcome == "accepted" else 1] += n
+        for hour, n in await self._read(
+                "SELECT floor(delivered_at / 3600)::bigint, count(*) FROM deliveries"
+                " WHERE delivered_at >= %s GROUP BY 1", (since,)):
+            hours.setdefault(hour * 3600, [0, 0, 0])[2] += n
+        return sorted((h, *counts) for h, counts in hours.items())
+
+    async def period_facts(self, since: float, until: float, sink: Callable[[str, list[tuple]], None]) -> None:
+        async with self._read_lock:
+            reader = await self._usable(self._reader)
+            for kind, sql in _FACTS:
+                # A server-side cursor: a quarter's rows arrive in batches, never all in memory.
+                async with reader.transaction(), reader.cursor(name=f"facts_{kind}") as cur:
+                    await cur.execute(sql, (since, until))
+                    while batch := await cur.fetchmany(10_000):
+                        sink(kind, batch)
+
+
+_DOCUMENTS = "t.received_at >= %s AND t.received_at < %s AND t.origin = 'ingress'"
+_DAY = "floor(t.received_at / 86400)::bigint"
+_FACTS = (
+    ("document", f"SELECT {_DAY}, t.sender, count(*) FROM transactions t"
+                 f" WHERE {_DOCUMENTS} AND t.outcome = 'accepted' AND t.msg_type <> 0 GROUP BY 1, 2"),
+    ("refusal", f"SELECT {_DAY}, t.sender, count(*) FROM transactions t"
+                f" WHERE {_DOCUMENTS} AND t.outcome = 'rejected' GROUP BY 1, 2"),
+    ("delivery", f"SELECT {_DAY}, t.sender, d.receiver, d.state, count(*) FROM transactions t"
+                 " JOIN deliveries d ON d.msg_id = t.msg_id"
+                 f" WHERE {_DOCUMENTS} AND t.outcome = 'accepted' AND t.msg_type <> 0 GROUP BY 1, 2, 3, 4"),
+    ("durations", f"SELECT {_DAY}, t.sender, d.delivered_at - t.received_at, d.registered_at - t.received_at"
+                  " FROM transactions t JOIN deliveries d ON d.msg_id = t.msg_id"
+                  f" WHERE {_DOCUMENTS} AND t.outcome = 'accepted' AND t.msg_type <> 0"
+                  " AND (d.delivered_at IS NOT NULL OR d.registered_at IS NOT NULL)"),
+)

@@ -1,0 +1,167 @@
+"""The journal's records and views: what the hub writes and reads, independent of any database."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class DeliveryState(str, Enum):
+    """Where one packet stands for one receiver."""
+
+    ACCEPTED = "accepted"  # journaled, waiting to be delivered (push) or fetched (pull)
+    FORWARDING = "forwarding"  # claimed: being pushed, or offered in a mailbox
+    DELIVERED = "delivered"  # the receiver answered a valid signed delivery ack (101)
+    RETRY_WAIT = "retry-wait"
+    EXPIRED = "expired"  # deadline passed: not retried, sender told (102)
+    # From the receiver's registration acknowledgement (ack_type 2).
+    REGISTERED = "registered"
+    REFUSED = "refused"
+    NOT_REGISTRABLE = "not-registrable"
+    SIGNATURE_NOT_TRUSTED = "signature-not-trusted"
+
+
+#: States a delivery can still leave by being (re)sent.
+PENDING_STATES = (DeliveryState.ACCEPTED, DeliveryState.RETRY_WAIT, DeliveryState.FORWARDING)
+#: States set by a registration ack; a later delivery ack does not override them.
+REGISTRATION_STATES = (
+    DeliveryState.REGISTERED,
+    DeliveryState.REFUSED,
+    DeliveryState.NOT_REGISTRABLE,
+    DeliveryState.SIGNATURE_NOT_TRUSTED,
+)
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A packet the hub took responsibility for (from a subscriber, or made by the hub itself)."""
+
+    msg_id: str
+    sender: str
+    receivers: tuple[str, ...]
+    msg_type: int
+    acknow: int  # msg_acknow: 0 none, 1 on errors, 2 always
+    digest: str
+    size: int
+    received_at: float
+    deadline: float
+    raw: bytes
+    answer: bytes  # the hub's signed answer, returned again for a repeated msg_id
+    deliveries: tuple[tuple[str, str], ...]  # (receiver, "push" | "pull")
+    ack_for: str | None = None  # msg_id this acknowledgement acknowledges (msg_type 0)
+    origin: str = "ingress"  # or "hub" for the hub's own 101/102 acknowledgements
+    # State changes on other transactions that stand or fall with this one (a registration ack).
+    also: tuple["StateChange", ...] = ()
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A packet refused at some stage; journaled without its body."""
+
+    stage: str
+    codes: tuple[int, ...]
+    digest: str
+    size: int
+    received_at: float
+    msg_id: str | None = None
+    sender: str | None = None
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class StateChange:
+    """One receiver's delivery moved to another state."""
+
+    msg_id: str
+    receiver: str
+    state: DeliveryState
+    at: float
+    next_at: float | None = None  # for retry-wait: when to try again
+    detail: str = ""
+    codes: tuple[int, ...] = ()
+
+
+Record = Accepted | Rejected | StateChange
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """What a write found instead of storing an Accepted: the earlier packet with that msg_id."""
+
+    msg_id: str
+    digest: str
+    answer: bytes
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A delivery handed to one worker (push) or one mailbox fetch (pull) until `claim_until`."""
+
+    delivery_id: int
+    msg_id: str
+    receiver: str
+    sender: str
+    mode: str
+    attempts: int
+    deadline: float
+    acknow: int
+    msg_type: int
+    raw: bytes
+
+
+@dataclass(frozen=True)
+class DeliveryView:
+    receiver: str
+    mode: str
+    state: str
+    attempts: int
+    updated_at: float
+    next_at: float | None
+    detail: str
+
+
+@dataclass(frozen=True)
+class TransactionView:
+    msg_id: str | None
+    outcome: str  # "accepted" | "rejected"
+    sender: str | None
+    receivers: tuple[str, ...]
+    msg_type: int | None
+    digest: str
+    size: int
+    received_at: float
+    codes: tuple[int, ...]
+    origin: str
+    ack_for: str | None
+    deliveries: tuple[DeliveryView, ...] = field(default=())
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "msg_id": self.msg_id,
+            "outcome": self.outcome,
+            "sender": self.sender,
+            "receivers": list(self.receivers),
+            "msg_type": self.msg_type,
+            "digest": self.digest,
+            "size": self.size,
+            "received_at": self.received_at,
+            "codes": list(self.codes),
+            "origin": self.origin,
+            "ack_for": self.ack_for,
+            "deliveries": [d.__dict__ for d in self.deliveries],
+        }
+
+
+@dataclass(frozen=True)
+class ReceiverBacklog:
+    """Deliveries still waiting for one receiver (operators' overview and metrics)."""
+
+    receiver: str
+    mode: str
+    waiting: int
+    oldest_received_at: float | None
+    oldest_deadline: float | None
+    failing: int  # waiting for a retry after a failed attempt
+    max_attempts: int
+    last_error: str  # the latest failed attempt's detail
+    last_error_at: float | None
+    next_try_at: float | None

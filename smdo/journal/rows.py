@@ -1,0 +1,37 @@
+"""Rows as every store selects them, turned into records and views (no SQL, no rules)."""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from smdo.journal.records import Accepted, Claimed, DeliveryView, TransactionView
+
+#: Columns (deliveries d JOIN transactions t) in `Claimed` order.
+CLAIMED_COLUMNS = "d.id, d.msg_id, d.receiver, t.sender, d.mode, d.attempts, d.deadline, t.acknow, t.msg_type, t.raw"
+ACCEPTED_COLUMNS = ("msg_id, sender, receivers, msg_type, acknow, digest, size, received_at, deadline, raw, answer,"
+                    " ack_for, origin")
+VIEW_COLUMNS = ("t.msg_id, t.outcome, t.sender, t.receivers, t.msg_type, t.digest, t.size, t.received_at,"
+                " t.codes, t.origin, t.ack_for")
+DELIVERY_VIEW_COLUMNS = "receiver, mode, state, attempts, updated_at, next_at, detail"
+
+
+def claimed(row: Sequence[Any], attempt_added: int = 0) -> Claimed:
+    return Claimed(row[0], row[1], row[2], row[3], row[4], row[5] + attempt_added, row[6], row[7], row[8],
+                   bytes(row[9]))
+
+
+def accepted(row: Sequence[Any], deliveries: Iterable[Sequence[Any]]) -> Accepted:
+    return Accepted(
+        msg_id=row[0], sender=row[1], receivers=tuple(json.loads(row[2])), msg_type=row[3], acknow=row[4],
+        digest=row[5], size=row[6], received_at=row[7], deadline=row[8], raw=bytes(row[9]), answer=bytes(row[10]),
+        deliveries=tuple((r, m) for r, m in deliveries), ack_for=row[11], origin=row[12],
+    )
+
+
+def view(row: Sequence[Any], deliveries: Iterable[Sequence[Any]]) -> TransactionView:
+    return TransactionView(
+        msg_id=row[0], outcome=row[1], sender=row[2], receivers=tuple(json.loads(row[3])), msg_type=row[4],
+        digest=row[5], size=row[6], received_at=row[7], codes=tuple(json.loads(row[8])), origin=row[9],
+        ack_for=row[10], deliveries=tuple(DeliveryView(*d) for d in deliveries),
+    )
