@@ -25,7 +25,7 @@ from signing.trust import TrustStore
 SUBSCRIBERS = ("ORG-A", "ORG-B", "ORG-C")
 
 SLOW_MODULES = {
-    "test_bign_conformance", "test_bign_demo", "test_conformance_endpoint", "test_conformance_flow",
+    "test_bign_conformance", "test_bign_demo", "test_cluster", "test_conformance_endpoint", "test_conformance_flow",
     "test_conformance_hub", "test_conformance_watch", "test_console", "test_crash", "test_demo", "test_readme",
 }
 
