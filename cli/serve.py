@@ -66,8 +66,7 @@ def command(config_file: Path | None, verbose: bool, crl: tuple[Path, ...], oper
         configure_logging(config.log_level, config.log_format)
         if config.access_log and config.log_level not in ("debug", "info"):
             logging.getLogger("aiohttp.access").setLevel(logging.INFO)
-        if init_data_dir(config.data):
-            click.echo(f"created the data folder {config.data}", err=True)
+        init_data_dir(config.data)  # the first serve makes the folder other commands then accept
         serve(config)
     except (ValueError, DataDirBusy, StorageError) as exc:
         raise click.ClickException(str(exc)) from exc

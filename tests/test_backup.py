@@ -39,7 +39,7 @@ async def test_backup_while_packets_flow_restores_into_a_folder_a_hub_serves_fro
 
     sender = asyncio.create_task(flow())
     try:
-        await eventually(lambda: len(accepted) >= 10, 60)
+        await eventually(lambda: len(accepted) >= 10 and (data / "checkpoints.jsonl").exists(), 60)
         before = len(accepted)
         result = await in_thread("backup", "--data", str(data), str(backup))
         after = len(accepted)
