@@ -25,7 +25,7 @@ from smdo.journal import rows as R
 from smdo.journal.audit import DELIVERY_COLUMNS, ENTRY_COLUMNS, TRANSACTION_COLUMNS, audit
 from smdo.journal.chain import GENESIS, ChainProblem, ChainWriter
 from smdo.journal.entries import claim_entry, prepare
-from smdo.journal.records import Accepted, Claimed, Duplicate, ReceiverBacklog, Record, TransactionView
+from smdo.journal.records import Accepted, Claimed, Duplicate, Lanes, ReceiverBacklog, Record, TransactionView
 from smdo.journal.timing import LockTimes
 from smdo.journal.transitions import PENDING, WritePlan, accepted_msg_ids, changed_msg_ids, plan_write
 from smdo.storage import StorageError
@@ -185,8 +185,9 @@ class SqliteJournal:
 
         return await self._run(write_group)
 
-    async def claim_push(self, worker: str, now: float, lease: float, limit: int) -> list[Claimed]:
-        return await self._run(self._claim, "push", None, worker, now, lease, limit)
+    async def claim_push(self, worker: str, now: float, lease: float, limit: int,
+                         lanes: Lanes | None = None) -> list[Claimed]:
+        return await self._run(self._claim, "push", None, worker, now, lease, limit, lanes)
 
     async def claim_mailbox(self, receiver: str, now: float, visibility: float, limit: int) -> list[Claimed]:
         return await self._run(self._claim, "pull", receiver, f"mailbox:{receiver}", now, visibility, limit)
@@ -344,7 +345,7 @@ class SqliteJournal:
             conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
 
     def _claim(self, conn: sqlite3.Connection, mode: str, receiver: str | None, holder: str, now: float,
-               lease: float, limit: int) -> list[Claimed]:
+               lease: float, limit: int, lanes: Lanes | None = None) -> list[Claimed]:
         def claim(chain: ChainWriter) -> list[Claimed]:
             where = (f"d.mode = ? AND d.state IN {PENDING} AND d.next_at <= ? AND d.deadline > ?"
                      " AND (d.claim_until IS NULL OR d.claim_until < ?)")
@@ -352,10 +353,21 @@ class SqliteJournal:
             if receiver is not None:
                 where += " AND d.receiver = ?"
                 args.append(receiver)
-            rows = conn.execute(
+            full = lanes.full() if lanes is not None else []
+            if full:
+                where += f" AND d.receiver NOT IN ({','.join('?' * len(full))})"
+                args.extend(full)
+            # Choose by id and receiver first, then read the chosen ones' bodies only.
+            candidates = conn.execute(
+                f"SELECT d.id, d.receiver FROM deliveries d WHERE {where} ORDER BY d.next_at LIMIT ?",
+                (*args, limit if lanes is None else lanes.lookahead(limit))).fetchall()
+            if lanes is not None:
+                candidates = [candidates[i] for i in lanes.admit([c[1] for c in candidates])][:limit]
+            order = {c[0]: i for i, c in enumerate(candidates)}
+            rows = sorted(conn.execute(
                 f"SELECT {R.CLAIMED_COLUMNS} FROM deliveries d JOIN transactions t"
-                f" ON t.msg_id = d.msg_id AND t.outcome = 'accepted' WHERE {where} ORDER BY d.next_at LIMIT ?",
-                (*args, limit)).fetchall()
+                f" ON t.msg_id = d.msg_id AND t.outcome = 'accepted' WHERE d.id IN ({','.join('?' * len(order))})",
+                list(order)).fetchall(), key=lambda r: order[r[0]]) if order else []
             updates = [(now, chain.append(claim_entry(row[1], row[2], now, row[5] + 1, holder), row[1]), holder, now + lease,
                         row[0]) for row in rows]
             conn.executemany(
