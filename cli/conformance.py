@@ -47,6 +47,7 @@ from smdo.conformance.routes import EndpointRoute, HubRoute, Route
 from smdo.conformance.runner import SuiteResult, run_suite
 from smdo.conformance.trust_kit import make_trust_kit
 from smdo.datadir import require_data_dir
+from smdo.dialects import CLASSIC
 from smdo.registry import Conclusion, Registry, RegistryError, registry_store
 from smdo.storage import StorageError, parse_storage
 
@@ -200,16 +201,19 @@ async def run_conformance(settings: RunSettings, *, progress: Callable[[str], No
                 progress(f"warning: the hub at {settings.hub_url} did not confirm the registry change within "
                          f"{settings.settle:.0f} s; running anyway")
             code, fingerprints, sys_id = sub.code, sub.cert_fingerprints, sub.sys_id or None
+            classic = sub.profile == CLASSIC  # the hub knew it by its channel: its packets come unsigned
             route = HubRoute(settings.hub_url, session, counterpart, code, sub.delivery_mode)
         else:
             assert settings.endpoint is not None and settings.edms_cert is not None and settings.code is not None
             code, fingerprints, sys_id = settings.code, frozenset({certificate_fingerprint(settings.edms_cert)}), None
+            classic = False
             route = EndpointRoute(settings.endpoint, session, counterpart, code, fingerprints)
         ctx = Context(code=code, route=route, counterpart=counterpart,
                       factory=PacketFactory(settings.signer, code), fingerprints=fingerprints, sys_id=sys_id,
                       timing=settings.timing, ask_for_document=ask_for_document, restart=restart,
                       trust_kit=trust_kit,
-                      adapter=AdapterClient(settings.adapter_url, session) if settings.adapter_url else None)
+                      adapter=AdapterClient(settings.adapter_url, session) if settings.adapter_url else None,
+                      classic=classic)
         result = await run_suite(ctx, progress=progress)
         conclusion = None
         if registry is not None:

@@ -1,9 +1,11 @@
-"""The demo: a hub and three agencies' EDMS on this machine, exchanging documents.
+"""The demo: a hub and four agencies' EDMS on this machine, exchanging documents.
 
     python -m cli.demo [--keep-running] [--data var/demo] [--timeout 90] [--key-type rsa|ec|bign]
 
-On a bare machine it creates the test PKI, starts the hub (`smdo serve`, HTTPS) and three emulated
-EDMS (`smdo edms run ...`: Rekord-, SMBusiness- and Directum-style) as subprocesses on loopback,
+On a bare machine it creates the test PKI, starts the hub (`smdo serve`, HTTPS, and the mail route)
+and four emulated EDMS (`smdo edms run ...`: Rekord-, SMBusiness- and Directum-style over HTTPS, and
+a LAIS-style classic client over e-mail: unsigned envelopes with signed files, the router's
+acknowledgements) as subprocesses on loopback,
 registers them as active subscribers, sends documents in every direction (a reply, a task, a
 supplement, a multi-receiver document and one document the receiver refuses), shows each packet's
 progress, and ends with a table of every packet's life. It exits 0 when every packet reached the
@@ -53,6 +55,7 @@ class Agency:
     name: str
     unp_prefix: str
     extra_args: tuple[str, ...] = ()
+    mail_address: str = ""  # a classic client, exchanging by mail
     url: str = ""
     push_url: str | None = None
     process: subprocess.Popen | None = None
@@ -68,7 +71,19 @@ AGENCIES = (
     # The committee does not take citizens' appeals (kind 10): the demo's refused document.
     Agency("directum", "GOSKOM", "State Committee for Standardisation", "19000030",
            ("--refuse-kind", "10")),
+    # A classic SMDO client (ЛАИС.СМДО-style): the mail route, unsigned envelopes, router acks.
+    Agency("laiss", "SELSOVET", "Village Council of Example", "19000040", mail_address="smdo@selsovet.demo"),
 )
+HUB_MAIL = "smdo@hub.demo"
+
+
+def free_port() -> int:
+    """A free loopback port (the hub's mail server and the classic client's must be known up front)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @dataclass
@@ -140,7 +155,8 @@ def register_subscribers(data: Path, pki: PkiLayout) -> None:
                 certificates=[pki.certificate(c) for c in dict.fromkeys((a.code, tls_code(pki, a.code)))],
                 push_url=a.push_url, pull=a.push_url is None,
                 edms_product=adapter_for(a.kind).product, status=SubscriberStatus.ACTIVE,
-                actor="demo", reason="demo set-up",
+                actor="demo", reason="demo set-up", ack_dialect=adapter_for(a.kind).ack_dialect,
+                profile=adapter_for(a.kind).profile, mail_address=a.mail_address or None,
             )
     finally:
         close = getattr(registry, "close", None)
@@ -196,7 +212,7 @@ def stop_all(processes: list[subprocess.Popen]) -> None:
 
 
 def scenario() -> list[Packet]:
-    rek, smb, dir_ = AGENCIES
+    rek, smb, dir_, lais = AGENCIES
     today = date.today()
 
     def party(a: Agency, person: str = "", post: str = "") -> Party:
@@ -238,6 +254,10 @@ def scenario() -> list[Packet]:
                {dir_.code: "refused"}),
         Packet("H", "letter", dir_, card(dir_, 8, "Invitation to the standards council", "01", (smb,)),
                {smb.code: registered}),
+        Packet("I", "letter by mail", lais, card(lais, 9, "On road repairs in the village", "01", (rek,)),
+               {rek.code: registered}),
+        Packet("J", "letter to a mail client", dir_, card(dir_, 10, "Standards seminar for councils", "01", (lais,)),
+               {lais.code: registered}),
     ]
 
 
@@ -269,34 +289,42 @@ class Demo:
         self.data.mkdir(parents=True, exist_ok=True)
         marker.write_text("made by python -m cli.demo; emptied on each run\n")
         self.say(f"creating the {self.key_type} test PKI in {self.data / 'pki'} "
-                 "(root CA -> issuing CA -> hub, 3 agencies)")
+                 f"(root CA -> issuing CA -> hub, {len(AGENCIES)} agencies)")
         self.pki = make_pki(self.data / "pki", self.key_type)
-        self.say("starting the hub (smdo serve, HTTPS, a free port)")
+        hub_mail_port, agency_mail_port = free_port(), free_port()
+        self.say(f"starting the hub (smdo serve, HTTPS on a free port, SMTP on {hub_mail_port})")
         log = self.data / "hub.log"
         hub = start([
             sys.executable, "-m", "cli.main", "serve", "--data", str(self.data / "hub"),
             "--host", "127.0.0.1", "--port", "0", *key_args(self.pki, HUB_CODE), "--trust", str(self.pki.trust_dir),
             "--operator-cert", str(self.pki.cert_path(OPERATOR_CODE)), "--hub-code", HUB_CODE, "--retry-base", "0.2s", "--retry-max", "2s",
             "--delivery-deadline", f"{int(self.timeout)}s", "--mailbox-visibility", "5s",
+            "--mail-port", str(hub_mail_port), "--mail-address", HUB_MAIL,
+            # The classic agency's own mail server stands for the agencies' mail relay here.
+            "--smtp-relay", f"127.0.0.1:{agency_mail_port}",
         ], log)
         self.processes.append(hub)
         self.hub_url = wait_for_line(hub, log, r"smdo-hub listening on (\S+)", 30).group(1)
         self.say(f"  hub up at {self.hub_url}")
         for a in AGENCIES:
             self.say(f"starting {a.kind}-style EDMS for {a.code} ({a.name})")
+            mail_args = ("--mail-address", a.mail_address, "--mail-port", str(agency_mail_port), "--hub-mail",
+                         HUB_MAIL, "--hub-smtp", f"127.0.0.1:{hub_mail_port}") if a.mail_address else ()
             a.process = start([
                 sys.executable, "-m", "cli.main", "edms", "run", a.kind, "--code", a.code,
                 "--name", a.name, "--hub", self.hub_url, "--data", str(self.data / "edms" / a.code),
-                *key_args(self.pki, a.code), "--trust", str(self.pki.trust_dir), *a.extra_args,
+                *key_args(self.pki, a.code), "--trust", str(self.pki.trust_dir), *a.extra_args, *mail_args,
             ], self.data / f"edms-{a.code}.log")
             self.processes.append(a.process)
         for a in AGENCIES:
             log = self.data / f"edms-{a.code}.log"
             ready = json.loads(wait_for_line(a.process, log, r"READY (\{.*\})", 30).group(1))
             a.url, a.push_url = ready["url"], ready["push_url"]
-            how = f"push to {a.push_url}" if a.push_url else "pulls from the hub mailbox"
+            how = f"push to {a.push_url}" if a.push_url else \
+                f"by mail as {a.mail_address} (classic profile, router acks)" if a.mail_address else \
+                "pulls from the hub mailbox"
             self.say(f"  {a.code} up at {a.url} ({how})")
-        self.say("registering the three agencies as active subscribers")
+        self.say(f"registering the {len(AGENCIES)} agencies as active subscribers")
         register_subscribers(self.data / "hub", self.pki)
         self.wait_until_hub_knows_everyone()
 
@@ -308,7 +336,7 @@ class Demo:
             with urllib.request.urlopen(f"{self.hub_url}/smdo/v1/directory", context=context) as r:
                 directory = r.read().decode()
             if all(f'"{a.code}"' in directory for a in AGENCIES):
-                self.say("  the hub's directory lists all three")
+                self.say(f"  the hub's directory lists all {len(AGENCIES)}")
                 return
             time.sleep(0.2)
         raise RuntimeError("the hub did not pick up the registered subscribers")

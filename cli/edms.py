@@ -88,11 +88,16 @@ def edms() -> None:
 @click.option("--number-prefix", default="", help='Incoming number prefix (default e.g. "R-2026/").')
 @click.option("--slow-seconds", default=2.0, show_default=True, help="Delay of the 'slow' fault.")
 @click.option("--poll-interval", default=0.3, show_default=True, help="Seconds between polls.")
+@click.option("--mail-address", default="", help="Mail transport (kind laiss): this EDMS's address.")
+@click.option("--mail-port", default=0, show_default=True, help="Mail transport: our SMTP port (0: free).")
+@click.option("--hub-mail", default="", help="Mail transport: the hub's mail address.")
+@click.option("--hub-smtp", default="", help="Mail transport: HOST:PORT of the hub's SMTP server.")
 def run(kind: str, code: str, name: str, hub_url: str, hub_code: str, data_dir: Path, key: Path, cert: Path,
         tls_key: Path | None, tls_cert: Path | None, trust: Path, crls: tuple[Path, ...], listen: str,
         plain_http: bool, faults: tuple[str, ...],
         refuse_kind: tuple[str, ...], not_registrable_kind: tuple[str, ...], number_prefix: str,
-        slow_seconds: float, poll_interval: float) -> None:
+        slow_seconds: float, poll_interval: float, mail_address: str, mail_port: int, hub_mail: str,
+        hub_smtp: str) -> None:
     """Start one emulated EDMS of KIND and run until interrupted.
 
     Prints one line `READY {json}` (code, kind, url, push_url, data, sys_id) once it listens.
@@ -109,6 +114,7 @@ def run(kind: str, code: str, name: str, hub_url: str, hub_code: str, data_dir: 
         faults=frozenset(faults),
         rules=RegistrationRules(frozenset(refuse_kind), frozenset(not_registrable_kind)),
         number_prefix=number_prefix, slow_seconds=slow_seconds, poll_interval=poll_interval,
+        mail_address=mail_address, mail_port=mail_port, hub_mail=hub_mail, hub_smtp=hub_smtp,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
@@ -121,7 +127,8 @@ async def _serve(config: EdmsConfig, *, tls: bool) -> None:
     running = await start_edms(config, tls=tls)
     ready = {"code": config.code, "kind": config.kind, "url": running.url,
              "push_url": push_url(running), "data": str(config.data_dir),
-             "faults": sorted(config.faults), "sys_id": running.service.sender.sys_id}
+             "faults": sorted(config.faults), "sys_id": running.service.sender.sys_id,
+             "mail_port": running.mail.port if running.mail else None}
     click.echo("READY " + json.dumps(ready), nl=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -45,6 +45,9 @@ from smdo.storage import StorageError
 @click.option("--claim-lease", help="A push delivery is another node's to take if not finished within this [2m].")
 @click.option("--mailbox-visibility", help="Re-offer an unconfirmed pull delivery after this [60s].")
 @click.option("--max-packet-bytes", type=int, help="Largest packet accepted [30 MB].")
+@click.option("--mail-port", type=int, help="The classic clients' mail route: the hub's SMTP port (0: free) [off].")
+@click.option("--mail-address", help="The hub's own mail address, for the mail route.")
+@click.option("--smtp-relay", help="HOST:PORT of the mail server that takes the hub's outgoing mail [off].")
 @click.option("--checkpoint-interval", help="Sign a journal checkpoint this often (and at shutdown) [1m].")
 @click.option("--tsa", help="RFC 3161 time-stamping authority URL: timestamp every journal checkpoint.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),

@@ -20,6 +20,7 @@ from cryptography import x509
 
 from cli.tables import table
 from smdo.datadir import require_data_dir
+from smdo.dialects import DIALECTS, ENVELOPE, HUB, PROFILES
 from smdo.registry import Registry, RegistryError, Subscriber, SubscriberStatus, registry_store
 from smdo.storage import StorageError, parse_storage
 
@@ -135,6 +136,13 @@ def subscribers() -> None:
 @click.option("--edms-version", default="", help="EDMS product version.")
 @click.option("--sys-id", default="", help="EDMS system GUID (Sender@sys_id).")
 @click.option("--contact", default="", help="Contact person, e-mail or phone.")
+@click.option("--ack-dialect", type=click.Choice(DIALECTS), default=HUB, show_default=True,
+              help="System acknowledgements its EDMS understands: hub (ack_type 1 + code) or router "
+                   "(ack_type 100-105, errorcode 0 = success, as the real SMDO router).")
+@click.option("--profile", type=click.Choice(PROFILES), default=ENVELOPE, show_default=True,
+              help="envelope: packets signed as a whole; classic: envelope unsigned, each file's CMS "
+                   "signature checked, the sender known by its TLS certificate or mail address.")
+@click.option("--mail-address", default=None, help="The EDMS's mail address (classic mail route).")
 @click.option("--reason", default="", help="Why (recorded in the history).")
 @data_options
 @trust_options
@@ -186,7 +194,8 @@ def show(registry: Registry, actor: str, code: str, as_json: bool) -> None:
         return
     for label, value in [("code", sub.code), ("name", sub.name), ("unp", sub.unp), ("status", sub.status.value),
                          ("delivery", delivery(sub)), ("edms", f"{sub.edms_product} {sub.edms_version}".strip()),
-                         ("sys_id", sub.sys_id), ("contact", sub.contact)]:
+                         ("sys_id", sub.sys_id), ("contact", sub.contact), ("ack dialect", sub.ack_dialect),
+                         ("profile", sub.profile), ("mail", sub.mail_address or "-")]:
         click.echo(f"{label:<12}{value}")
     if conclusion is None:
         click.echo(f"{'conformance':<12}never run")
@@ -210,6 +219,9 @@ def show(registry: Registry, actor: str, code: str, as_json: bool) -> None:
 @click.option("--edms-version")
 @click.option("--sys-id")
 @click.option("--contact")
+@click.option("--ack-dialect", type=click.Choice(DIALECTS))
+@click.option("--profile", type=click.Choice(PROFILES))
+@click.option("--mail-address")
 @click.option("--reason", default="", help="Why (recorded in the history).")
 @data_options
 def update(registry: Registry, actor: str, code: str, reason: str, **changes: Any) -> None:

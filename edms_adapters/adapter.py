@@ -154,6 +154,15 @@ class EdmsAdapter(ABC, Generic[Native]):
     outbound: str = "direct"
     #: first letter of this EDMS's incoming registration numbers ("R" -> "R-2026/0001")
     number_letter: str = "R"
+    #: how its packets are authenticated (smdo/dialects.py): "envelope" (signed packets) or
+    #: "classic" (unsigned envelope, signed files); "mail" inbound/outbound is the classic transport
+    profile: str = "envelope"
+    #: which system acknowledgements it understands: "hub" or "router" (smdo/dialects.py)
+    ack_dialect: str = "hub"
+
+    def client_form(self, root) -> None:  # type: ignore[no-untyped-def]
+        """Rewrite an outgoing packet tree into this EDMS's own way of writing SDIP (default: as is)."""
+        return None
 
     @abstractmethod
     def to_card(self, record: Native) -> RegistrationCard:

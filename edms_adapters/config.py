@@ -59,6 +59,11 @@ class EdmsConfig:
     poll_interval: float = 0.3
     slow_seconds: float = 2.0
     crls: tuple[Path, ...] = ()  # CRL files to check signers against, re-read when they change
+    # The mail transport (kinds with inbound/outbound "mail"): our address, our SMTP port, the hub's.
+    mail_address: str = ""
+    mail_port: int = 0
+    hub_mail: str = ""
+    hub_smtp: str = ""  # host:port of the hub's SMTP server
     # TLS server and client (mailbox) credentials when not the signing ones: OpenSSL has no bign,
     # so on a bign PKI they are an EC key and certificate from its TLS CA.
     tls_key: Path | None = None

@@ -7,13 +7,14 @@ from edms_adapters.adapter import EdmsAdapter
 def edms_kinds() -> dict[str, type[EdmsAdapter]]:
     # Imported here so that loading one kind does not pull in every other's dependencies.
     from edms_adapters.directum import DirectumAdapter
+    from edms_adapters.laiss import LaissAdapter
     from edms_adapters.rekord import RekordAdapter
     from edms_adapters.smbusiness import SmbCardAdapter
 
-    return {a.name: a for a in (RekordAdapter, SmbCardAdapter, DirectumAdapter)}
+    return {a.name: a for a in (RekordAdapter, SmbCardAdapter, DirectumAdapter, LaissAdapter)}
 
 
-KIND_NAMES = ("rekord", "smbusiness", "directum")
+KIND_NAMES = ("rekord", "smbusiness", "directum", "laiss")
 
 
 def adapter_for(kind: str) -> EdmsAdapter:

@@ -4,6 +4,8 @@
     push inbound    the hub POSTs to /sdip/packets (edms_adapters/web.py)
     pull inbound    mailbox loop: GET /smdo/v1/mailbox -> register -> POST .../{id}/ack
     folder outbound outbox loop: *.xml card files in <data>/outbox -> sign and queue
+    mail            the classic clients' transport: our SMTP server takes the hub's mail, the
+                    sender loop mails packets to the hub (edms_adapters/mail.py)
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from aiohttp import web
 from edms_adapters.config import EdmsConfig
 from edms_adapters.hub_client import HubError, server_ssl_context
 from edms_adapters.kinds import adapter_for
+from edms_adapters.mail import MailInbox
 from edms_adapters.service import EdmsService
 from edms_adapters.web import make_app
 
@@ -60,8 +63,11 @@ class RunningEdms:
     runner: web.AppRunner
     url: str
     tasks: list[asyncio.Task]
+    mail: MailInbox | None = None
 
     async def stop(self) -> None:
+        if self.mail is not None:
+            await self.mail.stop()
         for task in self.tasks:
             task.cancel()
         for task in self.tasks:
@@ -87,7 +93,11 @@ async def start_edms(config: EdmsConfig, *, tls: bool = True) -> RunningEdms:
         tasks.append(asyncio.create_task(run_mailbox(service), name="mailbox"))
     if service.adapter.outbound == "folder":
         tasks.append(asyncio.create_task(run_outbox_folder(service), name="outbox-folder"))
-    return RunningEdms(service, runner, url, tasks)
+    mail = None
+    if service.adapter.inbound == "mail":
+        mail = MailInbox(service)
+        await mail.start()
+    return RunningEdms(service, runner, url, tasks, mail)
 
 
 def push_url(running: RunningEdms) -> str | None:

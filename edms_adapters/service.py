@@ -38,12 +38,14 @@ from edms_adapters.sdip import (
 )
 from edms_adapters.store import EdmsStore, QueuedPacket, StoredDocument
 from signing import algorithms
+from signing.cms import sign_detached
 from signing.keys import Signer
 from signing.trust import TrustStore
 from signing.xmldsig import sign_enveloped
 from smdo import packet as p
 from smdo.check import read_packet, validate_packet, verify_packet
 from smdo.datadir import lock_data_dir
+from smdo.dialects import CLASSIC, ROUTER, Event, read_system_ack
 from smdo.errors import ErrorCode, PacketRejected, RegistrationResult
 from smdo.receipts import delivery_ack
 
@@ -54,12 +56,16 @@ STORE_LATER = 1.0  # seconds the acks-before-store fault keeps a packet only in 
 
 _IDS = uuid.UUID("0b7f4f52-4c1e-4d36-9d55-2f0f1f7f6a21")  # namespace for this EDMS's derived ids
 
-# Codes of the hub's delivery acks -> the state the sender records (others: "rejected").
-DELIVERY_STATES = {
-    ErrorCode.ACCEPTED: "accepted",
-    ErrorCode.DELIVERED: "delivered",
-    ErrorCode.NOT_DELIVERED: "not-delivered",
+# What a system ack from the hub says (either dialect, smdo/dialects.py) -> the state recorded.
+EVENT_STATES = {
+    Event.ACCEPTED: "accepted",
+    Event.DELIVERED: "delivered",
+    Event.NOT_DELIVERED: "not-delivered",
+    Event.REFUSED: "rejected",
+    Event.BLOCKED: "rejected",
+    Event.OBSOLETE: "rejected",
 }
+_DS_SIGNATURE = "{http://www.w3.org/2000/09/xmldsig#}Signature"
 
 # Registration result -> the state the sender records for that receiver.
 RESULT_STATES = {
@@ -123,8 +129,13 @@ class EdmsService:
             sys_id=str(uuid.uuid5(_IDS, f"{adapter.name}:{config.code}")),
             system=adapter.product, system_details=adapter.version,
         )
-        self.hub = HubClient(config.hub_url, trust=config.trust, cert=config.tls_cert_path,
-                             key=config.tls_key_path)
+        if adapter.outbound == "mail":
+            from edms_adapters.mail import MailHubClient
+
+            self.hub = MailHubClient(config)  # type: ignore[assignment]
+        else:
+            self.hub = HubClient(config.hub_url, trust=config.trust, cert=config.tls_cert_path,
+                                 key=config.tls_key_path)
         self.outbox_dir = config.data_dir / "outbox"
         self.inbox_dir = config.data_dir / "inbox"
         if adapter.outbound == "folder":
@@ -150,9 +161,36 @@ class EdmsService:
 
     # -- signing -----------------------------------------------------------------------------
     def sign(self, env: p.Envelope) -> bytes:
+        """The packet as this EDMS sends it: the envelope signed (envelope profile), or, in the
+        classic profile, every file signed (detached CMS) and the envelope not, written in the
+        adapter's own form."""
         root = p.to_element(env)
-        sign_enveloped(root, self.signer)
+        if self.adapter.profile == CLASSIC:
+            self._sign_files(root)
+            self.adapter.client_form(root)
+        else:
+            sign_enveloped(root, self.signer)
         return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+    def _sign_files(self, root: etree._Element) -> None:
+        """Classic profile: the files' signatures are what authenticates the packet, so each file is
+        signed here, on the official's behalf, in place of whatever the card carried."""
+        import base64
+
+        for transfer in root.iter("DocTransfer"):
+            data = transfer.find("Data")
+            if data is None or data.get("referenceid"):
+                continue
+            for old in transfer.findall("Signature"):
+                transfer.remove(old)
+            content = base64.b64decode("".join((data.text or "").split()))
+            signature = etree.SubElement(transfer, "Signature")
+            signature.text = base64.b64encode(sign_detached(content, self.signer)).decode("ascii")
+
+    def queue_answer(self, packet: bytes) -> None:
+        """Queue a packet we made for the hub (a delivery ack on the mail route)."""
+        self.store.queue(p.read_header(read_packet(packet)).msg_id, packet)
+        self._wake.set()
 
     def _sdip_sender(self) -> p.Sender:
         return sdip_sender(self.sender)
@@ -162,6 +200,7 @@ class EdmsService:
         env = delivery_ack(
             acknowledged_msg_id=msg_id, sender=self._sdip_sender(), receiver_id=sender_id,
             text=f"delivered to {self.config.code}",
+            code=0 if self.adapter.ack_dialect == ROUTER else ErrorCode.DELIVERED,
             # the same packet always gets the same ack id: a repeated delivery is one event
             msg_id=str(uuid.uuid5(_IDS, f"delivery:{self.config.code}:{msg_id}")),
         )
@@ -268,6 +307,9 @@ class EdmsService:
         except HubError as exc:
             self.store.mark_failed(item.id, str(exc), retry_in=min(0.2 * 2 ** item.attempts, 10))
             return False
+        if answer.status == 202:  # handed to the hub's mail server: its answer comes by mail
+            self.store.mark_sent(item.id)
+            return True
         if answer.status == 200:
             self.store.mark_sent(item.id)
             self.store.advance(item.msg_id, None, "accepted", code=ErrorCode.ACCEPTED)
@@ -315,7 +357,9 @@ class EdmsService:
         if header.msg_type == p.ACKNOWLEDGEMENT:
             try:
                 validate_packet(root)
-                verify_packet(root, self.trust)
+                # Unsigned: from a classic-profile subscriber, whom the hub knew by its channel.
+                if root.find(_DS_SIGNATURE) is not None or header.sender_id == self.config.hub_code:
+                    verify_packet(root, self.trust)
             except PacketRejected as exc:
                 return Answer(403 if exc.code in (-21, -22, -23) else 400, str(exc).encode(),
                               "text/plain")
@@ -411,10 +455,13 @@ class EdmsService:
             return  # not about one of our documents (e.g. the hub's 101 for our registration ack)
         receivers = p.read_header(read_packet(sent)).receiver_ids
         for result in ack.results:
-            if ack.ack_type == p.ACK_DELIVERY and header.sender_id == self.config.hub_code:
-                state = DELIVERY_STATES.get(result.errorcode, "rejected")
-                self.store.advance(ack.msg_id, _receiver_of(ack, receivers), state,
-                                   code=result.errorcode, reason=result.text)
+            event = read_system_ack(ack.ack_type, [result.errorcode])
+            if header.sender_id == self.config.hub_code and event is not None:
+                receiver = None if event is Event.ACCEPTED or event is Event.REFUSED else _receiver_of(ack, receivers)
+                self.store.advance(ack.msg_id, receiver, EVENT_STATES[event], code=result.errorcode,
+                                   reason=result.text)
+                if event is not Event.DELIVERED and event is not Event.NOT_DELIVERED:
+                    break  # one answer per packet: its first code says it
             elif ack.ack_type == p.ACK_REGISTRATION and header.sender_id in receivers:
                 # The hub checked that the signer is bound to Sender@id: this is that receiver's answer.
                 answer = registration_of(ack)

@@ -1,19 +1,29 @@
-"""The hub's own acknowledgements, signed with the hub's key (loaded once, at start)."""
+"""The hub's own acknowledgements, signed with the hub's key (loaded once, at start).
+
+Each goes out in the dialect its receiver is registered with (smdo/dialects.py: `hub`, ack_type 1
+with the event in errorcode; `router`, ack_type 100-105 with errorcode 0 for success).
+"""
 from __future__ import annotations
 
 import hashlib
 import hmac
 import uuid
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from lxml import etree
 
 from signing.algorithms import private_key_der
 from signing.keys import Signer
 from signing.xmldsig import sign_enveloped
+from smdo.dialects import HUB, Event, refusal_event, system_ack
 from smdo.errors import ErrorCode, Problem
 from smdo.packet import Sender, to_element
 from smdo.receipts import acknowledgement
+from smdo.validation import is_obsolete_version
+
+if TYPE_CHECKING:
+    from smdo.registry import RegistrySnapshot
 
 NIL_MSG_ID = "00000000-0000-0000-0000-000000000000"  # acknowledging a packet whose msg_id is unreadable
 UNKNOWN_RECEIVER = "UNKNOWN"
@@ -23,7 +33,9 @@ TEXTS = {
     ErrorCode.ACCEPTED: "accepted by the hub",
     ErrorCode.DELIVERED: "delivered to the addressee",
     ErrorCode.NOT_DELIVERED: "not delivered within the deadline",
+    ErrorCode.OBSOLETE_VERSION: "obsolete format version",
 }
+_OUTCOMES = {ErrorCode.DELIVERED: Event.DELIVERED, ErrorCode.NOT_DELIVERED: Event.NOT_DELIVERED}
 
 
 def ack_id_key(signer: Signer) -> bytes:
@@ -42,8 +54,14 @@ def ack_msg_id(key: bytes, kind: int, msg_id: str, receiver: str, attempt: int =
     return str(uuid.UUID(bytes=digest[:16], version=4))
 
 
+def dialect_of(snapshot: RegistrySnapshot, code: str | None) -> str:
+    """The ack dialect a subscriber is registered with; `hub` for anyone unknown."""
+    subscriber = snapshot.get(code) if code else None
+    return subscriber.ack_dialect if subscriber is not None else HUB
+
+
 class HubAcks:
-    """Builds and signs delivery acknowledgements (ack_type 1) from the hub."""
+    """Builds and signs the hub's system acknowledgements in each receiver's dialect."""
 
     def __init__(self, signer: Signer, hub_code: str, hub_name: str) -> None:
         self.signer = signer
@@ -57,10 +75,10 @@ class HubAcks:
         )
 
     def sign(self, *, acknowledged_msg_id: str, receiver_id: str, results: Sequence[tuple[int, str]],
-             msg_id: str | None = None, about_receiver: str | None = None) -> bytes:
+             msg_id: str | None = None, about_receiver: str | None = None, ack_type: int = 1) -> bytes:
         env = acknowledgement(
             acknowledged_msg_id=acknowledged_msg_id,
-            ack_type=1,
+            ack_type=ack_type,
             sender=self.sender,
             receiver_id=receiver_id,
             results=list(results),
@@ -71,21 +89,30 @@ class HubAcks:
         sign_enveloped(root, self.signer)  # appends ds:Signature to root
         return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
-    def accepted(self, msg_id: str, sender_id: str) -> bytes:
-        return self.sign(acknowledged_msg_id=msg_id, receiver_id=sender_id,
-                         results=[(ErrorCode.ACCEPTED, TEXTS[ErrorCode.ACCEPTED])])
+    def accepted(self, msg_id: str, sender_id: str, dialect: str = HUB) -> bytes:
+        ack = system_ack(Event.ACCEPTED, dialect)
+        return self.sign(acknowledged_msg_id=msg_id, receiver_id=sender_id, ack_type=ack.ack_type,
+                         results=[(int(ack.errorcode or 0), TEXTS[ErrorCode.ACCEPTED])])
 
-    def rejected(self, msg_id: str | None, sender_id: str | None, problems: Sequence[Problem]) -> bytes:
+    def rejected(self, msg_id: str | None, sender_id: str | None, problems: Sequence[Problem],
+                 dialect: str = HUB) -> bytes:
+        results = [(p.code, str(p)[:1000]) for p in problems]
+        if is_obsolete_version(problems):  # an old format (SDIP-1.0): 105 leads, the real router's answer
+            results.insert(0, (int(ErrorCode.OBSOLETE_VERSION), TEXTS[ErrorCode.OBSOLETE_VERSION]))
+        ack = system_ack(refusal_event([code for code, _ in results]), dialect)
         return self.sign(
             acknowledged_msg_id=msg_id or NIL_MSG_ID,
             receiver_id=sender_id or UNKNOWN_RECEIVER,
-            results=[(p.code, str(p)[:1000]) for p in problems],
+            results=results,
+            ack_type=ack.ack_type,
         )
 
     def outcome(self, code: int, msg_id: str, sender_id: str, receiver: str, text: str = "",
-                attempt: int = 0) -> tuple[str, bytes]:
-        """A 101 (delivered) or 102 (not delivered) ack about one receiver: (its msg_id, signed bytes)."""
+                attempt: int = 0, dialect: str = HUB) -> tuple[str, bytes]:
+        """A delivered (101) or not delivered (102) ack about one receiver: (its msg_id, signed bytes)."""
         ack_id = ack_msg_id(self.id_key, code, msg_id, receiver, attempt)
+        ack = system_ack(_OUTCOMES[ErrorCode(code)], dialect)
         text = text or f"{TEXTS[ErrorCode(code)]} {receiver}"
-        return ack_id, self.sign(acknowledged_msg_id=msg_id, receiver_id=sender_id,
-                                 results=[(code, text)], msg_id=ack_id, about_receiver=receiver)
+        errorcode = code if ack.errorcode is None else int(ack.errorcode)
+        return ack_id, self.sign(acknowledged_msg_id=msg_id, receiver_id=sender_id, results=[(errorcode, text)],
+                                 msg_id=ack_id, about_receiver=receiver, ack_type=ack.ack_type)

@@ -12,8 +12,11 @@ from router.console import views as console
 from router.config import HubConfig
 from router.connections import LIMITS_ENFORCED, Connections
 from router.hub import Hub
-from router.keys import CONNECTIONS, HUB
+from router.keys import CONNECTIONS, HUB, MAIL
+from router.mail_in import MailIngress
+from router.mail_out import MailDelivery
 from router.metrics import Metrics
+from router.tls import client_context
 
 
 def create_app(config: HubConfig, *, release_claims: bool = True) -> web.Application:
@@ -43,6 +46,7 @@ def create_app(config: HubConfig, *, release_claims: bool = True) -> web.Applica
             await hub.journal.release_claims()
         app[HUB] = hub
         hub.delivery.start()
+        mail_out, mail_in = await start_mail_route(app, hub)
         watcher = asyncio.create_task(hub.watch(0.5), name="registry-and-crl-watch")
         yield
         # Shutdown: the server has stopped accepting and finished in-flight requests (each answered
@@ -51,8 +55,28 @@ def create_app(config: HubConfig, *, release_claims: bool = True) -> web.Applica
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
+        if mail_in is not None:
+            await mail_in.stop()
         await hub.delivery.stop()
+        if mail_out is not None:
+            await mail_out.stop()
         await hub.close()
 
     app.cleanup_ctx.append(lifecycle)
     return app
+
+
+async def start_mail_route(app: web.Application, hub: Hub) -> tuple[MailDelivery | None, MailIngress | None]:
+    """The classic clients' mail route, when configured: outgoing by `smtp_relay`, incoming on `mail_port`."""
+    config = hub.config
+    if config.mail_port is None and not config.smtp_relay:
+        return None, None
+    mail_out = MailDelivery(hub, client_context(config))
+    if config.smtp_relay:
+        mail_out.start()
+    mail_in = None
+    if config.mail_port is not None:
+        mail_in = MailIngress(hub, mail_out)
+        await mail_in.start()
+        app[MAIL] = mail_in
+    return mail_out, mail_in

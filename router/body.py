@@ -73,6 +73,7 @@ class MemoryBudget:
     def __init__(self, total: int) -> None:
         self.total = total
         self.used = 0
+        self.peak = 0  # the most ever held at once (a gauge: the budget is never exceeded)
         self._freed = asyncio.Event()
 
     async def reserve(self, n: int, wait: float) -> int:
@@ -90,7 +91,16 @@ class MemoryBudget:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._freed.wait(), remaining)
         self.used += n
+        self.peak = max(self.peak, self.used)
         return n
+
+    def take_free(self) -> tuple[int, bool]:
+        """All the room there is, at once, without waiting, and whether it is the whole budget:
+        the delivery pipeline claims within it, then gives back (`release`) what it did not use."""
+        free = max(0, self.total - self.used)
+        self.used += free
+        self.peak = max(self.peak, self.used)
+        return free, free == self.total
 
     def release(self, n: int) -> None:
         self.used -= n

@@ -61,6 +61,14 @@ class HubConfig:
     mailbox_visibility: float = 60.0  # an unconfirmed pull delivery is offered again after this
     poll_interval: float = 0.05  # delivery engine idle poll; new packets wake it at once
     claim_lease: float = 120.0
+    # The classic clients' mail route (router/mail_in.py, router/mail_out.py): off unless mail_port is set.
+    mail_host: str = "127.0.0.1"
+    mail_port: int | None = None  # the hub's SMTP server (STARTTLS required); 0 picks a free port
+    mail_address: str = ""  # the hub's own address: packets are sent to it, and come from it
+    smtp_relay: str = ""  # host:port of the mail server the hub hands outgoing mail to (STARTTLS)
+    mail_resend: float = 600.0  # a mailed packet not confirmed by the receiver's delivery ack is mailed again
+    mail_timeout: float = 30.0  # an idle SMTP session is closed; an outgoing hand-over gives up
+    mail_sessions: int = 32  # SMTP sessions at once; more are answered 421 and closed
     # Bounds on what a client may cost (router/body.py, router/connections.py; README "Limits").
     memory_budget: int = 256 * 1024 * 1024  # bytes of packets held in memory at once, per worker
     spool_threshold: int = 1024 * 1024  # larger bodies are spooled to <data>/spool as they arrive
@@ -96,6 +104,12 @@ class HubConfig:
             raise ValueError("the hub signs its acknowledgements: give --key and --cert")
         if self.trust is None:
             raise ValueError("give --trust: the CA certificates packets' signatures must chain to")
+        if (self.mail_port is not None or self.smtp_relay) and "@" not in self.mail_address:
+            raise ValueError("the mail route needs the hub's own mail_address (e.g. smdo@hub.example.by)")
+        if (self.mail_port is not None or self.smtp_relay) and self.workers > 1:
+            raise ValueError("the mail route runs in one worker: use --workers 1 with --mail-port/--smtp-relay")
+        if self.smtp_relay and not re.fullmatch(r"[^:\s]+:\d{1,5}", self.smtp_relay):
+            raise ValueError(f"smtp_relay must be HOST:PORT, not {self.smtp_relay!r}")
         if self.checkpoint_interval <= 0:
             raise ValueError("checkpoint_interval must be positive")
         if self.tsa is not None and not self.tsa.startswith(("http://", "https://")):
@@ -138,8 +152,8 @@ class HubConfig:
 
 _DURATIONS = {
     "delivery_deadline", "retry_base", "retry_max", "push_timeout", "breaker_cooldown",
-    "mailbox_visibility", "poll_interval", "claim_lease", "checkpoint_interval", "budget_wait", "body_grace",
-    "head_timeout", "idle_timeout",
+    "mailbox_visibility", "poll_interval", "claim_lease", "mail_resend", "mail_timeout", "checkpoint_interval",
+    "budget_wait", "body_grace", "head_timeout", "idle_timeout",
 }
 
 
@@ -154,7 +168,8 @@ def _coerce(name: str, value: Any) -> Any:
 
 
 _INTEGERS = ("port", "workers", "max_packet_bytes", "push_concurrency", "breaker_failures", "memory_budget",
-             "spool_threshold", "spool_max_bytes", "uploads_per_client", "body_min_rate", "max_connections")
+             "spool_threshold", "spool_max_bytes", "uploads_per_client", "body_min_rate", "max_connections",
+             "mail_port", "mail_sessions")
 
 
 def _convert(name: str, value: Any) -> Any:

@@ -7,7 +7,10 @@
            crash an unfinished one is simply due again). Each receiver has its own lane: at most
            `push_concurrency` deliveries in flight, none while its breaker is open. A receiver
            without room is not claimed at all, so a slow, failing or hostile receiver's backlog
-           never holds a slot another receiver could use.
+           never holds a slot another receiver could use. A claimed body's bytes count against the
+           hub's memory budget (router/body.py) until its attempt ends: the claim takes the
+           budget's free room, chooses bodies that fit it and gives the rest back, so while the
+           budget is spent nothing more is claimed (it waits; no delivery fails for it).
 - send:    POST the packet's original signed bytes to the receiver's registered push URL.
 - receipt: the answer must be the receiver's signed delivery ack (router/receipts.py).
 - journal: the outcome, through the group committer; the hub's own 101/102 are new deliveries,
@@ -34,6 +37,7 @@ import aiohttp
 
 from smdo.journal import Claimed, DeliveryState, GroupCommitter, JournalStore, Lanes, Record, StateChange
 
+from router.body import MemoryBudget
 from router.config import HubConfig
 from router.logs import fields
 from router.metrics import Metrics
@@ -123,8 +127,8 @@ class PushSettings:
 class PushDelivery:
     def __init__(self, *, store: JournalStore, committer: GroupCommitter, registry: RegistryView,
                  receipts: Receipts, metrics: Metrics, settings: PushSettings, client_ssl: ssl.SSLContext,
-                 clock: Callable[[], float] = time.time) -> None:
-        self.store, self.committer, self.registry = store, committer, registry
+                 budget: MemoryBudget, clock: Callable[[], float] = time.time) -> None:
+        self.store, self.committer, self.registry, self.budget = store, committer, registry, budget
         self.receipts, self.metrics, self.settings, self.clock = receipts, metrics, settings, clock
         self.client_ssl = client_ssl  # always verifying (router.tls.client_context): EDMS must chain to our CA
         self.worker = f"push:{settings.node_name}:{uuid.uuid4().hex[:8]}"  # the lease holder's name
@@ -172,11 +176,21 @@ class PushDelivery:
                     last_sweep = now
                     await self.expire_overdue(now)
                 self._work.clear()
-                claimed = await self.store.claim_push(self.worker, now, self.settings.claim_lease,
-                                                      self.settings.claim_batch, self._lanes(now))
+                room, whole = self.budget.take_free()
+                try:
+                    claimed = await self.store.claim_push(self.worker, now, self.settings.claim_lease,
+                                                          self.settings.claim_batch, self._lanes(now, room, whole))
+                except BaseException:
+                    self.budget.release(room)
+                    raise
+                held = []
                 for delivery in claimed:
+                    held.append(min(len(delivery.raw), room))  # one larger than the budget goes alone
+                    room -= held[-1]
+                self.budget.release(room)  # what the claim did not use
+                for delivery, size in zip(claimed, held):
                     self._lane(delivery.receiver).in_flight += 1
-                    task = asyncio.create_task(self.deliver(delivery))
+                    task = asyncio.create_task(self.deliver(delivery, size))
                     self.in_flight.add(task)
                     task.add_done_callback(self.in_flight.discard)
                 if len(claimed) < self.settings.claim_batch and not self._stopping:
@@ -196,12 +210,14 @@ class PushDelivery:
             lane = self.lanes[receiver] = Lane(Breaker(self.settings.breaker_failures, self.settings.breaker_cooldown))
         return lane
 
-    def _lanes(self, now: float) -> Lanes:
-        """Room per receiver for the claim; receivers idle with a closed breaker are forgotten."""
+    def _lanes(self, now: float, bytes_room: int, whole_budget: bool) -> Lanes:
+        """Room per receiver and in the memory budget for the claim; receivers idle with a closed
+        breaker are forgotten."""
         size = self.settings.lane_size
         for receiver in [r for r, lane in self.lanes.items() if not lane.in_flight and not lane.breaker.failures]:
             del self.lanes[receiver]
-        return Lanes(size, {receiver: lane.room(size, now) for receiver, lane in self.lanes.items()})
+        return Lanes(size, {receiver: lane.room(size, now) for receiver, lane in self.lanes.items()},
+                     bytes_room, whole_budget)
 
     async def expire_overdue(self, now: float) -> None:
         """Deliveries (push or pull) past their deadline: expired, and the sender told (102)."""
@@ -212,7 +228,8 @@ class PushDelivery:
                 msg_id=delivery.msg_id, receiver=delivery.receiver, attempts=delivery.attempts))
 
     # --- send, receipt, journal
-    async def deliver(self, delivery: Claimed) -> None:
+    async def deliver(self, delivery: Claimed, held: int) -> None:
+        """One claimed delivery to its end; `held` bytes of the memory budget are its body's."""
         lane = self._lane(delivery.receiver)
         try:
             try:
@@ -223,6 +240,7 @@ class PushDelivery:
             await self.receipts.settle(records)
         finally:
             lane.in_flight -= 1
+            self.budget.release(held)
             self.notify()  # the lane has room; a delivered one may have added the hub's 101
 
     async def attempt(self, delivery: Claimed, breaker: Breaker) -> list[Record]:

@@ -47,13 +47,15 @@ class Hub:
         self.metrics = metrics
         self.metrics.gauges["smdo_journal_queue_depth"] = lambda: self.committer.depth
         self.metrics.gauges["smdo_body_memory_bytes"] = lambda: self.bodies.budget.used
+        self.metrics.gauges["smdo_body_memory_peak_bytes"] = lambda: self.bodies.budget.peak
         self.metrics.gauges["smdo_body_spool_bytes"] = lambda: self.bodies.spool.used
         self.receipts = Receipts(limits=self.limits, trust=self.trust, registry=self.registry, acks=self.acks,
                                  store=self.journal, committer=self.committer, hub_code=config.hub_code,
                                  delivery_deadline=config.delivery_deadline)
         self.delivery = PushDelivery(
             store=self.journal, committer=self.committer, registry=self.registry, receipts=self.receipts,
-            metrics=self.metrics, settings=PushSettings.from_config(config), client_ssl=client_context(config))
+            metrics=self.metrics, settings=PushSettings.from_config(config), client_ssl=client_context(config),
+            budget=self.bodies.budget)
         self.stopping = False
         self.directory: tuple[int, bytes] | None = None  # (registry version, signed directory)
         self.crl_problems: list[str] = []  # as last logged

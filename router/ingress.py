@@ -3,6 +3,11 @@
     receive (router/body.py) -> read_packet -> validate_packet -> verify_packet -> authorise -> de-duplicate
             -> journal -> acknowledge
 
+verify follows the sender's registered profile (smdo/dialects.py): `envelope`, the packet's XML
+signature by a certificate bound to the sender; `classic`, the sender known by its channel (the
+TLS client certificate here, the allow-listed address on the mail route) and every file's CMS
+signature checked. The mail route (router/mail_in.py) runs the same stages after its own receive.
+
 Each stage either passes the packet on or raises `Refused` with its own codes. Whatever happens, the
 answer is an Acknowledgement signed by the hub; a refusal is journaled too (without the body), and
 nobody hears "accepted" (100) before the packet's group is durably committed.
@@ -19,12 +24,15 @@ from aiohttp import web
 from lxml import etree
 
 from signing.keys import certificate_fingerprint
-from smdo.check import read_packet, validate_packet, verify_packet
+from smdo.check import read_packet, validate_packet, verify_files, verify_packet
+from smdo.dialects import CLASSIC, ENVELOPE
 from smdo.errors import ErrorCode, PacketRejected, Problem, RegistrationResult
 from smdo.journal import Accepted, DeliveryState, Duplicate, Rejected, StateChange
 from smdo.packet import ACK_REGISTRATION, ACKNOWLEDGEMENT, PacketHeader, read_header
 
 from router.ack_rules import subscriber_ack_refusal
+from router.acks import dialect_of
+from router.auth import identify
 from router.body import BodyRefused, TooLarge
 from router.connections import LIMITS_ENFORCED
 from router.hub import Hub
@@ -72,6 +80,12 @@ class Incoming:
     sender_id: str | None = None
     header: PacketHeader | None = None  # after validation
     signer_fingerprint: str = ""
+    # Who the channel says is sending (a subscriber's code), and by what: its TLS client certificate
+    # (channel_fingerprint) or its registered mail address (channel "mail").
+    channel: str | None = None
+    channel_kind: str = ""
+    channel_fingerprint: str = ""
+    profile: str = ENVELOPE  # which profile authenticated the packet (journaled)
 
 
 async def receive_packet(request: web.Request) -> web.Response:
@@ -80,6 +94,7 @@ async def receive_packet(request: web.Request) -> web.Response:
     try:
         async with hub.bodies.receive(request) as body:  # stage: receive (router/body.py)
             packet.body, packet.digest = body.data, body.digest
+            tls_channel(request, hub, packet)
             return await check_and_journal(hub, packet)
     except BodyRefused as refused:
         hub.metrics.count(*LIMITS_ENFORCED, limit=refused.reason)
@@ -93,7 +108,8 @@ async def receive_packet(request: web.Request) -> web.Response:
 
 
 async def check_and_journal(hub: Hub, packet: Incoming) -> web.Response:
-    """The stages after receive, while the body is held within the memory budget."""
+    """The stages after receive, while the body is held within the memory budget; the mail route
+    (router/mail_in.py) runs them too after its own receive, and reads the answer's body and status."""
     try:
         timed(hub, "read", lambda: read(hub, packet))
         timed(hub, "validate", lambda: validate(packet))
@@ -154,8 +170,42 @@ def validate(packet: Incoming) -> None:
     packet.msg_id, packet.sender_id = packet.header.msg_id, packet.header.sender_id
 
 
+def tls_channel(request: web.Request, hub: Hub, packet: Incoming) -> None:
+    """Who the connection's client certificate says is calling, for the classic profile."""
+    caller = identify(request, hub)
+    if caller.role == "subscriber":
+        packet.channel, packet.channel_kind, packet.channel_fingerprint = caller.name, "tls", caller.fingerprint
+
+
 def verify(hub: Hub, packet: Incoming) -> None:
-    """Stage: the sender's XML signature (-21/-22) and its certificate path (-23)."""
+    """Stage: by the sender's profile, the envelope's signature or the channel and the files' ones."""
+    sender = hub.registry.snapshot.get(packet.header.sender_id)
+    if sender is not None and sender.profile == CLASSIC:
+        verify_classic(hub, packet, sender.cert_fingerprints)
+    else:
+        verify_envelope(hub, packet)
+
+
+def verify_classic(hub: Hub, packet: Incoming, bound: frozenset[str]) -> None:
+    """Classic profile: the channel authenticated Sender@id; every file's CMS signature (-22/-21/-23)."""
+    sender_id = packet.header.sender_id
+    if packet.channel != sender_id:
+        by = f"the channel authenticated {packet.channel}" if packet.channel else "the channel authenticated nobody"
+        raise Refused("verify", [Problem(ErrorCode.CERTIFICATE_NOT_TRUSTED, f"{sender_id} sends unsigned envelopes "
+                                         f"(classic profile), so it must be known by its channel: {by}",
+                                         "Header/Sender@id")], 403)
+    try:
+        verify_files(packet.root, hub.trust)  # the mail route has put its attachments inline
+    except PacketRejected as exc:
+        raise Refused("verify", exc.problems, 403) from exc
+    # The channel speaks for the sender as its bound certificate would: TLS by that very certificate,
+    # the mail route by the subscriber's registered address.
+    packet.signer_fingerprint = packet.channel_fingerprint if packet.channel_kind == "tls" else min(bound, default="")
+    packet.profile = CLASSIC
+
+
+def verify_envelope(hub: Hub, packet: Incoming) -> None:
+    """The sender's XML signature (-21/-22) and its certificate path (-23)."""
     try:
         verified = verify_packet(packet.root, hub.trust)
     except PacketRejected as exc:
@@ -191,8 +241,10 @@ async def plan(hub: Hub, packet: Incoming) -> Accepted:
         msg_id=header.msg_id, sender=header.sender_id, receivers=header.receiver_ids, msg_type=header.msg_type,
         acknow=header.msg_acknow, digest=packet.digest, size=len(packet.body), received_at=packet.received_at,
         deadline=packet.received_at + hub.config.delivery_deadline, raw=packet.body,
-        answer=hub.acks.accepted(header.msg_id, header.sender_id),
+        answer=hub.acks.accepted(header.msg_id, header.sender_id,
+                                 dialect_of(hub.registry.snapshot, header.sender_id)),
         deliveries=hub.registry.deliveries_for(header.receiver_ids), ack_for=header.ack_msg_id, also=also,
+        profile=packet.profile,
     )
 
 
@@ -249,7 +301,8 @@ async def refuse(hub: Hub, packet: Incoming, refused: Refused) -> web.Response:
     hub.metrics.packets[f"rejected_{codes[0]}"] += 1
     log.warning("refused packet", extra=fields(msg_id=msg_id, sender=sender, stage=refused.stage, codes=list(codes),
                                                  status=refused.status, reason=str(refused)[:300]))
-    return xml_response(hub.acks.rejected(msg_id, sender, refused.problems), refused.status)
+    answer = hub.acks.rejected(msg_id, sender, refused.problems, dialect_of(hub.registry.snapshot, sender))
+    return xml_response(answer, refused.status)
 
 
 def xml_response(body: bytes, status: int) -> web.Response:

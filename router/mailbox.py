@@ -5,7 +5,10 @@
 
 The subscriber is the one its TLS client certificate is bound to (mTLS), and only while its status
 lets it exchange packets (a suspended or revoked one gets 403 naming the status). A fetched packet is
-leased for the visibility timeout; unconfirmed, it is offered again.
+leased for the visibility timeout; unconfirmed, it is offered again. The packets one fetch returns
+count against the hub's memory budget (router/body.py) until the answer is made, `COPIES` times
+their size (the bytes, their base64 text, the JSON answer): a fetch takes what fits the budget's
+free room (at least one packet when nothing else is held), and an empty answer when it is spent.
 """
 from __future__ import annotations
 
@@ -14,21 +17,31 @@ import time
 
 from aiohttp import web
 
+from smdo.journal import Lanes
+
 from router.auth import require_exchanging_subscriber
 from router.keys import HUB
 from router.paths import bounded_int, row_id
 from router.receipts import BadReceipt
+
+COPIES = 3
 
 
 async def fetch(request: web.Request) -> web.Response:
     hub = request.app[HUB]
     subscriber = require_exchanging_subscriber(request, hub)
     limit = bounded_int(request, "limit", 50, 1, 500)
-    claimed = await hub.journal.claim_mailbox(subscriber.code, time.time(), hub.config.mailbox_visibility, limit)
-    return web.json_response({"packets": [
-        {"delivery_id": str(d.delivery_id), "msg_id": d.msg_id, "packet": base64.b64encode(d.raw).decode()}
-        for d in claimed
-    ]})
+    budget = hub.bodies.budget
+    room, whole = budget.take_free()
+    try:
+        claimed = await hub.journal.claim_mailbox(subscriber.code, time.time(), hub.config.mailbox_visibility,
+                                                  limit, Lanes(limit, {}, room // COPIES, whole))
+        return web.json_response({"packets": [
+            {"delivery_id": str(d.delivery_id), "msg_id": d.msg_id, "packet": base64.b64encode(d.raw).decode()}
+            for d in claimed
+        ]})
+    finally:
+        budget.release(room)
 
 
 async def confirm(request: web.Request) -> web.Response:
@@ -39,7 +52,7 @@ async def confirm(request: web.Request) -> web.Response:
         raise web.HTTPNotFound(text="no such delivery in your mailbox\n")
     body = await request.read()
     try:
-        hub.receipts.check(body, delivery)
+        hub.receipts.check(body, delivery, channel=subscriber.code)
     except BadReceipt as exc:
         return web.json_response({"confirmed": False, "error": str(exc)}, status=400)
     await hub.receipts.settle(hub.receipts.delivered(delivery, "fetched from the mailbox"))

@@ -6,21 +6,27 @@
 
 Each stage raises PacketRejected with its own codes. The stages work on one parsed tree, so what
 the caller acts on afterwards is exactly the tree whose signature was verified.
+
+The classic profile (the real clients': envelope unsigned, sender known by its channel) replaces
+verify_packet with `verify_files`: every file's detached CMS signature, on the national chain.
 """
 from __future__ import annotations
 
+import base64
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
 from cryptography import x509
 from lxml import etree
 
+from signing.cms import verify_detached
 from signing.errors import SignatureError
 from signing.keys import certificate_fingerprint
 from signing.trust import TrustStore
 from signing.xmldsig import VerifiedSignature, verify_enveloped
-from smdo.errors import PacketRejected, Problem
+from smdo.errors import ErrorCode, PacketRejected, Problem
 from smdo.packet import PacketHeader, read_header
 from smdo.validation import validate
 from smdo.xmlparse import Limits, parse_xml
@@ -63,6 +69,46 @@ def verify_packet(
     except SignatureError as exc:
         raise PacketRejected([Problem(exc.code, exc.message, "/Envelop/Signature")]) from exc
     return verified
+
+
+# A file's content: inline base64, or a part carried beside the envelope (an e-mail attachment).
+Parts = Mapping[str, bytes]
+
+
+def verify_files(root: etree._Element, trust: TrustStore, parts: Parts | None = None, *,
+                 at: datetime | None = None) -> list[x509.Certificate]:
+    """Stage 3 of the classic profile: each file of a validated packet has at least one detached CMS
+    signature (-22), each matches the file (-21) and chains to the trust anchors (-23). A file given
+    by Data@referenceid must be among `parts` (-21: a referenced file is missing). Returns the signers."""
+    parts = parts or {}
+    signers: list[x509.Certificate] = []
+    for index, transfer in enumerate(root.iterfind("Body//DocTransfer"), 1):
+        where = f"/Envelop/Body//DocTransfer[{index}]"
+        name = transfer.get("name", "")
+        data_element = transfer.find("Data")
+        reference = data_element.get("referenceid") if data_element is not None else None
+        if reference is not None:
+            if reference not in parts:
+                raise PacketRejected([Problem(ErrorCode.SIGNATURE_INVALID, f"file {name!r}: the referenced part "
+                                              f"{reference!r} is missing", where + "/Data/@referenceid")])
+            data = parts[reference]
+        else:
+            data = base64.b64decode("".join((data_element.text or "").split())) if data_element is not None else b""
+        signatures = transfer.findall("Signature")
+        if not signatures:
+            raise PacketRejected([Problem(ErrorCode.SIGNATURE_MISSING, f"file {name!r} carries no signature",
+                                          where + "/Signature")])
+        for signature in signatures:
+            try:
+                der = base64.b64decode("".join("".join(signature.itertext()).split()))
+                signers.append(verify_detached(data, der, trust, at=at))
+            except SignatureError as exc:
+                raise PacketRejected([Problem(exc.code, f"file {name!r}: {exc.message}", where + "/Signature")]) \
+                    from exc
+            except ValueError as exc:  # not base64 after all, or not CMS
+                raise PacketRejected([Problem(ErrorCode.SIGNATURE_INVALID, f"file {name!r}: signature unreadable "
+                                              f"({exc})", where + "/Signature")]) from exc
+    return signers
 
 
 def check_packet(

@@ -1,4 +1,8 @@
-"""The hub's document-kind directory. It is data (smdo/data/document_kinds.json), not code."""
+"""The hub's document-kind directory. It is data (smdo/data/document_kinds.json), not code.
+
+A packet names its kind by code ("01", the field notes) or by name ("Письмо", as the real clients
+write it); both are matched against the directory.
+"""
 from __future__ import annotations
 
 import json
@@ -37,6 +41,19 @@ def _known() -> Mapping[str, str]:
     return _cached(os.environ.get(ENV_VARIABLE) or str(DEFAULT_PATH))
 
 
-def is_known_kind(code: str) -> bool:
-    """Cheap membership test for the hot path."""
-    return code in _known()
+@lru_cache(maxsize=None)
+def _codes_by_name(path: str) -> Mapping[str, str]:
+    # Names compared without case and surrounding blanks: clients type them by hand.
+    return MappingProxyType({name.strip().casefold(): code for code, name in _cached(path).items()})
+
+
+def kind_code(kind: str) -> str | None:
+    """The directory code of a kind given by code or by name; None when it is in neither."""
+    if kind in _known():
+        return kind
+    return _codes_by_name(os.environ.get(ENV_VARIABLE) or str(DEFAULT_PATH)).get(kind.strip().casefold())
+
+
+def is_known_kind(kind: str) -> bool:
+    """Cheap membership test for the hot path: a code or a name of the directory."""
+    return kind_code(kind) is not None

@@ -3,6 +3,11 @@
 Element and attribute names follow schemas/sdip-2.1.xsd (no namespace). File content is
 `bytes` in the model and base64 in XML. The transport signature (ds:Signature) is not part
 of the model: `from_element` ignores it and `build` writes unsigned XML (signing adds it).
+
+Reading accepts every form the schema accepts (the real clients' SDIP 2.1.1: organization_string,
+OrganizationWithSign, Name children, TaskList, TaskDate, ...); writing produces one canonical form,
+ours. What the model does not keep (DocNumber, RegHistory, Expansion, Econtact) is still in the
+original bytes, which are what the hub forwards.
 """
 from __future__ import annotations
 
@@ -32,6 +37,11 @@ REPLY_SUPPLEMENT = 4
 ACK_DELIVERY = 1
 ACK_REGISTRATION = 2
 ACK_NOTIFICATION = 4
+# 100-105: the router's own system acknowledgements (the "router" dialect, smdo/dialects.py)
+ROUTER_ACK_TYPES = frozenset(range(100, 106))
+
+# Validator@attestation written as text (uSMDO.pas) -> its code
+ATTESTATION_CODES = {"согласовано": 1, "утверждено": 2, "согласовано с замечаниями": 3, "отклонено": 4}
 
 _DS_SIGNATURE = "{http://www.w3.org/2000/09/xmldsig#}Signature"
 
@@ -46,10 +56,11 @@ def new_msg_id() -> str:
 
 @dataclass(frozen=True)
 class RegNumber:
-    """A registration number and its date (also used for IncNumber and OutNumber)."""
+    """A registration number and its date (also used for IncNumber and OutNumber); only an
+    acknowledgement's RegNumber may lack its date."""
 
     number: str
-    regdate: date
+    regdate: date | None
 
 
 @dataclass(frozen=True)
@@ -60,15 +71,18 @@ class TaskNumber:
 
 @dataclass(frozen=True)
 class Organization:
-    name: str
+    name: str  # @name, or @organization_string as real clients write it
     id: str | None = None
     unp: str | None = None
+    fullname: str | None = None
+    shortname: str | None = None
+    address: str | None = None
 
 
 @dataclass(frozen=True)
 class OfficialPerson:
-    name: str
-    position: str | None = None
+    name: str  # @name, or the Name child as real clients write it
+    position: str | None = None  # @position, or the Official child
     department: str | None = None
 
 
@@ -109,12 +123,14 @@ class Executor(_Party):
     organization: Organization | None
     responsible: bool
     official_person: OfficialPerson | None = None
+    deadline: date | None = None
 
 
 @dataclass(frozen=True)
 class Confident:
     flag: bool
     numcopy: int | None = None
+    text: str | None = None  # the marking's name, e.g. "общий"
 
 
 @dataclass(frozen=True)
@@ -139,21 +155,32 @@ class DocParent:
 
 
 @dataclass(frozen=True)
+class SignatureMeta:
+    """Who made a file's detached signature and when (Signature@signer, @signtime)."""
+
+    signer: str | None = None
+    signtime: datetime | None = None
+
+
+@dataclass(frozen=True)
 class DocTransfer:
     """One file: inline content (`data`) or a reference to a part beside the envelope."""
 
     name: str
-    type: str
+    type: str | None
     data: bytes | None = b""
     reference_id: str | None = None
     signatures: tuple[bytes, ...] = ()  # detached CMS signatures of the file, DER
     description: str | None = None
     os: str | None = None
     char_set: str | None = None
+    signature_meta: tuple[SignatureMeta, ...] = ()  # by position in `signatures`, when given
 
     def __post_init__(self) -> None:
         if (self.data is None) == (self.reference_id is None):
             raise ValueError("DocTransfer needs exactly one of data or reference_id")
+        if len(self.signature_meta) > len(self.signatures):
+            raise ValueError("DocTransfer has more signature_meta than signatures")
 
 
 # ---------------------------------------------------------------- zones
@@ -176,6 +203,7 @@ class Document:
     files: tuple[DocTransfer, ...] = ()
     validators: tuple[Validator, ...] = ()
     writer: Participant | None = None
+    tasks: tuple[Task, ...] = ()  # the Body's TaskList after the Document
 
 
 @dataclass(frozen=True)
@@ -196,11 +224,19 @@ class Task:
 
 
 @dataclass(frozen=True)
+class TaskList:
+    """Tasks as the real clients send them (Body/TaskList/Task)."""
+
+    tasks: tuple[Task, ...]
+
+
+@dataclass(frozen=True)
 class Folder:
     add_type: int  # 0 attachment, 1 information material, 2 reference
     referred: tuple[Referred, ...]
-    note: str | None = None
+    note: str | None = None  # several Note elements (one per line, uSMDO.pas) are joined by newlines
     files: tuple[DocTransfer, ...] = ()
+    contents: str | None = None
 
 
 @dataclass(frozen=True)
@@ -235,7 +271,7 @@ class Acknowledgement:
     receiver: str | None = None  # which receiver of the acknowledged message (hub's 101/102)
 
 
-Zone = Union[Document, Task, AddDocuments, Acknowledgement]
+Zone = Union[Document, Task, TaskList, AddDocuments, Acknowledgement]
 
 # ---------------------------------------------------------------- envelope
 
@@ -255,6 +291,7 @@ class Receiver:
     organization: Organization | None = None
     official_person: OfficialPerson | None = None
     referred: tuple[Referred, ...] = ()
+    name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -418,56 +455,99 @@ def _sub(parent: etree._Element, tag: str, **attributes: object) -> etree._Eleme
 
 
 def _reg_number(e: etree._Element) -> RegNumber:
-    return RegNumber(number=_text(e), regdate=_date(e.get("regdate")))
+    return RegNumber(number=_text(e), regdate=_opt(e.get("regdate"), _date))
 
 
 def _task_number(e: etree._Element) -> TaskNumber:
-    return TaskNumber(number=_text(e), taskdate=_date(e.get("taskdate")))
+    spelled = e.get("taskdate") or e.get("TaskDate") or e.get("taskDate")  # validation allows exactly one
+    return TaskNumber(number=_text(e), taskdate=_date(spelled))
+
+
+def _child_text(e: etree._Element, tag: str) -> str | None:
+    found = e.find(tag)
+    return None if found is None else _text(found)
 
 
 def _organization(e: etree._Element) -> Organization:
-    return Organization(name=e.get("name"), id=e.get("id"), unp=e.get("unp"))
+    return Organization(name=e.get("name") or e.get("organization_string"), id=e.get("id"), unp=e.get("unp"),
+                        fullname=e.get("fullname"), shortname=e.get("shortname"),
+                        address=_child_text(e, "Address"))
 
 
 def _official_person(e: etree._Element) -> OfficialPerson:
-    return OfficialPerson(name=e.get("name"), position=e.get("position"), department=e.get("department"))
+    return OfficialPerson(name=e.get("name") or _child_text(e, "Name"),
+                          position=e.get("position") or _child_text(e, "Official"),
+                          department=e.get("department"))
+
+
+_ORGANIZATIONS = ("Organization", "OrganizationWithSign")
+_PERSONS = ("OfficialPerson", "PrivatePerson", "PrivatePersonWithSign")
+_NESTED_PERSONS = ("OfficialPerson", "OfficialPersonWithSign")
+
+
+def _parties(e: etree._Element) -> tuple[Organization | None, OfficialPerson | None]:
+    """(organisation, person) of a participant in any accepted form: ours (Organization and
+    OfficialPerson side by side), or GOST's (the official nested inside the organisation)."""
+    org_element = next((c for c in e if c.tag in _ORGANIZATIONS), None)
+    person_element = next((c for c in e if c.tag in _PERSONS), None)
+    if person_element is None and org_element is not None:
+        person_element = next((c for c in org_element if c.tag in _NESTED_PERSONS), None)
+    return (None if org_element is None else _organization(org_element),
+            None if person_element is None else _official_person(person_element))
 
 
 def _participant(e: etree._Element) -> Participant:
-    return Participant(
-        organization=_child(e, "Organization", _organization),
-        official_person=_child(e, "OfficialPerson", _official_person),
-    )
+    organization, person = _parties(e)
+    return Participant(organization=organization, official_person=person)
+
+
+def _signdate(e: etree._Element) -> date | None:
+    """Author@signdate (ours), or SignDate of the signing official (GOST, uSMDO.pas)."""
+    if e.get("signdate") is not None:
+        return _date(e.get("signdate"))
+    nested = e.find("OrganizationWithSign/OfficialPersonWithSign/SignDate")
+    if nested is None:
+        nested = e.find("PrivatePersonWithSign/SignDate")
+    return None if nested is None else _date(_text(nested))
 
 
 def _author(e: etree._Element) -> Author:
+    organization, person = _parties(e)
     return Author(
-        organization=_child(e, "Organization", _organization),
-        official_person=_child(e, "OfficialPerson", _official_person),
+        organization=organization,
+        official_person=person,
         out_number=_child(e, "OutNumber", _reg_number),
-        signdate=_opt(e.get("signdate"), _date),
+        signdate=_signdate(e),
     )
 
 
+def _attestation(text: str) -> int:
+    text = text.strip()
+    return int(text) if text.isdigit() else ATTESTATION_CODES[text.casefold()]
+
+
 def _validator(e: etree._Element) -> Validator:
+    organization, person = _parties(e)
     return Validator(
-        organization=_child(e, "Organization", _organization),
-        attestation=int(e.get("attestation")),
-        official_person=_child(e, "OfficialPerson", _official_person),
+        organization=organization,
+        attestation=_attestation(e.get("attestation")),
+        official_person=person,
         date=_opt(e.get("date"), _date),
     )
 
 
 def _executor(e: etree._Element) -> Executor:
+    organization, person = _parties(e)
     return Executor(
-        organization=_child(e, "Organization", _organization),
+        organization=organization,
         responsible=_bool(e.get("responsible")),
-        official_person=_child(e, "OfficialPerson", _official_person),
+        official_person=person,
+        deadline=_opt(e.get("deadline"), _date),
     )
 
 
 def _confident(e: etree._Element) -> Confident:
-    return Confident(flag=_bool(e.get("flag")), numcopy=_opt(e.get("numcopy"), int))
+    return Confident(flag=_bool(e.get("flag")), numcopy=_opt(e.get("numcopy"), int), text=_text(e) or None)
 
 
 def _referred(e: etree._Element) -> Referred:
@@ -482,8 +562,8 @@ def _doc_parent(e: etree._Element) -> DocParent:
         idnumber=e.get("idnumber"),
         parorg_id=e.get("parorg_id"),
         reg_number=_reg_number(e.find("RegNumber")),
-        lastmsg_id=e.get("lastmsg_id"),
-        parmsg_id=e.get("parmsg_id"),
+        lastmsg_id=e.get("lastmsg_id") or None,  # uSMDO.pas writes "" for a parent not sent via SMDO
+        parmsg_id=e.get("parmsg_id") or None,
     )
 
 
@@ -499,7 +579,13 @@ def _doc_transfer(e: etree._Element) -> DocTransfer:
         description=e.get("description"),
         os=e.get("os"),
         char_set=e.get("char_set"),
+        signature_meta=_signature_meta(e),
     )
+
+
+def _signature_meta(e: etree._Element) -> tuple[SignatureMeta, ...]:
+    metas = tuple(SignatureMeta(s.get("signer"), _opt(s.get("signtime"), _datetime)) for s in e.iterfind("Signature"))
+    return metas if any(m != SignatureMeta() for m in metas) else ()
 
 
 def _document(e: etree._Element) -> Document:
@@ -519,7 +605,15 @@ def _document(e: etree._Element) -> Document:
         files=_children(e, "DocTransfer", _doc_transfer),
         validators=_children(e, "Validator", _validator),
         writer=_child(e, "Writer", _participant),
+        tasks=_tasks_after(e),
     )
+
+
+def _tasks_after(document: etree._Element) -> tuple[Task, ...]:
+    following = document.getnext()
+    while following is not None and not isinstance(following.tag, str):  # comments
+        following = following.getnext()
+    return _children(following, "Task", _task) if following is not None and following.tag == "TaskList" else ()
 
 
 def _task(e: etree._Element) -> Task:
@@ -540,13 +634,18 @@ def _task(e: etree._Element) -> Task:
     )
 
 
+def _task_list(e: etree._Element) -> TaskList:
+    return TaskList(tasks=_children(e, "Task", _task))
+
+
 def _folder(e: etree._Element) -> Folder:
-    note = e.find("Note")
+    notes = [_text(n) for n in e.iterfind("Note")]
     return Folder(
         add_type=int(e.get("add_type")),
         referred=_children(e, "Referred", _referred),
-        note=None if note is None else _text(note),
+        note="\n".join(notes) if notes else None,
         files=_children(e, "DocTransfer", _doc_transfer),
+        contents=e.get("contents"),
     )
 
 
@@ -578,6 +677,7 @@ def _acknowledgement(e: etree._Element) -> Acknowledgement:
 _ZONE_READERS: dict[str, Callable[[etree._Element], Zone]] = {
     "Document": _document,
     "Task": _task,
+    "TaskList": _task_list,
     "AddDocuments": _add_documents,
     "Acknowledgement": _acknowledgement,
 }
@@ -597,8 +697,9 @@ def _receiver(e: etree._Element) -> Receiver:
     return Receiver(
         id=e.get("id"),
         organization=_child(e, "Organization", _organization),
-        official_person=_child(e, "OfficialPerson", _official_person),
+        official_person=_parties(e)[1],
         referred=_children(e, "Referred", _referred),
+        name=e.get("name"),
     )
 
 
@@ -625,7 +726,7 @@ def from_element(root: etree._Element) -> Envelope:
 
 
 def _put_reg_number(parent: etree._Element, tag: str, value: RegNumber) -> None:
-    _sub(parent, tag, regdate=value.regdate).text = value.number
+    _sub(parent, tag, regdate=value.regdate).text = value.number or None
 
 
 def _put_task_number(parent: etree._Element, value: TaskNumber) -> None:
@@ -635,7 +736,10 @@ def _put_task_number(parent: etree._Element, value: TaskNumber) -> None:
 def _put_person_parts(element: etree._Element, organization: Organization | None,
                       person: OfficialPerson | None) -> None:
     if organization is not None:
-        _sub(element, "Organization", name=organization.name, id=organization.id, unp=organization.unp)
+        org = _sub(element, "Organization", name=organization.name, fullname=organization.fullname,
+                   shortname=organization.shortname, id=organization.id, unp=organization.unp)
+        if organization.address is not None:
+            _sub(org, "Address").text = organization.address
     if person is not None:
         _sub(element, "OfficialPerson", name=person.name, position=person.position,
              department=person.department)
@@ -647,7 +751,7 @@ def _put_participant(parent: etree._Element, tag: str, value: Participant) -> No
 
 def _put_confident(parent: etree._Element, value: Confident | None) -> None:
     if value is not None:
-        _sub(parent, "Confident", flag=value.flag, numcopy=value.numcopy)
+        _sub(parent, "Confident", flag=value.flag, numcopy=value.numcopy).text = value.text or None
 
 
 def _put_referred(parent: etree._Element, values: Iterable[Referred]) -> None:
@@ -674,8 +778,9 @@ def _put_files(parent: etree._Element, values: Iterable[DocTransfer]) -> None:
         data = _sub(element, "Data", referenceid=value.reference_id)
         if value.data:
             data.text = _b64encode(value.data)
-        for signature in value.signatures:
-            _sub(element, "Signature").text = _b64encode(signature)
+        for i, signature in enumerate(value.signatures):
+            meta = value.signature_meta[i] if i < len(value.signature_meta) else SignatureMeta()
+            _sub(element, "Signature", signer=meta.signer, signtime=meta.signtime).text = _b64encode(signature)
 
 
 def _put_document(body: etree._Element, z: Document) -> None:
@@ -698,6 +803,14 @@ def _put_document(body: etree._Element, z: Document) -> None:
         _put_person_parts(element, validator.organization, validator.official_person)
     if z.writer is not None:
         _put_participant(e, "Writer", z.writer)
+    if z.tasks:
+        _put_task_list(body, TaskList(z.tasks))
+
+
+def _put_task_list(body: etree._Element, z: TaskList) -> None:
+    e = _sub(body, "TaskList")
+    for task in z.tasks:
+        _put_task(e, task)
 
 
 def _put_task(body: etree._Element, z: Task) -> None:
@@ -711,14 +824,14 @@ def _put_task(body: etree._Element, z: Task) -> None:
         _put_participant(e, "AuthorOrganization", organization)
     _put_files(e, z.files)
     for executor in z.executors:
-        element = _sub(e, "Executor", responsible=executor.responsible)
+        element = _sub(e, "Executor", responsible=executor.responsible, deadline=executor.deadline)
         _put_person_parts(element, executor.organization, executor.official_person)
 
 
 def _put_add_documents(body: etree._Element, z: AddDocuments) -> None:
     e = _sub(body, "AddDocuments")
     for folder in z.folders:
-        element = _sub(e, "Folder", add_type=folder.add_type)
+        element = _sub(e, "Folder", add_type=folder.add_type, contents=folder.contents)
         if folder.note is not None:
             _sub(element, "Note").text = folder.note
         _put_referred(element, folder.referred)
@@ -741,6 +854,7 @@ def _put_acknowledgement(body: etree._Element, z: Acknowledgement) -> None:
 _ZONE_WRITERS: dict[type, Callable[[etree._Element, Zone], None]] = {
     Document: _put_document,
     Task: _put_task,
+    TaskList: _put_task_list,
     AddDocuments: _put_add_documents,
     Acknowledgement: _put_acknowledgement,
 }
@@ -759,7 +873,7 @@ def to_element(env: Envelope) -> etree._Element:
     _sub(header, "Sender", id=s.id, name=s.name, sys_id=s.sys_id, system=s.system,
          system_details=s.system_details)
     for receiver in h.receivers:
-        element = _sub(header, "Receiver", id=receiver.id)
+        element = _sub(header, "Receiver", id=receiver.id, name=receiver.name)
         _put_person_parts(element, receiver.organization, receiver.official_person)
         _put_referred(element, receiver.referred)
     body = _sub(root, "Body")

@@ -33,12 +33,17 @@ DS_NS = "http://www.w3.org/2000/09/xmldsig#"
 # Which zone each message type carries.
 ZONES_FOR_MSG_TYPE: dict[int, frozenset[str]] = {
     0: frozenset({"Acknowledgement"}),
-    1: frozenset({"Document", "Task"}),
+    1: frozenset({"Document", "Task", "TaskList"}),
     2: frozenset({"AddDocuments"}),
-    3: frozenset({"Document", "Task"}),
+    3: frozenset({"Document", "Task", "TaskList"}),
     4: frozenset({"AddDocuments"}),
 }
-ZONE_NAMES = frozenset({"Document", "Task", "AddDocuments", "Acknowledgement"})
+ZONE_NAMES = frozenset({"Document", "Task", "TaskList", "AddDocuments", "Acknowledgement"})
+# Elements that are an organisation (need a name) and a person (need a name, at most one Name).
+ORGANIZATION_ELEMENTS = frozenset({"Organization", "OrganizationWithSign", "OrganizationOnly"})
+PERSON_ELEMENTS = frozenset({"OfficialPerson", "OfficialPersonWithSign", "PrivatePerson", "PrivatePersonWithSign"})
+# The spellings of a task number's date (field notes; uSMDO.pas writes TaskDate, reads taskDate).
+TASK_DATE_ATTRIBUTES = ("taskdate", "TaskDate", "taskDate")
 # Elements whose attributes are "header attributes" (code 12 when missing).
 HEADER_ELEMENTS = frozenset({"Envelop", "Header", "Sender"})
 
@@ -233,12 +238,35 @@ def check_semantics(root: etree._Element) -> list[Problem]:
         kind = zone.get("kind")
         if kind is not None and not is_known_kind(kind):
             problems.append(Problem(int(ErrorCode.WRONG_ATTRIBUTE_TYPE),
-                                    f"document kind {kind!r} is not in the hub's document-kind directory "
-                                    "(an attribute value: code 33)", "/Envelop/Body/Document/@kind"))
-    if msg_type == 3 and zone.tag in ("Document", "Task") and zone.find("DocParent") is None:
-        problems.append(Problem(int(ErrorCode.WRONG_ELEMENT_COUNT),
-                                "a reply (msg_type 3) must carry DocParent, the document it answers",
-                                f"/Envelop/Body/{zone.tag}/DocParent"))
+                                    f"document kind {kind!r} is neither a code nor a name in the hub's "
+                                    "document-kind directory (an attribute value: code 33)",
+                                    "/Envelop/Body/Document/@kind"))
+    if msg_type == 3:
+        replies = [zone] if zone.tag in ("Document", "Task") else list(zone.iterfind("Task")) \
+            if zone.tag == "TaskList" else []
+        for reply in replies:
+            if reply.find("DocParent") is None:
+                problems.append(Problem(int(ErrorCode.WRONG_ELEMENT_COUNT),
+                                        "a reply (msg_type 3) must carry DocParent, the document it answers",
+                                        _path_of(reply) + "/DocParent"))
+    alone = [zone] if zone.tag == "Task" else list(zone.iterfind("Task")) if zone.tag == "TaskList" else []
+    for task in alone:
+        # A task alone must say what it is about; tasks in a TaskList after a Document are about it.
+        if task.find("Referred") is None:
+            problems.append(Problem(int(ErrorCode.WRONG_ELEMENT_COUNT),
+                                    "a task must carry Referred, what it is about", _path_of(task) + "/Referred"))
+    for task in root.iterfind("Body//Task"):
+        if task.find("AuthorOrganization") is None:
+            problems.append(Problem(int(ErrorCode.WRONG_ELEMENT_COUNT), "a task must carry AuthorOrganization",
+                                    _path_of(task) + "/AuthorOrganization"))
+    for number in root.iter("TaskNumber"):
+        problems.extend(_check_task_number(number))
+    for folder in root.iterfind("Body/AddDocuments/Folder"):
+        if folder.find("Referred") is None:
+            problems.append(Problem(int(ErrorCode.WRONG_ELEMENT_COUNT),
+                                    "a Folder must carry Referred, what it supplements", _path_of(folder) + "/Referred"))
+    for element in root.iter(*ORGANIZATION_ELEMENTS, *PERSON_ELEMENTS):
+        problems.extend(_check_named(element))
     if zone.tag == "Acknowledgement":
         problems.extend(_check_acknowledgement(zone))
         problems.extend(_check_refusal_reason(zone))
@@ -247,6 +275,35 @@ def check_semantics(root: etree._Element) -> list[Problem]:
     for referred in root.iter("Referred"):
         problems.extend(_check_referred(referred))
     return problems
+
+
+def _check_named(element: etree._Element) -> list[Problem]:
+    """An organisation is named by @name or @organization_string; a person by @name or one Name."""
+    if element.tag in ORGANIZATION_ELEMENTS:
+        if element.get("name") is None and element.get("organization_string") is None:
+            return [Problem(int(ErrorCode.REQUIRED_ATTRIBUTE_MISSING),
+                            f"{element.tag} needs a name: attribute name or organization_string",
+                            _path_of(element) + "/@name")]
+        return []
+    names = element.findall("Name")
+    if len(names) > 1:
+        return [Problem(int(ErrorCode.WRONG_ELEMENT_COUNT), f"{element.tag} has more than one Name",
+                        _path_of(names[1]))]
+    if not names and element.get("name") is None:
+        return [Problem(int(ErrorCode.REQUIRED_ATTRIBUTE_MISSING),
+                        f"{element.tag} needs a name: attribute name or a Name element", _path_of(element) + "/@name")]
+    return []
+
+
+def _check_task_number(number: etree._Element) -> list[Problem]:
+    spelled = [a for a in TASK_DATE_ATTRIBUTES if number.get(a) is not None]
+    if not spelled:
+        return [Problem(int(ErrorCode.REQUIRED_ATTRIBUTE_MISSING), "TaskNumber needs its date (taskdate)",
+                        _path_of(number) + "/@taskdate")]
+    if len(spelled) > 1:
+        return [Problem(int(ErrorCode.INVALID_ELEMENTS), f"TaskNumber gives its date twice ({', '.join(spelled)})",
+                        _path_of(number) + "/@" + spelled[1])]
+    return []
 
 
 # retype says what is referred to; the child must be that kind of number.

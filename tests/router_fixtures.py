@@ -24,7 +24,7 @@ from signing.keys import Signer
 from signing.pki import PkiLayout
 from signing.trust import TrustStore
 from signing.xmldsig import sign_enveloped
-from smdo.check import read_packet, validate_packet, verify_packet
+from smdo.check import read_packet, validate_packet, verify_files, verify_packet
 from smdo.errors import PacketRejected, RegistrationResult
 from smdo.packet import (
     Author, DocTransfer, Document, Envelope, Header, Organization, Receiver, RegNumber, Sender, read_header,
@@ -94,6 +94,7 @@ class ReceivingEdms:
     answer_status: int | None = None  # force an error status (a misbehaving receiver)
     delay: float = 0.0  # answer this late (a slow receiver)
     synchronous: str = "FULL"  # its own store's durability (the benchmark's receivers use NORMAL)
+    delivery_code: int = 101  # its delivery ack's errorcode: 101 (hub dialect) or 0 (router dialect, as AzDoc)
     _db: sqlite3.Connection | None = None
     _runner: web.AppRunner | None = None
     attempts: int = 0
@@ -136,7 +137,10 @@ class ReceivingEdms:
         try:
             root = read_packet(body)
             validate_packet(root)
-            verify_packet(root, self.trust)
+            if root.find("{http://www.w3.org/2000/09/xmldsig#}Signature") is None:
+                verify_files(root, self.trust)  # a classic-profile sender: unsigned envelope, signed files
+            else:
+                verify_packet(root, self.trust)
         except PacketRejected as exc:
             return web.Response(status=400, text=str(exc))
         header = read_header(root)
@@ -144,7 +148,7 @@ class ReceivingEdms:
         self._db.execute("INSERT INTO received VALUES (?, ?, ?, 1) ON CONFLICT (msg_id) DO UPDATE SET n = n + 1",
                          (header.msg_id, header.sender_id, body))
         ack = delivery_ack(acknowledged_msg_id=header.msg_id, sender=sender_of(self.code),
-                           receiver_id=header.sender_id)
+                           receiver_id=header.sender_id, code=self.delivery_code)
         return web.Response(body=sign(ack, self.signer), content_type="application/xml")
 
     def received(self) -> dict[str, int]:
@@ -265,10 +269,10 @@ def hub_config(data: Path, pki: PkiLayout, **overrides: object) -> HubConfig:
 
 
 def register(registry: Registry, pki: PkiLayout, code: str, *, push_url: str | None = None,
-             status: SubscriberStatus = SubscriberStatus.ACTIVE) -> None:
+             status: SubscriberStatus = SubscriberStatus.ACTIVE, **fields: object) -> None:
     registry.add_subscriber(code, name=f"Organisation {code}", unp=_next_unp(),
                             certificates=[pki.certificate(code)], push_url=push_url, pull=push_url is None,
-                            status=status)
+                            status=status, **fields)
 
 
 def _next_unp() -> str:

@@ -40,6 +40,16 @@ def test_a_lane_admits_in_due_order_up_to_its_room():
     assert lanes.admit(["A", "A", "B", "C", "C", "C"]) == [0, 3, 4]
 
 
+def test_the_claim_admits_bodies_that_fit_the_memory_budgets_room():
+    from smdo.journal import Lanes
+
+    # 10 bytes of room: 4 + 5 fit, 3 more do not, a later 1 does; nothing fails, the rest waits.
+    assert Lanes(8, {}, bytes_room=10).admit(["A", "B", "A", "C"], [4, 5, 3, 1]) == [0, 1, 3]
+    # A body larger than the whole budget goes alone when nothing else is held, never beside others.
+    assert Lanes(8, {}, bytes_room=10, whole_budget=True).admit(["A", "A"], [50, 1]) == [0]
+    assert Lanes(8, {}, bytes_room=10, whole_budget=False).admit(["A", "A"], [50, 1]) == [1]
+
+
 def test_a_lane_has_no_room_while_its_breaker_is_open_then_one_until_a_success():
     from router.delivery import Breaker, Lane
 

@@ -8,9 +8,12 @@ from __future__ import annotations
 import asyncio
 import gzip
 import ssl
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
+
+from aiohttp import web
 
 from smdo.registry import Registry
 
@@ -55,6 +58,15 @@ async def metric(hub: ServeProcess, test_pki, limit: str) -> int:
     return 0
 
 
+async def gauge(hub: ServeProcess, test_pki, name: str) -> int:
+    """A gauge of the hub's /metrics (summed over workers), read as the test operator."""
+    async with hub_client(test_pki, OPERATOR) as client:
+        async with client.get(f"{hub.url}/metrics") as r:
+            text = await r.text()
+    return int(sum(float(line.split()[-1]) for line in text.splitlines()
+                   if line.startswith(name) and line[len(name)] in " {"))
+
+
 async def open_tls(hub: ServeProcess, test_pki) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     ctx = ssl.create_default_context(cafile=str(test_pki.ca_bundle_path))
     host, port = hub.url.removeprefix("https://").rsplit(":", 1)
@@ -73,9 +85,28 @@ async def closed_by_peer(reader: asyncio.StreamReader, within: float) -> bool:
         return False
 
 
-async def network(tmp_path, test_pki, trust_store, **settings: object):
+@dataclass
+class HoldingEdms(ReceivingEdms):
+    """A receiver that holds each delivery until its gate opens, counting how many it holds at once."""
+
+    gate: asyncio.Event = field(default_factory=asyncio.Event)
+    holding: int = 0
+    most: int = 0
+
+    async def receive(self, request: web.Request) -> web.Response:
+        self.holding += 1
+        self.most = max(self.most, self.holding)
+        try:
+            await self.gate.wait()
+            return await super().receive(request)
+        finally:
+            self.holding -= 1
+
+
+async def network(tmp_path, test_pki, trust_store, receiver_type: type[ReceivingEdms] = ReceivingEdms,
+                  **settings: object):
     data = tmp_path / "data"
-    receiver = await ReceivingEdms("ORG-B", test_pki.signer("ORG-B"), trust_store, edms_server_ssl(test_pki),
+    receiver = await receiver_type("ORG-B", test_pki.signer("ORG-B"), trust_store, edms_server_ssl(test_pki),
                                    tmp_path / "ORG-B.db").start()
     with Registry(data / "registry.db") as registry:
         register(registry, test_pki, "ORG-A")
@@ -141,6 +172,43 @@ async def test_a_spent_budget_answers_503_and_loses_nothing_accepted(tmp_path, t
                 assert r.status == 200 and ack_of(await r.read()).ack_codes == (100,)
         wanted = {p.msg_id for p in early} | {late.msg_id}
         await eventually(lambda: set(receiver.received()) == wanted, timeout=30)
+    finally:
+        assert hub.terminate() == 0
+        await receiver.stop()
+
+
+async def test_deliveries_of_large_bodies_wait_for_the_memory_budget(tmp_path, test_pki, trust_store):
+    signer = test_pki.signer("ORG-A")
+    packets = [document("ORG-A", ["ORG-B"], payload=b"%PDF " + bytes([i]) * MB) for i in range(10)]
+    raws = [sign(p, signer) for p in packets]
+    size = max(len(raw) for raw in raws)
+    budget = 6 * size + 64 * 1024  # one body being checked (6 times its size), or 6 deliveries in flight
+    hub, receiver = await network(tmp_path, test_pki, trust_store, HoldingEdms, memory_budget=budget,
+                                  budget_wait="60s", push_concurrency=32, retry_base="20ms", retry_max="100ms",
+                                  breaker_failures=1_000_000)
+    assert isinstance(receiver, HoldingEdms)
+    try:
+        receiver.answer_status, receiver.gate = 503, asyncio.Event()
+        receiver.gate.set()  # while the packets come in, the receiver refuses them at once
+        async with hub_client(test_pki) as client:
+            for raw in raws:
+                async with client.post(f"{hub.url}/smdo/v1/packets", data=raw) as r:
+                    assert r.status == 200 and ack_of(await r.read()).ack_codes == (100,)
+        receiver.gate.clear()
+        receiver.answer_status = None
+        receiver.most = receiver.holding
+        # Ten deliveries due, a lane of 32: the budget alone holds the claim to 6 bodies in flight.
+        await eventually(lambda: receiver.holding == 6, timeout=30)
+        held = await gauge(hub, test_pki, "smdo_body_memory_bytes")
+        assert 6 * min(len(raw) for raw in raws) <= held <= budget, (held, budget)
+        receiver.gate.set()
+        await eventually(lambda: set(receiver.received()) == {p.msg_id for p in packets}, timeout=60)
+        assert receiver.most == 6, receiver.most
+        assert await gauge(hub, test_pki, "smdo_body_memory_peak_bytes") <= budget
+
+        async def nothing_held() -> bool:  # every delivery gave its bytes back
+            return await gauge(hub, test_pki, "smdo_body_memory_bytes") == 0
+        await eventually(nothing_held, timeout=30)
     finally:
         assert hub.terminate() == 0
         await receiver.stop()

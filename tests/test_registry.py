@@ -275,3 +275,38 @@ def test_a_subscriber_under_test_talks_only_to_the_test_counterpart(network, und
                           receiver_ids=[under_test]) == []
     assert codes(snap.authorise(sender_id=under_test, signer_fingerprint=fp[under_test], receiver_ids=["A"])) == [104]
     assert codes(snap.authorise(sender_id="A", signer_fingerprint=fp["A"], receiver_ids=[under_test])) == [104]
+
+
+def test_ack_dialect_profile_and_mail_address_are_registered_and_checked(tmp_path) -> None:
+    from smdo.registry import InvalidField
+
+    with Registry(tmp_path / "registry.db") as registry:
+        sub = registry.add_subscriber("LAIS", name="ЛАИС", unp="200988541", certificates=[quick_certificate("X")],
+                                      pull=True, ack_dialect="router", profile="classic",
+                                      mail_address="SMDO@Lais.example.by")
+        assert (sub.ack_dialect, sub.profile, sub.mail_address) == ("router", "classic", "smdo@lais.example.by")
+        assert registry.snapshot().get("LAIS").ack_dialect == "router"
+        with pytest.raises(InvalidField, match="ack dialect"):
+            registry.update_subscriber("LAIS", actor="t", ack_dialect="smtp")
+        with pytest.raises(InvalidField, match="mail address"):
+            registry.update_subscriber("LAIS", actor="t", mail_address="not an address")
+        assert registry.update_subscriber("LAIS", actor="t", ack_dialect="hub").ack_dialect == "hub"
+
+
+def test_a_registry_made_before_the_dialect_columns_is_migrated(tmp_path) -> None:
+    import sqlite3
+
+    path = tmp_path / "registry.db"
+    with Registry(path) as registry:
+        registry.add_subscriber("OLD", name="Old", unp="200988541", certificates=[quick_certificate("X")], pull=True)
+    with sqlite3.connect(path) as db:  # as the first release left it: version 1, without the added columns
+        for column in ("ack_dialect", "profile", "mail_address"):
+            db.execute(f"ALTER TABLE subscribers DROP COLUMN {column}")
+        db.execute("PRAGMA user_version=1")
+    with Registry(path) as registry:
+        old = registry.require("OLD")
+        assert (old.ack_dialect, old.profile, old.mail_address) == ("hub", "envelope", None)
+    with Registry(path) as registry:  # opening again changes nothing
+        assert registry.require("OLD").profile == "envelope"
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 2

@@ -176,3 +176,16 @@ def test_cert_add_and_remove(smdo, pki, tmp_path):
     assert smdo.registry().require("CLI-A").cert_fingerprints == {second.fingerprint}
     actions = [e["action"] for e in json.loads(smdo("history", "CLI-A", "--json").output)]
     assert actions == ["add", "cert-add", "cert-remove"]
+
+
+def test_ack_dialect_profile_and_mail_address_options(smdo, pki):
+    cert = issue(pki, "CLI-R")
+    smdo(*add_args("CLI-R", cert, "--pull", "--ack-dialect", "router", "--profile", "classic",
+                   "--mail-address", "smdo@r.example.by"))
+    shown = smdo("show", "CLI-R").output
+    assert "router" in shown and "classic" in shown and "smdo@r.example.by" in shown
+    assert json.loads(smdo("show", "CLI-R", "--json").output)["ack_dialect"] == "router"
+    smdo("update", "CLI-R", "--ack-dialect", "hub")
+    assert json.loads(smdo("show", "CLI-R", "--json").output)["ack_dialect"] == "hub"
+    bad = smdo(*add_args("CLI-S", issue(pki, "CLI-S"), "--pull", "--ack-dialect", "smtp"), ok=False)
+    assert bad.exit_code == 2  # click's own usage error names the allowed choices

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from signing.keys import Signer, certificate_fingerprint
 from signing.trust import TrustStore
 from smdo import packet as p
-from smdo.check import read_packet, validate_packet, verify_packet
+from smdo.check import read_packet, validate_packet, verify_files, verify_packet
 from smdo.conformance.packets import COUNTERPART, sign
 from smdo.errors import ErrorCode, PacketRejected, Problem
 from smdo.receipts import delivery_ack
@@ -82,7 +82,11 @@ class Counterpart:
             problems.extend(exc.problems)
         fingerprint = None
         try:
-            fingerprint = certificate_fingerprint(verify_packet(root, self.trust).certificate)
+            if root.find("{http://www.w3.org/2000/09/xmldsig#}Signature") is None:
+                # The classic profile: the envelope unsigned, each file signed (smdo/dialects.py).
+                verify_files(root, self.trust)
+            else:
+                fingerprint = certificate_fingerprint(verify_packet(root, self.trust).certificate)
         except PacketRejected as exc:
             problems.extend(exc.problems)
         envelope = None

@@ -23,6 +23,7 @@ import aiohttp
 from smdo import packet as p
 from smdo.conformance.counterpart import Counterpart, Received, describe
 from smdo.conformance.packets import Outgoing
+from smdo.dialects import is_delivery_confirmation
 from smdo.errors import ErrorCode
 
 
@@ -107,8 +108,8 @@ def _confirmation(answer: Received, msg_id: str, receiver: str, fingerprints: fr
     if answer.signer_fingerprint not in fingerprints:
         return Confirmation(False, seconds, "the acknowledgement is signed with a certificate that is not "
                                             f"{receiver}'s registered one (sha256 {answer.signer_fingerprint})")
-    if ErrorCode.DELIVERED not in [r.errorcode for r in ack.results]:
-        codes = [r.errorcode for r in ack.results]
+    codes = [r.errorcode for r in ack.results]
+    if not is_delivery_confirmation(ack.ack_type, codes):  # 101, or 0 in the router dialect
         return Confirmation(False, seconds, f"the acknowledgement carries codes {codes}, not 101 (delivered)")
     return Confirmation(True, seconds)
 

@@ -23,6 +23,7 @@ def entry(r: Record) -> dict[str, object]:
             "acknow": r.acknow,
             "ack_for": r.ack_for,
             "origin": r.origin,
+            "profile": r.profile,
             "digest": r.digest,
             "size": r.size,
             "deadline": r.deadline,

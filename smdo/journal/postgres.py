@@ -166,8 +166,9 @@ class PostgresJournal:
                          lanes: Lanes | None = None) -> list[Claimed]:
         return await self._claim("push", None, worker, now, lease, limit, lanes)
 
-    async def claim_mailbox(self, receiver: str, now: float, visibility: float, limit: int) -> list[Claimed]:
-        return await self._claim("pull", receiver, f"mailbox:{receiver}", now, visibility, limit)
+    async def claim_mailbox(self, receiver: str, now: float, visibility: float, limit: int,
+                            lanes: Lanes | None = None) -> list[Claimed]:
+        return await self._claim("pull", receiver, f"mailbox:{receiver}", now, visibility, limit, lanes)
 
     async def _claim(self, mode: str, receiver: str | None, holder: str, now: float, lease: float,
                      limit: int, lanes: Lanes | None = None) -> list[Claimed]:
@@ -184,14 +185,16 @@ class PostgresJournal:
             args.append(full)
 
         async def claim(cur: psycopg.AsyncCursor[Any], chain: ChainWriter) -> list[Claimed]:
-            # Lock candidates by id and receiver first, then read the chosen ones' bodies only.
+            # Lock candidates by id, receiver and size first, then read the chosen ones' bodies only.
             await cur.execute(
-                f"SELECT d.id, d.receiver FROM deliveries d WHERE {where}"
+                f"SELECT d.id, d.receiver, t.size FROM deliveries d JOIN transactions t"
+                f" ON t.msg_id = d.msg_id AND t.outcome = 'accepted' WHERE {where}"
                 " ORDER BY d.next_at LIMIT %s FOR UPDATE OF d SKIP LOCKED",
                 (*args, limit if lanes is None else lanes.lookahead(limit)))
             candidates = await cur.fetchall()
             if lanes is not None:
-                candidates = [candidates[i] for i in lanes.admit([c[1] for c in candidates])][:limit]
+                candidates = [candidates[i] for i in lanes.admit([c[1] for c in candidates],
+                                                                 [c[2] for c in candidates])][:limit]
             order = {c[0]: i for i, c in enumerate(candidates)}
             rows: list[Any] = []
             if order:

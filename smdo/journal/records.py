@@ -52,6 +52,7 @@ class Accepted:
     origin: str = "ingress"  # or "hub" for the hub's own 101/102 acknowledgements
     # State changes on other transactions that stand or fall with this one (a registration ack).
     also: tuple["StateChange", ...] = ()
+    profile: str = "envelope"  # what authenticated it: "envelope" (its XML signature) or "classic"
 
 
 @dataclass(frozen=True)
@@ -172,23 +173,34 @@ class ReceiverBacklog:
 class Lanes:
     """How many more push deliveries each receiver may have in flight (a receiver not named may
     have `size`); a receiver with no room is not claimed at all, so its backlog stays unclaimed
-    and does not stand in the way of the others'."""
+    and does not stand in the way of the others'. With `bytes_room`, the chosen bodies' sizes
+    together fit it too (the hub's memory budget: what is not claimed yet waits, it does not fail);
+    when the room is the whole budget, one body larger than it may go alone."""
 
     size: int
     room: Mapping[str, int] = field(default_factory=dict)
+    bytes_room: int | None = None
+    whole_budget: bool = False  # bytes_room is all the budget there is (nothing else is held)
 
     def full(self) -> list[str]:
         return [receiver for receiver, room in self.room.items() if room <= 0]
 
-    def admit(self, receivers: Sequence[str]) -> list[int]:
-        """Indexes of the candidates (in due order, by receiver) that fit their receivers' lanes."""
+    def admit(self, receivers: Sequence[str], sizes: Sequence[int] | None = None) -> list[int]:
+        """Indexes of the candidates (in due order, by receiver, with their bodies' sizes) that fit
+        their receivers' lanes and the bytes' room."""
         left = dict(self.room)
-        chosen = []
+        bytes_left = self.bytes_room
+        chosen: list[int] = []
         for i, receiver in enumerate(receivers):
             room = left.get(receiver, self.size)
-            if room > 0:
-                left[receiver] = room - 1
-                chosen.append(i)
+            if room <= 0:
+                continue
+            if bytes_left is not None and sizes is not None:
+                if sizes[i] > bytes_left and not (self.whole_budget and not chosen):
+                    continue
+                bytes_left -= min(sizes[i], bytes_left)
+            left[receiver] = room - 1
+            chosen.append(i)
         return chosen
 
     def lookahead(self, limit: int) -> int:

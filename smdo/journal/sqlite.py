@@ -189,8 +189,9 @@ class SqliteJournal:
                          lanes: Lanes | None = None) -> list[Claimed]:
         return await self._run(self._claim, "push", None, worker, now, lease, limit, lanes)
 
-    async def claim_mailbox(self, receiver: str, now: float, visibility: float, limit: int) -> list[Claimed]:
-        return await self._run(self._claim, "pull", receiver, f"mailbox:{receiver}", now, visibility, limit)
+    async def claim_mailbox(self, receiver: str, now: float, visibility: float, limit: int,
+                            lanes: Lanes | None = None) -> list[Claimed]:
+        return await self._run(self._claim, "pull", receiver, f"mailbox:{receiver}", now, visibility, limit, lanes)
 
     async def past_deadline(self, now: float, limit: int) -> list[Claimed]:
         rows = await self._run(lambda c: c.execute(
@@ -357,12 +358,14 @@ class SqliteJournal:
             if full:
                 where += f" AND d.receiver NOT IN ({','.join('?' * len(full))})"
                 args.extend(full)
-            # Choose by id and receiver first, then read the chosen ones' bodies only.
+            # Choose by id, receiver and size first, then read the chosen ones' bodies only.
             candidates = conn.execute(
-                f"SELECT d.id, d.receiver FROM deliveries d WHERE {where} ORDER BY d.next_at LIMIT ?",
+                f"SELECT d.id, d.receiver, t.size FROM deliveries d JOIN transactions t"
+                f" ON t.msg_id = d.msg_id AND t.outcome = 'accepted' WHERE {where} ORDER BY d.next_at LIMIT ?",
                 (*args, limit if lanes is None else lanes.lookahead(limit))).fetchall()
             if lanes is not None:
-                candidates = [candidates[i] for i in lanes.admit([c[1] for c in candidates])][:limit]
+                candidates = [candidates[i] for i in lanes.admit([c[1] for c in candidates],
+                                                                 [c[2] for c in candidates])][:limit]
             order = {c[0]: i for i, c in enumerate(candidates)}
             rows = sorted(conn.execute(
                 f"SELECT {R.CLAIMED_COLUMNS} FROM deliveries d JOIN transactions t"

@@ -47,8 +47,10 @@ class JournalStore(Protocol):
         are skipped, and a lease that ran out (its holder died) is due again. With `lanes`, no more
         per receiver than its lane has room for (`Lanes.admit`)."""
 
-    async def claim_mailbox(self, receiver: str, now: float, visibility: float, limit: int) -> list[Claimed]:
-        """Pull deliveries waiting for `receiver` (or offered earlier and not confirmed in time)."""
+    async def claim_mailbox(self, receiver: str, now: float, visibility: float, limit: int,
+                            lanes: Lanes | None = None) -> list[Claimed]:
+        """Pull deliveries waiting for `receiver` (or offered earlier and not confirmed in time);
+        with `lanes`, only as many as fit its room (its `bytes_room` bounds the bodies' bytes)."""
 
     async def past_deadline(self, now: float, limit: int) -> list[Claimed]:
         """Pending deliveries whose deadline has passed and that nobody holds a lease on."""

@@ -139,6 +139,11 @@ CREATE TABLE conclusions (
 );
 CREATE INDEX conclusions_code ON conclusions(code, id);
 """),
+    Migration(3, "registry: each subscriber's ack dialect, profile and mail address (issue 16)", """
+ALTER TABLE subscribers ADD COLUMN ack_dialect text NOT NULL DEFAULT 'hub';
+ALTER TABLE subscribers ADD COLUMN profile text NOT NULL DEFAULT 'envelope';
+ALTER TABLE subscribers ADD COLUMN mail_address text;
+"""),
 )
 
 #: The version this code reads and writes.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import Enum
@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 
 from cryptography import x509
 
+from smdo.dialects import ENVELOPE as ENVELOPE_PROFILE
+from smdo.dialects import HUB as HUB_DIALECT
 from smdo.unp import InvalidUnp, validate_unp
 
 # The hub's own test counterpart: the conformance suite exchanges packets with an EDMS under
@@ -88,6 +90,11 @@ class Subscriber:
     sys_id: str
     contact: str
     cert_fingerprints: frozenset[str]
+    # Which system acknowledgements its EDMS understands, and how its packets are authenticated
+    # (smdo/dialects.py); its sending/receiving mail address for the classic mail route.
+    ack_dialect: str = HUB_DIALECT
+    profile: str = ENVELOPE_PROFILE
+    mail_address: str | None = None
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -102,6 +109,9 @@ class Subscriber:
             "sys_id": self.sys_id,
             "contact": self.contact,
             "cert_fingerprints": sorted(self.cert_fingerprints),
+            "ack_dialect": self.ack_dialect,
+            "profile": self.profile,
+            "mail_address": self.mail_address,
         }
 
 
@@ -191,6 +201,21 @@ def check_sys_id(sys_id: str) -> str:
         except ValueError:
             raise InvalidField(f"EDMS system id {sys_id!r} must be a GUID, e.g. {uuid.uuid4()}") from None
     return sys_id
+
+
+def check_mail_address(address: str) -> str:
+    address = address.strip().lower()
+    if not re.fullmatch(r"[a-z0-9._%+\-]{1,64}@[a-z0-9.\-]{1,190}\.[a-z]{2,24}", address):
+        raise InvalidField(f"mail address {address!r} is not an address like edms@agency.by")
+    return address
+
+
+def check_choice(check: Callable[[str], str], value: str) -> str:
+    """An ack dialect or a profile (smdo.dialects.check_dialect / check_profile) as InvalidField."""
+    try:
+        return check(value)
+    except ValueError as exc:
+        raise InvalidField(str(exc)) from None
 
 
 def delivery_of(push_url: str | None, pull: bool) -> tuple[str, str | None]:

@@ -66,8 +66,17 @@ CREATE TABLE IF NOT EXISTS conclusions (
 CREATE INDEX IF NOT EXISTS conclusions_code ON conclusions(code, id);
 """
 
+# Columns added after the first release (version 1), in this order: (name, definition). An older
+# registry.db gets them when it is opened (version 2), every existing subscriber their defaults,
+# which are today's behaviour; PostgreSQL gets them from migration 3.
+ADDED_COLUMNS = (
+    ("ack_dialect", "TEXT NOT NULL DEFAULT 'hub'"),
+    ("profile", "TEXT NOT NULL DEFAULT 'envelope'"),
+    ("mail_address", "TEXT"),
+)
+
 #: The SQLite registry's schema version (PRAGMA user_version); a newer file is refused.
-SQLITE_SCHEMA_VERSION = 1
+SQLITE_SCHEMA_VERSION = 2
 _PASSWORD = re.compile(r"(://[^:/@]+:)[^@]*@")
 
 
@@ -107,7 +116,8 @@ class SqliteRegistryDb:
             raise StorageError(f"{path}: registry schema version {version} is newer than this hub knows "
                                f"({SQLITE_SCHEMA_VERSION}): run a newer smdo-hub")
         # executescript commits any open transaction first, so the script carries its own.
-        self._conn.executescript("BEGIN IMMEDIATE;" + _SCHEMA + f"PRAGMA user_version={SQLITE_SCHEMA_VERSION}; COMMIT;")
+        self._conn.executescript("BEGIN IMMEDIATE;" + _SCHEMA + _added_columns(self._conn)
+                                 + f"PRAGMA user_version={SQLITE_SCHEMA_VERSION}; COMMIT;")
 
     def execute(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> Any:
         return self._conn.execute(sql, args)
@@ -126,6 +136,13 @@ class SqliteRegistryDb:
 
     def close(self) -> None:
         self._conn.close()
+
+
+def _added_columns(conn: sqlite3.Connection) -> str:
+    """The ALTER TABLE statements a registry.db of version 1 (or a new one) still needs."""
+    present = {row[1] for row in conn.execute("PRAGMA table_info(subscribers)")}  # none yet in a new file
+    return "".join(f"ALTER TABLE subscribers ADD COLUMN {name} {ddl};" for name, ddl in ADDED_COLUMNS
+                   if name not in present)
 
 
 class PostgresRegistryDb:

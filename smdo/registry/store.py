@@ -20,6 +20,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from signing.keys import certificate_fingerprint as fingerprint  # sha256 of the DER, lowercase hex
+from smdo.dialects import ENVELOPE, HUB, check_dialect, check_profile
 from smdo.registry.model import (
     TRANSITIONS,
     BoundCertificate,
@@ -33,7 +34,9 @@ from smdo.registry.model import (
     SubscriberStatus,
     UnknownSubscriber,
     cert_time,
+    check_choice,
     check_code,
+    check_mail_address,
     check_sys_id,
     check_unp,
     delivery_of,
@@ -46,7 +49,8 @@ from smdo.registry.policy import RegistrySnapshot
 from smdo.registry.sql import PostgresRegistryDb, RegistryDb, SqliteRegistryDb
 from smdo.storage import StorageUrl, parse_storage
 
-_UPDATABLE = ("name", "unp", "push_url", "pull", "edms_product", "edms_version", "sys_id", "contact")
+_UPDATABLE = ("name", "unp", "push_url", "pull", "edms_product", "edms_version", "sys_id", "contact",
+              "ack_dialect", "profile", "mail_address")
 
 
 _CERT_COLUMNS = "fingerprint, subject, issuer, serial, not_before, not_after, pem, added_at"
@@ -185,6 +189,9 @@ class Registry:
         status: SubscriberStatus = SubscriberStatus.REGISTERED,
         actor: str = "admin",
         reason: str = "",
+        ack_dialect: str = HUB,
+        profile: str = ENVELOPE,
+        mail_address: str | None = None,
     ) -> Subscriber:
         check_code(code)
         if not name.strip():
@@ -192,6 +199,9 @@ class Registry:
         unp = check_unp(unp)
         mode, url = delivery_of(push_url, pull)
         check_sys_id(sys_id)
+        ack_dialect = check_choice(check_dialect, ack_dialect)
+        profile = check_choice(check_profile, profile)
+        mail_address = check_mail_address(mail_address) if mail_address else None
         status = S(status)
         if not certificates:
             raise InvalidField(f"subscriber {code}: at least one certificate must be bound")
@@ -203,10 +213,13 @@ class Registry:
                 "INSERT INTO subscribers (code, name, unp, status, delivery_mode, push_url, edms_product, "
                 "edms_version, sys_id, contact, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (code, name.strip(), unp, status.value, mode, url, edms_product, edms_version, sys_id, contact, now, now))
+            db.execute("UPDATE subscribers SET ack_dialect = ?, profile = ?, mail_address = ? WHERE code = ?",
+                       (ack_dialect, profile, mail_address, code))
             fps = [self._bind(db, code, cert, now) for cert in certificates]
             self._log(db, code, now, actor, "add", None, status, reason,
                       {"name": name.strip(), "unp": unp, "delivery_mode": mode, "push_url": url,
-                       "certificates": fps})
+                       "certificates": fps, "ack_dialect": ack_dialect, "profile": profile,
+                       "mail_address": mail_address})
         return self.require(code)
 
     def update_subscriber(self, code: str, *, actor: str, reason: str = "", **changes: object) -> Subscriber:
@@ -231,6 +244,13 @@ class Registry:
         for key in ("edms_product", "edms_version", "contact"):
             if key in changes:
                 columns[key] = str(changes[key])
+        if "ack_dialect" in changes:
+            columns["ack_dialect"] = check_choice(check_dialect, str(changes["ack_dialect"]))
+        if "profile" in changes:
+            columns["profile"] = check_choice(check_profile, str(changes["profile"]))
+        if "mail_address" in changes:
+            columns["mail_address"] = check_mail_address(str(changes["mail_address"])) \
+                if changes["mail_address"] else None
         before = current.as_dict()
         diff = {k: {"from": before.get(k), "to": v} for k, v in columns.items() if before.get(k) != v}
         if not diff:
@@ -347,10 +367,13 @@ class Registry:
 
     def _subscriber(self, row: Sequence[object], fps: set[str] | None = None) -> Subscriber:
         code, name, unp, status, mode, url, product, version, sys_id, contact = row[:10]
+        # The columns added later come after created_at, updated_at (row[10:12]), in ADDED_COLUMNS order.
+        dialect, profile, mail_address = row[12:15]
         if fps is None:
             fps = {fp for (fp,) in self._db.execute("SELECT fingerprint FROM certificates WHERE code = ?", (code,))}
         return Subscriber(str(code), str(name), str(unp), S(status), str(mode), url,  # type: ignore[arg-type]
-                          str(product), str(version), str(sys_id), str(contact), frozenset(fps))
+                          str(product), str(version), str(sys_id), str(contact), frozenset(fps),
+                          str(dialect), str(profile), mail_address)  # type: ignore[arg-type]
 
 
 def registry_store(url: str | Path | StorageUrl | None) -> Registry:
