@@ -14,6 +14,7 @@ import click
 from cli.db import db_options, storage_of
 from router.config import parse_duration
 from smdo.journal import JournalStore, TransactionView, journal_store
+from smdo.journal.audit import Progress
 from smdo.journal.checkpoints import FILE_NAME, check_journal, check_signatures, read_checkpoints
 from smdo.storage import StorageError
 
@@ -59,9 +60,15 @@ def _checkpoints_option(fn):
               help="The hub's certificate: every checkpoint must be signed by it [SMDO_CERT].")
 @click.option("--trust", type=click.Path(exists=True, path_type=Path), envvar="SMDO_TRUST",
               help="CA certificates (and CRLs) the hub's and the TSA's certificates must chain to [SMDO_TRUST].")
-def verify(data: Path, db: str | None, checkpoints_file: Path | None, hub_cert: Path | None, trust: Path | None) -> None:
+@click.option("--since-checkpoint", is_flag=True,
+              help="Check only what was written after the last checkpoint that is validly signed and still "
+                   "matched by the journal (a daily verify); without one, everything is checked.")
+@click.option("--quiet", is_flag=True, help="No progress lines.")
+def verify(data: Path, db: str | None, checkpoints_file: Path | None, hub_cert: Path | None, trust: Path | None,
+           since_checkpoint: bool, quiet: bool) -> None:
     """Check the hash chain and every row against it, then the chain against the hub's signed
-    checkpoints; exit 1 naming each edited or deleted row and the first checkpoint no longer matched."""
+    checkpoints; exit 1 naming each edited or deleted row and the first checkpoint no longer matched.
+    Reads the journal in pages (memory stays flat however large it is), printing progress."""
     from signing.keys import load_certificate
     from signing.trust import TrustStore
 
@@ -75,11 +82,24 @@ def verify(data: Path, db: str | None, checkpoints_file: Path | None, hub_cert: 
     if checkpoints_file is not None and not path.exists():
         raise click.ClickException(f"no checkpoint file at {path}")
 
-    async def check(journal: JournalStore):
-        return await journal.verify(), await check_journal(journal, checkpoints)
-
-    problems, against = asyncio.run(_with_journal(data, db, check))
     signatures = check_signatures(checkpoints, hub_cert=pinned, trust=store)
+    shown = _ProgressLine(quiet)
+
+    async def check(journal: JournalStore):
+        against = await check_journal(journal, checkpoints)
+        start = None
+        if since_checkpoint:
+            bad = {p.number for p in signatures} | {p.number for p in against}
+            good = [cp for number, cp in enumerate(checkpoints, 1) if number not in bad]
+            start = good[-1] if good else None
+            click.echo(f"starting after checkpoint at entry {start.seq} ({start.at})" if start
+                       else "no valid checkpoint to start after: checking everything", err=True)
+        problems = await journal.verify(since=(start.seq, start.head) if start else None, progress=shown)
+        return problems, against
+
+    began = time.monotonic()
+    problems, against = asyncio.run(_with_journal(data, db, check))
+    shown.done(time.monotonic() - began)
     for problem in problems:
         click.echo(f"journal broken: {problem}", err=True)
     for problem in signatures:
@@ -98,6 +118,27 @@ def verify(data: Path, db: str | None, checkpoints_file: Path | None, hub_cert: 
                    f"the last at entry {checkpoints[-1].seq} ({checkpoints[-1].at})")
     else:
         click.echo(f"no checkpoints at {path}: a rollback or a full rewrite could not be told")
+
+
+class _ProgressLine:
+    """Progress of a long verify on stderr, at most every 2 seconds; the rate at the end."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet, self.last_shown, self.checked, self.deliveries = quiet, time.monotonic(), 0, 0
+
+    def __call__(self, progress: Progress) -> None:
+        self.checked, self.deliveries = progress.checked, progress.deliveries
+        if self.quiet or time.monotonic() - self.last_shown < 2.0:
+            return
+        self.last_shown = time.monotonic()
+        share = f" ({100 * progress.checked / progress.total:.0f}%)" if progress.total else ""
+        click.echo(f"verify: {progress.checked}/{progress.total} entries{share}, {progress.deliveries} deliveries,"
+                   f" {progress.rate:,.0f} entries/s", err=True)
+
+    def done(self, seconds: float) -> None:
+        if not self.quiet:
+            click.echo(f"verify: {self.checked} entries and {self.deliveries} deliveries in {seconds:.1f} s"
+                       f" ({self.checked / max(seconds, 1e-9):,.0f} entries/s)", err=True)
 
 
 @command.command("checkpoints")

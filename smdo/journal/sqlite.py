@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import sqlite3
 import time
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from smdo.journal import rows as R
-from smdo.journal.audit import DELIVERY_COLUMNS, ENTRY_COLUMNS, TRANSACTION_COLUMNS, audit
+from smdo.journal.audit import DELIVERY_COLUMNS, ENTRY_COLUMNS, TRANSACTION_COLUMNS, Progress, run_audit
 from smdo.journal.chain import GENESIS, ChainProblem, ChainWriter
 from smdo.journal.entries import claim_entry, prepare
 from smdo.journal.records import Accepted, Claimed, Duplicate, ReceiverBacklog, Record, TransactionView
@@ -33,7 +34,8 @@ from smdo.storage import StorageError
 T = TypeVar("T")
 
 #: The schema version this code writes (PRAGMA user_version); a newer file is refused.
-SCHEMA_VERSION = 1
+#: 2: indexes the streaming audit pages by, lease release without a scan, kept delivery counts.
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -110,7 +112,34 @@ CREATE INDEX IF NOT EXISTS entries_msg_id ON entries (msg_id) WHERE msg_id IS NO
 CREATE INDEX IF NOT EXISTS transactions_period
     ON transactions (received_at, outcome, origin, msg_type, sender, msg_id);
 CREATE INDEX IF NOT EXISTS deliveries_delivered_at ON deliveries (delivered_at) WHERE delivered_at IS NOT NULL;
+-- the audit reads transactions by entry range and deliveries in the order their state was set
+CREATE INDEX IF NOT EXISTS transactions_entry_seq ON transactions (entry_seq);
+CREATE INDEX IF NOT EXISTS deliveries_entry_seq ON deliveries (entry_seq);
+-- start-up releases leases without reading finished deliveries (a leased row is always forwarding)
+CREATE INDEX IF NOT EXISTS deliveries_forwarding ON deliveries (claimed_by) WHERE state = 'forwarding';
 """
+
+#: Deliveries per state, kept by triggers in the transaction that changes a state, so /metrics and
+#: health read a handful of rows instead of counting the whole table. Filled once on upgrade.
+COUNTS = """
+BEGIN IMMEDIATE;
+CREATE TABLE IF NOT EXISTS delivery_counts (state TEXT PRIMARY KEY, n INTEGER NOT NULL);
+DELETE FROM delivery_counts;
+INSERT INTO delivery_counts (state, n) SELECT state, count(*) FROM deliveries GROUP BY state;
+CREATE TRIGGER IF NOT EXISTS deliveries_counted_insert AFTER INSERT ON deliveries BEGIN
+    INSERT INTO delivery_counts (state, n) VALUES (NEW.state, 1) ON CONFLICT (state) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS deliveries_counted_update AFTER UPDATE OF state ON deliveries
+    WHEN OLD.state <> NEW.state BEGIN
+    UPDATE delivery_counts SET n = n - 1 WHERE state = OLD.state;
+    INSERT INTO delivery_counts (state, n) VALUES (NEW.state, 1) ON CONFLICT (state) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS deliveries_counted_delete AFTER DELETE ON deliveries BEGIN
+    UPDATE delivery_counts SET n = n - 1 WHERE state = OLD.state;
+END;
+PRAGMA user_version=%d;
+COMMIT;
+""" % SCHEMA_VERSION
 
 _BUSY_TIMEOUT_MS = 10_000
 
@@ -254,27 +283,34 @@ class SqliteJournal:
         return await self._run(_views, " AND ".join(where), tuple(args), limit)
 
     async def release_claims(self) -> int:
+        # Only forwarding rows carry a lease: their index, not the table of finished deliveries.
         return await self._run(lambda c: c.execute(
-            "UPDATE deliveries SET claimed_by = NULL, claim_until = NULL WHERE claimed_by IS NOT NULL").rowcount)
+            "UPDATE deliveries SET claimed_by = NULL, claim_until = NULL"
+            " WHERE state = 'forwarding' AND claimed_by IS NOT NULL").rowcount)
 
     async def counts(self) -> dict[str, int]:
-        rows = await self._run(lambda c: c.execute("SELECT state, count(*) FROM deliveries GROUP BY state").fetchall())
+        # The kept counts, read on a connection of its own: a scrape never waits behind a commit
+        # nor delays one.
+        rows = await asyncio.to_thread(_read_once, self.path, "SELECT state, n FROM delivery_counts WHERE n <> 0")
         return {state: n for state, n in rows}
 
-    async def verify(self) -> list[ChainProblem]:
-        def read(c: sqlite3.Connection) -> list[ChainProblem]:
-            c.execute("BEGIN")  # one consistent snapshot of all tables
-            try:
-                head = c.execute("SELECT seq, hash FROM chain_head WHERE id = 1").fetchone()
-                return audit(
-                    c.execute(f"SELECT {ENTRY_COLUMNS} FROM entries ORDER BY seq").fetchall(),
-                    tuple(head) if head else None,
-                    c.execute(f"SELECT {TRANSACTION_COLUMNS} FROM transactions"),
-                    c.execute(f"SELECT {DELIVERY_COLUMNS} FROM deliveries"),
-                )
-            finally:
-                c.execute("COMMIT")
-        return await self._run(read)
+    def wal_bytes(self) -> int:
+        """Size of the write-ahead log file now (0 when there is none)."""
+        try:
+            return self.path.with_name(self.path.name + "-wal").stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    async def verify(self, *, since: tuple[int, str] | None = None,
+                     progress: Callable[[Progress], None] | None = None) -> list[ChainProblem]:
+        # A connection and thread of its own: the audit reads one snapshot for as long as it takes
+        # while the hub's connection keeps committing.
+        reader = _AuditReader(self.path)
+        await reader.start()
+        try:
+            return await run_audit(reader, since=since, progress=progress)
+        finally:
+            await reader.stop()
 
     def lock_times(self) -> dict[str, float]:
         return self._times.as_dict()
@@ -395,7 +431,7 @@ def _connect(path: Path) -> sqlite3.Connection:
                     if (table, column) == ("entries", "msg_id"):
                         conn.execute("UPDATE entries SET msg_id = json_extract(body, '$.msg_id')")
             conn.executescript(INDEXES)
-            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            conn.executescript(COUNTS)
         return conn
     except BaseException:
         conn.close()
@@ -409,6 +445,87 @@ def _checkpoint(path: Path) -> None:
         conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
     finally:
         conn.close()
+
+
+def _read_once(path: Path, sql: str) -> list[tuple[Any, ...]]:
+    conn = sqlite3.connect(path, isolation_level=None, timeout=1.0)
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+def _sha256_hex(blob: bytes | None) -> str | None:
+    return None if blob is None else hashlib.sha256(blob).hexdigest()
+
+
+class _AuditReader:
+    """`AuditReader` on its own connection and thread, inside one read transaction (a snapshot)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal-audit")
+        self._conn: sqlite3.Connection | None = None
+
+    async def _on(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+
+    async def start(self) -> None:
+        def connect() -> sqlite3.Connection:
+            conn = sqlite3.connect(self.path, isolation_level=None)
+            conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+            # The packets' digests are computed where the blobs are, one row at a time.
+            conn.create_function("sha256_hex", 1, _sha256_hex, deterministic=True)
+            conn.execute("BEGIN")
+            conn.execute("SELECT 1 FROM chain_head LIMIT 1").fetchall()  # the snapshot starts here
+            return conn
+        self._conn = await self._on(connect)
+
+    async def stop(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await self._on(lambda: (conn.execute("COMMIT"), conn.close()))
+        self._thread.shutdown(wait=True)
+
+    async def _all(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        assert self._conn is not None
+        conn = self._conn
+        return await self._on(lambda: conn.execute(sql, args).fetchall())
+
+    async def head(self) -> tuple[int, str] | None:
+        rows = await self._all("SELECT seq, hash FROM chain_head WHERE id = 1")
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    async def entries_after(self, seq: int, limit: int) -> list[tuple[int, str, str, str | None]]:
+        return await self._all(f"SELECT {ENTRY_COLUMNS} FROM entries WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit))
+
+    async def transactions_between(self, low: int, high: int) -> list[tuple[Any, ...]]:
+        return await self._all(f"SELECT {_AUDIT_TRANSACTIONS} FROM transactions WHERE entry_seq BETWEEN ? AND ?",
+                               (low, high))
+
+    async def transactions_beyond(self, seq: int) -> list[tuple[Any, ...]]:
+        return await self._all(f"SELECT {_AUDIT_TRANSACTIONS} FROM transactions WHERE entry_seq > ? OR entry_seq < 1"
+                               " LIMIT 100", (seq,))
+
+    async def delivery_keys(self, msg_ids: Sequence[str]) -> list[tuple[str, str]]:
+        assert self._conn is not None
+        conn = self._conn
+        return await self._on(lambda: _in_chunks(conn, "SELECT msg_id, receiver FROM deliveries WHERE msg_id IN ({})",
+                                                 list(msg_ids), tuple))
+
+    async def deliveries_after(self, entry_seq: int, row_id: int, limit: int) -> list[tuple[Any, ...]]:
+        return await self._all(f"SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE (entry_seq, id) > (?, ?)"
+                               " ORDER BY entry_seq, id LIMIT ?", (entry_seq, row_id, limit))
+
+    async def entries_of(self, msg_ids: Sequence[str]) -> list[tuple[int, str]]:
+        assert self._conn is not None
+        conn = self._conn
+        return await self._on(lambda: _in_chunks(conn, "SELECT seq, body FROM entries WHERE msg_id IN ({})",
+                                                 list(msg_ids), tuple))
+
+
+_AUDIT_TRANSACTIONS = TRANSACTION_COLUMNS.replace("raw_sha256", "sha256_hex(raw)").replace(
+    "answer_sha256", "sha256_hex(answer)")
 
 
 def _begin(conn: sqlite3.Connection, timeout: float = 10.0) -> None:
