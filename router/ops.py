@@ -121,6 +121,10 @@ async def metrics(request: web.Request) -> web.Response:
         gauge("smdo_registry_version", "Version of the subscriber registry this worker serves", [],
               [([], hub.registry.snapshot.version)]),
     ]
+    wal = hub.journal.wal_bytes()
+    if wal is not None:
+        families.append(gauge("smdo_journal_wal_bytes", "Size of the journal's write-ahead log file (truncated at"
+                              " quiet moments and above its cap)", [], [([], wal)]))
     body, content_type = hub.metrics.render(families, request.headers.get("Accept", ""))
     return web.Response(body=body, headers={"Content-Type": content_type})
 

@@ -68,3 +68,27 @@ def test_verify_walks_a_journal_larger_than_its_memory_limit(tmp_path):
     broken = _limited(f"from cli.main import main\nsys.argv = ['smdo', 'journal', 'verify', '--quiet', '--data',"
                       f" {str(tmp_path)!r}]\nmain()", repo)
     assert broken.returncode == 1 and "entries row 4322" in broken.stderr, broken.stderr[-2000:]
+
+
+async def test_the_wal_shrinks_after_load(tmp_path):
+    from smdo.journal.sqlite import SqliteJournal
+
+    journal = SqliteJournal(tmp_path / "journal.db", quiet=1.0)
+    await journal.open()
+    try:
+        raw = b"<Envelop>" + b"x" * 20_000 + b"</Envelop>"
+        for group in range(0, 400, 20):
+            await journal.write([Accepted(
+                msg_id=f"m{i}", sender="A", receivers=("B",), msg_type=1, acknow=2,
+                digest=hashlib.sha256(raw).hexdigest(), size=len(raw), received_at=1000.0, deadline=2000.0, raw=raw,
+                answer=b"<ack/>", deliveries=(("B", "push"),)) for i in range(group, group + 20)])
+        loaded = journal.wal_bytes()
+        assert loaded > 4 * 2**20  # the load went through the WAL
+        for _ in range(300):  # the hub is quiet now: the next checkpoints truncate the file
+            if journal.wal_bytes() == 0:
+                break
+            await asyncio.sleep(0.1)
+        assert journal.wal_bytes() == 0, f"WAL still {journal.wal_bytes()} bytes after {loaded} under load"
+        assert len(await journal.list_transactions(limit=1000)) == 400  # nothing lost on the way
+    finally:
+        await journal.close()

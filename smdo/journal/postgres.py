@@ -299,6 +299,9 @@ class PostgresJournal:
         finally:
             await conn.close()
 
+    def wal_bytes(self) -> int | None:
+        return None  # the server manages its own write-ahead log
+
     def lock_times(self) -> dict[str, float]:
         return self._times.as_dict()
 

@@ -143,6 +143,10 @@ COMMIT;
 
 _BUSY_TIMEOUT_MS = 10_000
 
+#: The WAL is truncated after this many seconds without a write, or once it is larger than the cap.
+QUIET_SECONDS = 2.0
+WAL_CAP_BYTES = 64 * 2**20
+
 
 class SchemaTooNew(StorageError):
     pass
@@ -151,13 +155,19 @@ class SchemaTooNew(StorageError):
 class SqliteJournal:
     """`JournalStore` on one SQLite file. Several processes may share it (WAL, BEGIN IMMEDIATE)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, quiet: float = QUIET_SECONDS, wal_cap: int = WAL_CAP_BYTES) -> None:
+        """`quiet`: seconds without a write after which the WAL is truncated; `wal_cap`: WAL size
+        above which it is truncated even under load."""
         self.path = Path(path)
         self.location = str(self.path)
         self._conn: sqlite3.Connection | None = None
         self._thread: ThreadPoolExecutor | None = None
+        self._reader: sqlite3.Connection | None = None
+        self._reader_thread: ThreadPoolExecutor | None = None
         self._checkpointer: asyncio.Task[None] | None = None
         self._times = LockTimes()
+        self._quiet, self._wal_cap = quiet, wal_cap
+        self._last_write = time.monotonic()
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -169,6 +179,10 @@ class SqliteJournal:
             self._thread.shutdown(wait=False)
             self._thread = None
             raise
+        # Operators' reads (metrics, console, statistics) on a second connection and thread: they
+        # never queue behind a commit, and a commit never waits for them.
+        self._reader_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal-sqlite-read")
+        self._reader = await asyncio.get_running_loop().run_in_executor(self._reader_thread, _connect_reader, self.path)
         # Checkpoints (copying the WAL into the database, with an fsync) run on a connection of
         # their own, so no commit waits behind one and no answer is delayed by it.
         self._checkpointer = asyncio.create_task(self._checkpoint_every(1.0), name="journal-checkpoint")
@@ -179,6 +193,13 @@ class SqliteJournal:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._checkpointer
             self._checkpointer = None
+        if self._reader is not None and self._reader_thread is not None:
+            await asyncio.get_running_loop().run_in_executor(self._reader_thread, sqlite3.Connection.close,
+                                                             self._reader)
+            self._reader = None
+        if self._reader_thread is not None:
+            self._reader_thread.shutdown(wait=True)
+            self._reader_thread = None
         if self._conn is not None:
             await self._on_thread(sqlite3.Connection.close, self._conn)
             self._conn = None
@@ -187,12 +208,24 @@ class SqliteJournal:
             self._thread = None
 
     async def _checkpoint_every(self, interval: float) -> None:
+        """Copy the WAL into the database every `interval` (PASSIVE: never blocks a writer); when
+        the hub has been quiet for a while, or the WAL passed its cap, also truncate the file
+        (TRUNCATE: waits at most briefly for readers, then the next write starts a new, small WAL).
+        PRAGMA journal_size_limit also trims the file whenever SQLite rewinds the WAL itself."""
         while True:
             await asyncio.sleep(interval)
+            size = self.wal_bytes()
+            quiet = time.monotonic() - self._last_write >= self._quiet
+            mode = "TRUNCATE" if size and (quiet or size > self._wal_cap) else "PASSIVE"
             try:
-                await asyncio.to_thread(_checkpoint, self.path)
+                await asyncio.to_thread(_checkpoint, self.path, mode)
             except sqlite3.Error:
                 pass  # busy with another checkpointer: the next round catches up
+
+    async def _read_side(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run fn(reader connection, *args) on the operators' read thread."""
+        assert self._reader is not None and self._reader_thread is not None, "journal is not open"
+        return await asyncio.get_running_loop().run_in_executor(self._reader_thread, fn, self._reader, *args)
 
     async def _on_thread(self, fn: Callable[..., T], *args: Any) -> T:
         assert self._thread is not None, "journal is not open"
@@ -212,13 +245,21 @@ class SqliteJournal:
             prepared = prepare(group)
             return self._in_transaction(conn, lambda chain: _apply(conn, chain, prepared))
 
-        return await self._run(write_group)
+        try:
+            return await self._run(write_group)
+        finally:
+            self._last_write = time.monotonic()
 
     async def claim_push(self, worker: str, now: float, lease: float, limit: int) -> list[Claimed]:
-        return await self._run(self._claim, "push", None, worker, now, lease, limit)
+        return self._wrote(await self._run(self._claim, "push", None, worker, now, lease, limit))
 
     async def claim_mailbox(self, receiver: str, now: float, visibility: float, limit: int) -> list[Claimed]:
-        return await self._run(self._claim, "pull", receiver, f"mailbox:{receiver}", now, visibility, limit)
+        return self._wrote(await self._run(self._claim, "pull", receiver, f"mailbox:{receiver}", now, visibility, limit))
+
+    def _wrote(self, claimed: list[Claimed]) -> list[Claimed]:
+        if claimed:  # an empty claim (the idle poll) writes nothing: the hub stays quiet
+            self._last_write = time.monotonic()
+        return claimed
 
     async def past_deadline(self, now: float, limit: int) -> list[Claimed]:
         rows = await self._run(lambda c: c.execute(
@@ -250,10 +291,10 @@ class SqliteJournal:
         return await self._run(read)
 
     async def transaction(self, msg_id: str) -> list[TransactionView]:
-        return await self._run(_views, "t.msg_id = ?", (msg_id,), 1000)
+        return await self._read_side(_views, "t.msg_id = ?", (msg_id,), 1000)
 
     async def acknowledgements(self, msg_id: str) -> list[TransactionView]:
-        return await self._run(_views, "t.ack_for = ? AND t.outcome = 'accepted'", (msg_id,), 1000)
+        return await self._read_side(_views, "t.ack_for = ? AND t.outcome = 'accepted'", (msg_id,), 1000)
 
     async def list_transactions(
         self, *, since: float | None = None, sender: str | None = None, state: str | None = None,
@@ -280,7 +321,7 @@ class SqliteJournal:
             else:
                 where.append("t.msg_id IN (SELECT msg_id FROM deliveries WHERE state = ?)")
             args.append(state)
-        return await self._run(_views, " AND ".join(where), tuple(args), limit)
+        return await self._read_side(_views, " AND ".join(where), tuple(args), limit)
 
     async def release_claims(self) -> int:
         # Only forwarding rows carry a lease: their index, not the table of finished deliveries.
@@ -291,7 +332,7 @@ class SqliteJournal:
     async def counts(self) -> dict[str, int]:
         # The kept counts, read on a connection of its own: a scrape never waits behind a commit
         # nor delays one.
-        rows = await asyncio.to_thread(_read_once, self.path, "SELECT state, n FROM delivery_counts WHERE n <> 0")
+        rows = await self._read_side(lambda c: c.execute("SELECT state, n FROM delivery_counts WHERE n <> 0").fetchall())
         return {state: n for state, n in rows}
 
     def wal_bytes(self) -> int:
@@ -327,17 +368,17 @@ class SqliteJournal:
 
     async def history(self, msg_id: str) -> list[dict[str, Any]]:
         """Every journal entry about msg_id (accepted/refused, claims, state changes), oldest first."""
-        rows = await self._run(lambda c: c.execute(
+        rows = await self._read_side(lambda c: c.execute(
             "SELECT body FROM entries WHERE msg_id = ? ORDER BY seq LIMIT 10000", (msg_id,)).fetchall())
         return [json.loads(body) for body, in rows]
 
     async def backlog(self) -> list[ReceiverBacklog]:
         """Per receiver with deliveries still pending: how many, the oldest, and the latest failure."""
-        return await self._run(_backlog)
+        return await self._read_side(_backlog)
 
     async def hourly(self, since: float) -> list[tuple[int, int, int, int]]:
         """(hour start, packets accepted, refused, deliveries delivered) per hour since `since`."""
-        return await self._run(_hourly, since)
+        return await self._read_side(_hourly, since)
 
     async def period_facts(self, since: float, until: float, sink: Callable[[str, list[tuple]], None]) -> None:
         """Feed `sink` the statistics' facts about documents received in [since, until), in batches,
@@ -345,7 +386,7 @@ class SqliteJournal:
         ("refusal", [(day, sender, n)]), ("delivery", [(day, sender, receiver, state, n)]), and the
         durations for percentiles ("durations", [(day, sender, to_delivery, to_registration)],
         seconds or None). Runs on the store's thread; `sink` must not block."""
-        await self._run(_period_facts, since, until, sink)
+        await self._read_side(_period_facts, since, until, sink)
 
 
     # --- on the connection's thread -------------------------------------------------------------
@@ -417,6 +458,7 @@ def _connect(path: Path) -> sqlite3.Connection:
         # FULL: a commit is on disk when it returns, so an answered packet survives power loss.
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA wal_autocheckpoint=0")  # see SqliteJournal._checkpoint_every
+        conn.execute(f"PRAGMA journal_size_limit={WAL_CAP_BYTES}")
         conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
@@ -438,21 +480,19 @@ def _connect(path: Path) -> sqlite3.Connection:
         raise
 
 
-def _checkpoint(path: Path) -> None:
+def _checkpoint(path: Path, mode: str = "PASSIVE") -> None:
     conn = sqlite3.connect(path, isolation_level=None, timeout=0.1)
     try:
         conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        conn.execute(f"PRAGMA wal_checkpoint({mode})")
     finally:
         conn.close()
 
 
-def _read_once(path: Path, sql: str) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(path, isolation_level=None, timeout=1.0)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
+def _connect_reader(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+    return conn
 
 
 def _sha256_hex(blob: bytes | None) -> str | None:

@@ -108,6 +108,9 @@ class JournalStore(Protocol):
         ("durations", [(day, sender, to_delivery, to_registration)], seconds or None).
         `sink` must not block."""
 
+    def wal_bytes(self) -> int | None:
+        """Size of the store's local write-ahead log file (kept bounded), None when it has none."""
+
     def lock_times(self) -> dict[str, float]:
         """This store object's write transactions so far: their number, and seconds spent waiting
         for the write lock, working under it, and committing."""
