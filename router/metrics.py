@@ -67,6 +67,8 @@ class Metrics:
                 ("smdo_journal_lock_wait_seconds_total", "Seconds waiting for the journal's write lock"),
                 ("smdo_journal_locked_work_seconds_total", "Seconds working under the journal's write lock"),
                 ("smdo_journal_commit_seconds_total", "Seconds committing journal transactions (fsync)"),
+                ("smdo_registry_rows_read_total", "Subscriber rows read from the registry (a change reads only the "
+                                                  "changed ones)"),
             )
         }
         self._process_seen: dict[str, float] = {}

@@ -28,7 +28,8 @@ CREATE TABLE IF NOT EXISTS subscribers (
     sys_id TEXT NOT NULL DEFAULT '',
     contact TEXT NOT NULL DEFAULT '',
     created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL
+    updated_at TEXT NOT NULL,
+    changed_version INTEGER NOT NULL DEFAULT 0  -- data_version of its last change (hubs reload only those)
 );
 CREATE TABLE IF NOT EXISTS certificates (
     fingerprint TEXT PRIMARY KEY,          -- one certificate speaks for one subscriber only
@@ -67,7 +68,7 @@ CREATE INDEX IF NOT EXISTS conclusions_code ON conclusions(code, id);
 """
 
 #: The SQLite registry's schema version (PRAGMA user_version); a newer file is refused.
-SQLITE_SCHEMA_VERSION = 1
+SQLITE_SCHEMA_VERSION = 2  # 2: subscribers.changed_version
 _PASSWORD = re.compile(r"(://[^:/@]+:)[^@]*@")
 
 
@@ -107,7 +108,10 @@ class SqliteRegistryDb:
             raise StorageError(f"{path}: registry schema version {version} is newer than this hub knows "
                                f"({SQLITE_SCHEMA_VERSION}): run a newer smdo-hub")
         # executescript commits any open transaction first, so the script carries its own.
-        self._conn.executescript("BEGIN IMMEDIATE;" + _SCHEMA + f"PRAGMA user_version={SQLITE_SCHEMA_VERSION}; COMMIT;")
+        self._conn.executescript(
+            "BEGIN IMMEDIATE;" + _SCHEMA + _upgrade(self._conn)
+            + "CREATE INDEX IF NOT EXISTS subscribers_changed_version ON subscribers(changed_version);"
+            + f"PRAGMA user_version={SQLITE_SCHEMA_VERSION}; COMMIT;")
 
     def execute(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> Any:
         return self._conn.execute(sql, args)
@@ -126,6 +130,14 @@ class SqliteRegistryDb:
 
     def close(self) -> None:
         self._conn.close()
+
+
+def _upgrade(conn: sqlite3.Connection) -> str:
+    """Statements bringing an older registry file's tables up to this schema."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(subscribers)")}
+    if columns and "changed_version" not in columns:
+        return "ALTER TABLE subscribers ADD COLUMN changed_version INTEGER NOT NULL DEFAULT 0;"
+    return ""
 
 
 class PostgresRegistryDb:

@@ -69,6 +69,9 @@ class Registry:
             else SqliteRegistryDb(Path(where))
         self.location = self._db.location
         self._lock = threading.RLock()
+        self._changed: set[str] = set()  # subscribers the open write transaction changed (see _log)
+        #: Subscriber rows read by snapshots and changes_since, for who wants to see the cost.
+        self.rows_read = 0
 
     @classmethod
     def in_data_dir(cls, data_dir: Path | str) -> Registry:
@@ -90,9 +93,15 @@ class Registry:
         node) know to reload; rolls back on any error."""
         with self._lock:
             self._db.begin_write()
+            self._changed = set()
             try:
                 yield self._db
                 self._db.execute("UPDATE meta SET value = value + 1 WHERE key = 'data_version'")
+                # Each subscriber the change touched carries the version that changed it, so a hub
+                # reloads only those rows (changes_since).
+                for code in sorted(self._changed):
+                    self._db.execute("UPDATE subscribers SET changed_version = (SELECT value FROM meta"
+                                     " WHERE key = 'data_version') WHERE code = ?", (code,))
                 self._db.commit()
             except BaseException:
                 self._db.rollback()
@@ -136,7 +145,28 @@ class Registry:
                 self._db.commit()
         subscribers = {row[0]: self._subscriber(row, {c.fingerprint for c in certificates.get(row[0], ())})
                        for row in rows}
+        self.rows_read += len(rows)
         return RegistrySnapshot(subscribers, version, certificates)
+
+    def changes_since(self, snapshot: RegistrySnapshot) -> RegistrySnapshot:
+        """`snapshot` brought up to date by reading only the subscribers (and their certificates)
+        changed after its version: what a running hub does when data_version moves."""
+        with self._lock:
+            self._db.begin_read()
+            try:
+                version = self._db.execute("SELECT value FROM meta WHERE key = 'data_version'").fetchone()[0]
+                rows = self._db.execute("SELECT * FROM subscribers WHERE changed_version > ?",
+                                        (snapshot.version,)).fetchall()
+                certificates: dict[str, list[BoundCertificate]] = {row[0]: [] for row in rows}
+                for row in rows:
+                    for cert in self._db.execute(f"SELECT {_CERT_COLUMNS} FROM certificates WHERE code = ?"
+                                                 " ORDER BY added_at, fingerprint", (row[0],)):
+                        certificates[row[0]].append(_bound(cert))
+            finally:
+                self._db.commit()
+        self.rows_read += len(rows)
+        changed = {row[0]: self._subscriber(row, {c.fingerprint for c in certificates[row[0]]}) for row in rows}
+        return snapshot.updated(changed, certificates, version)
 
     def certificates(self, code: str) -> list[BoundCertificate]:
         self.require(code)
@@ -340,6 +370,7 @@ class Registry:
              old: SubscriberStatus | None, new: SubscriberStatus | None, reason: str, details: Mapping[str, object]) -> None:
         if not actor:
             raise InvalidField("every change needs an actor (who made it)")
+        self._changed.add(code)
         db.execute(
             "INSERT INTO history (code, at, actor, action, from_status, to_status, reason, details) VALUES (?,?,?,?,?,?,?,?)",
             (code, now, actor, action, old.value if old else None, new.value if new else None, reason or "",
