@@ -176,6 +176,9 @@ class PostgresJournal:
         if receiver is not None:
             where += " AND d.receiver = %s"
             args.append(receiver)
+        # The idle poll: one indexed read on the reader connection, not the chain lock, when nothing is due.
+        if not await self._read(f"SELECT 1 FROM deliveries d WHERE {where} LIMIT 1", args):
+            return []
 
         async def claim(cur: psycopg.AsyncCursor[Any], chain: ChainWriter) -> list[Claimed]:
             await cur.execute(

@@ -422,13 +422,17 @@ class SqliteJournal:
 
     def _claim(self, conn: sqlite3.Connection, mode: str, receiver: str | None, holder: str, now: float,
                lease: float, limit: int) -> list[Claimed]:
+        where = (f"d.mode = ? AND d.state IN {PENDING} AND d.next_at <= ? AND d.deadline > ?"
+                 " AND (d.claim_until IS NULL OR d.claim_until < ?)")
+        args: list[object] = [mode, now, now, now]
+        if receiver is not None:
+            where += " AND d.receiver = ?"
+            args.append(receiver)
+        # The idle poll: one indexed read, no write lock, when nothing is due.
+        if conn.execute(f"SELECT 1 FROM deliveries d WHERE {where} LIMIT 1", args).fetchone() is None:
+            return []
+
         def claim(chain: ChainWriter) -> list[Claimed]:
-            where = (f"d.mode = ? AND d.state IN {PENDING} AND d.next_at <= ? AND d.deadline > ?"
-                     " AND (d.claim_until IS NULL OR d.claim_until < ?)")
-            args: list[object] = [mode, now, now, now]
-            if receiver is not None:
-                where += " AND d.receiver = ?"
-                args.append(receiver)
             rows = conn.execute(
                 f"SELECT {R.CLAIMED_COLUMNS} FROM deliveries d JOIN transactions t"
                 f" ON t.msg_id = d.msg_id AND t.outcome = 'accepted' WHERE {where} ORDER BY d.next_at LIMIT ?",
