@@ -143,6 +143,10 @@ COMMIT;
 
 _BUSY_TIMEOUT_MS = 10_000
 
+#: How long an idle hub trusts "nothing is due" before looking again (another worker's or node's
+#: writes, a lease running out); its own writes end the wait at once.
+IDLE_RECHECK = 0.5
+
 #: The WAL is truncated after this many seconds without a write, or once it is larger than the cap.
 QUIET_SECONDS = 2.0
 WAL_CAP_BYTES = 64 * 2**20
@@ -168,6 +172,10 @@ class SqliteJournal:
         self._times = LockTimes()
         self._quiet, self._wal_cap = quiet, wal_cap
         self._last_write = time.monotonic()
+        # The idle delivery poll: until when (in the callers' clock) nothing is due for push, as
+        # learnt from the due-index by the last empty claim; every write of ours forgets it.
+        self._idle_until = float("-inf")
+        self._generation = 0
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -215,6 +223,8 @@ class SqliteJournal:
         while True:
             await asyncio.sleep(interval)
             size = self.wal_bytes()
+            if size == 0:
+                continue  # nothing written since the last truncation: an idle hub opens nothing
             quiet = time.monotonic() - self._last_write >= self._quiet
             mode = "TRUNCATE" if size and (quiet or size > self._wal_cap) else "PASSIVE"
             try:
@@ -238,6 +248,8 @@ class SqliteJournal:
 
     async def write(self, records: Sequence[Record]) -> list[Duplicate | None]:
         group = list(records)
+        self._generation += 1
+        self._idle_until = float("-inf")
 
         def write_group(conn: sqlite3.Connection) -> list[Duplicate | None]:
             # The entries' JSON is made here, on the store's thread (not the event loop's), before
@@ -251,10 +263,17 @@ class SqliteJournal:
             self._last_write = time.monotonic()
 
     async def claim_push(self, worker: str, now: float, lease: float, limit: int) -> list[Claimed]:
-        return self._wrote(await self._run(self._claim, "push", None, worker, now, lease, limit))
+        if now < self._idle_until:  # an idle hub's poll: no thread hop, no query
+            return []
+        generation = self._generation
+        claimed, idle_until = await self._run(self._claim, "push", None, worker, now, lease, limit)
+        if generation == self._generation:  # no write of ours came in between
+            self._idle_until = idle_until
+        return self._wrote(claimed)
 
     async def claim_mailbox(self, receiver: str, now: float, visibility: float, limit: int) -> list[Claimed]:
-        return self._wrote(await self._run(self._claim, "pull", receiver, f"mailbox:{receiver}", now, visibility, limit))
+        claimed, _ = await self._run(self._claim, "pull", receiver, f"mailbox:{receiver}", now, visibility, limit)
+        return self._wrote(claimed)
 
     def _wrote(self, claimed: list[Claimed]) -> list[Claimed]:
         if claimed:  # an empty claim (the idle poll) writes nothing: the hub stays quiet
@@ -421,7 +440,8 @@ class SqliteJournal:
             conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
 
     def _claim(self, conn: sqlite3.Connection, mode: str, receiver: str | None, holder: str, now: float,
-               lease: float, limit: int) -> list[Claimed]:
+               lease: float, limit: int) -> tuple[list[Claimed], float]:
+        """The claimed deliveries, and until when nothing will be due (-inf: unknown)."""
         where = (f"d.mode = ? AND d.state IN {PENDING} AND d.next_at <= ? AND d.deadline > ?"
                  " AND (d.claim_until IS NULL OR d.claim_until < ?)")
         args: list[object] = [mode, now, now, now]
@@ -430,7 +450,12 @@ class SqliteJournal:
             args.append(receiver)
         # The idle poll: one indexed read, no write lock, when nothing is due.
         if conn.execute(f"SELECT 1 FROM deliveries d WHERE {where} LIMIT 1", args).fetchone() is None:
-            return []
+            if receiver is not None:
+                return [], float("-inf")
+            # The next retry from the due index; other processes' writes are seen within IDLE_RECHECK.
+            (next_at,) = conn.execute(f"SELECT min(next_at) FROM deliveries WHERE mode = ? AND state IN {PENDING}",
+                                      (mode,)).fetchone()
+            return [], min(now + IDLE_RECHECK, max(now, next_at)) if next_at is not None else now + IDLE_RECHECK
 
         def claim(chain: ChainWriter) -> list[Claimed]:
             rows = conn.execute(
@@ -448,7 +473,7 @@ class SqliteJournal:
         # de-duplicate). So no fsync of its own; WAL order keeps it before any later, synced commit.
         conn.execute("PRAGMA synchronous=NORMAL")
         try:
-            return self._in_transaction(conn, claim)
+            return self._in_transaction(conn, claim), float("-inf")
         finally:
             conn.execute("PRAGMA synchronous=FULL")
 
