@@ -8,12 +8,18 @@
 
 The suite asks the EDMS for a document of its own (case outgoing-document): --reply-hook runs a
 command with {msg_id} and {code} filled in (e.g. a curl to the EDMS's API); without it, a person
-sends one while the suite waits.
+sends one while the suite waits. What the integrator provides beside the EDMS for the full suite:
+
+    --adapter URL        the test adapter (README "The test adapter"): what the EDMS registered
+    --restart-hook CMD   restarts the EDMS (a real process kill and start), for case durability
+    --pki DIR            the certification PKI the EDMS trusts: the suite issues an expired, a not yet
+                         valid and a revoked certificate there (the revocation goes on its CRL)
 """
 from __future__ import annotations
 
 import asyncio
 import shlex
+import tempfile
 import ssl
 import sys
 from collections.abc import Awaitable, Callable
@@ -30,6 +36,7 @@ from cryptography.x509.oid import NameOID
 from cli.subscribers import default_actor
 from signing.keys import Signer, certificate_fingerprint, load_certificate, load_certificates
 from signing.trust import TrustStore
+from smdo.conformance.adapter import AdapterClient
 from smdo.conformance.cases import Context, Timing
 from smdo.conformance.certification import prepare_counterpart, prepare_subscriber, record_result
 from smdo.conformance.conclusion import conclusion_xml
@@ -38,6 +45,7 @@ from smdo.conformance.packets import PacketFactory
 from smdo.conformance.report import junit_xml, table
 from smdo.conformance.routes import EndpointRoute, HubRoute, Route
 from smdo.conformance.runner import SuiteResult, run_suite
+from smdo.conformance.trust_kit import make_trust_kit
 from smdo.registry import Conclusion, Registry, RegistryError, registry_store
 from smdo.storage import StorageError, parse_storage
 
@@ -105,6 +113,8 @@ class RunSettings:
     timing: Timing = field(default_factory=Timing)
     actor: str = "conformance"
     settle: float = 10.0  # how long to wait for the hub to see registry changes
+    adapter_url: str | None = None  # the integrator's test adapter
+    pki: Path | None = None  # the certification PKI (issues the trust cases' certificates)
 
 
 def tls_context(trust_path: Path, cert_path: Path | None = None, key_path: Path | None = None) -> ssl.SSLContext:
@@ -148,6 +158,7 @@ async def run_conformance(settings: RunSettings, *, progress: Callable[[str], No
                           ask_for_document: Callable[[str], Awaitable[None]] | None = None,
                           cert_path: Path | None = None, key_path: Path | None = None,
                           listening: Callable[[str], Awaitable[None]] | None = None,
+                          restart: Callable[[], Awaitable[None]] | None = None,
                           ) -> tuple[SuiteResult, Conclusion | None]:
     """Start the listener, prepare the route, run every case; store the conclusion in --subscriber mode.
 
@@ -161,7 +172,9 @@ async def run_conformance(settings: RunSettings, *, progress: Callable[[str], No
         cert_path, key_path = settings.operator_cert, settings.operator_key
     session = client_session(settings.trust_path, settings.signer, cert_path, key_path)
     registry: Registry | None = None
+    work = tempfile.TemporaryDirectory(prefix="smdo-conformance-")
     try:
+        trust_kit = await asyncio.to_thread(make_trust_kit, Path(work.name), settings.pki)
         url = (settings.advertise or listener.url).rstrip("/")
         progress(f"suite listening at {listener.url}" + (f" (reached as {url})" if settings.advertise else ""))
         if listening is not None:
@@ -172,6 +185,7 @@ async def run_conformance(settings: RunSettings, *, progress: Callable[[str], No
             registry = registry_store(parse_storage(settings.db, settings.data or Path("var")))
             sub = prepare_subscriber(registry, settings.subscriber, actor=settings.actor)
             prepare_counterpart(registry, settings.signer.certificate, f"{url}/counterpart",
+                                tls_certificate=load_certificate(cert_path) if cert_path is not None else None,
                                 actor=settings.actor)
             if not await _hub_has_seen(session, settings.hub_url, registry.data_version(), settings.settle):
                 progress(f"warning: the hub at {settings.hub_url} did not confirm the registry change within "
@@ -184,7 +198,9 @@ async def run_conformance(settings: RunSettings, *, progress: Callable[[str], No
             route = EndpointRoute(settings.endpoint, session, counterpart, code, fingerprints)
         ctx = Context(code=code, route=route, counterpart=counterpart,
                       factory=PacketFactory(settings.signer, code), fingerprints=fingerprints, sys_id=sys_id,
-                      timing=settings.timing, ask_for_document=ask_for_document)
+                      timing=settings.timing, ask_for_document=ask_for_document, restart=restart,
+                      trust_kit=trust_kit,
+                      adapter=AdapterClient(settings.adapter_url, session) if settings.adapter_url else None)
         result = await run_suite(ctx, progress=progress)
         conclusion = None
         if registry is not None:
@@ -193,6 +209,7 @@ async def run_conformance(settings: RunSettings, *, progress: Callable[[str], No
     finally:
         await session.close()
         await listener.stop()
+        work.cleanup()
         if registry is not None:
             registry.close()
 
@@ -201,6 +218,16 @@ def code_from_certificate(cert: x509.Certificate) -> str | None:
     """The subscriber code the test PKI puts in the certificate's UID attribute, if any."""
     values = cert.subject.get_attributes_for_oid(NameOID.USER_ID)
     return str(values[0].value) if values else None
+
+
+def make_restart_hook(command: str, code: str) -> Callable[[], Awaitable[None]]:
+    async def restart() -> None:
+        line = command.format(code=shlex.quote(code))
+        process = await asyncio.create_subprocess_shell(line, stdout=asyncio.subprocess.DEVNULL)
+        status = await process.wait()
+        if status != 0:
+            click.echo(f"    restart hook exited with status {status}: {line}", err=True)
+    return restart
 
 
 def make_reply_hook(command: str, code: str) -> Callable[[str], Awaitable[None]]:
@@ -253,6 +280,11 @@ def conformance() -> None:
 @click.option("--listen", default="127.0.0.1:0", show_default=True, help="HOST:PORT of the suite's listener.")
 @click.option("--advertise", help="The listener's URL as the hub or EDMS reach it (default: http://HOST:PORT).")
 @click.option("--reply-hook", help="Shell command asking the EDMS for a document; {msg_id} and {code} filled in.")
+@click.option("--adapter", "adapter_url", help="URL of the EDMS's test adapter (GET URL/cards/MSG_ID, URL/status).")
+@click.option("--restart-hook", help="Shell command restarting the EDMS (kill and start); {code} filled in.")
+@click.option("--pki", "pki_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="The certification PKI the EDMS trusts: issues the trust cases' certificates, revokes one.")
+@click.option("--large-mb", default=20.0, show_default=True, help="Size of the large attachment (MiB).")
 @click.option("--junit", "junit_path", type=click.Path(dir_okay=False, path_type=Path), help="Write a JUnit XML report.")
 @click.option("--conclusion", "conclusion_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the signed conclusion to this file.")
@@ -267,7 +299,8 @@ def run(subscriber: str | None, endpoint: str | None, edms_cert: str | None, cod
         tls_key_path: Path | None, tls_cert_path: Path | None, hub_key: Path | None,
         hub_cert: Path | None, listen: str, advertise: str | None, reply_hook: str | None, junit_path: Path | None,
         conclusion_path: Path | None, delivery_limit: float, registration_limit: float, patience: float,
-        document_wait: float, actor: str | None) -> None:
+        document_wait: float, actor: str | None, adapter_url: str | None, restart_hook: str | None,
+        pki_dir: Path | None, large_mb: float) -> None:
     """Run the conformance suite against one EDMS; exit 0 only if every case passes."""
     def fail(message: str) -> None:
         click.echo(f"error: {message}", err=True)
@@ -288,8 +321,9 @@ def run(subscriber: str | None, endpoint: str | None, edms_cert: str | None, cod
         settings = RunSettings(signer=signer, trust=store, trust_path=trust, listen_host=host, listen_port=int(port),
                                advertise=advertise,
                                timing=Timing(delivery=delivery_limit, registration=registration_limit,
-                                             patience=patience, document=document_wait),
-                               actor=actor or default_actor())
+                                             patience=patience, document=document_wait,
+                                             large_bytes=int(large_mb * 1024 * 1024)),
+                               actor=actor or default_actor(), adapter_url=adapter_url, pki=pki_dir)
         if subscriber is not None:
             if hub_signer is None:
                 fail("--subscriber mode signs a certification conclusion: give --hub-key and --hub-cert")
@@ -316,11 +350,12 @@ def run(subscriber: str | None, endpoint: str | None, edms_cert: str | None, cod
             click.echo(f"point the EDMS's hub URL at {url} (it sends its acknowledgements and documents there)")
 
     hook = make_reply_hook(reply_hook, target) if reply_hook else None
+    restart = make_restart_hook(restart_hook, target) if restart_hook else None
     try:
         result, conclusion = asyncio.run(run_conformance(
             settings, progress=click.echo, ask_for_document=hook,
             cert_path=tls_cert_path or cert_path, key_path=tls_key_path or key_path,
-            listening=listening))
+            listening=listening, restart=restart))
     except (RegistryError, StorageError, ValueError) as exc:
         fail(str(exc))
     except KeyboardInterrupt:

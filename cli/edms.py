@@ -41,6 +41,8 @@ def edms() -> None:
 @click.option("--tls-cert", type=click.Path(exists=True, path_type=Path), help="TLS certificate, with --tls-key.")
 @click.option("--trust", required=True, type=click.Path(exists=True, path_type=Path),
               help="CA certificates (file or folder) for signatures and TLS.")
+@click.option("--crl", "crls", multiple=True, type=click.Path(path_type=Path),
+              help="CRL file to check signers against (repeatable); re-read whenever it changes.")
 @click.option("--hub-code", default="HUB", show_default=True,
               help="Sender@id on the hub's own acknowledgements.")
 @click.option("--listen", default="127.0.0.1:0", show_default=True, help="HOST:PORT (0: any free port).")
@@ -53,17 +55,19 @@ def edms() -> None:
 @click.option("--slow-seconds", default=2.0, show_default=True, help="Delay of the 'slow' fault.")
 @click.option("--poll-interval", default=0.3, show_default=True, help="Seconds between polls.")
 def run(kind: str, code: str, name: str, hub_url: str, hub_code: str, data_dir: Path, key: Path, cert: Path,
-        tls_key: Path | None, tls_cert: Path | None, trust: Path, listen: str, plain_http: bool, faults: tuple[str, ...],
+        tls_key: Path | None, tls_cert: Path | None, trust: Path, crls: tuple[Path, ...], listen: str,
+        plain_http: bool, faults: tuple[str, ...],
         refuse_kind: tuple[str, ...], not_registrable_kind: tuple[str, ...], number_prefix: str,
         slow_seconds: float, poll_interval: float) -> None:
     """Start one emulated EDMS of KIND and run until interrupted.
 
-    Prints one line `READY {json}` (code, kind, url, push_url, data) once it listens.
+    Prints one line `READY {json}` (code, kind, url, push_url, data, sys_id) once it listens.
     """
     host, port = _listen(listen)
     config = EdmsConfig(
         kind=kind, code=code, name=name, hub_url=hub_url, hub_code=hub_code, data_dir=data_dir, key=key, cert=cert,
-        tls_key=tls_key, tls_cert=tls_cert, trust=trust, listen_host=host, listen_port=port, faults=frozenset(faults),
+        tls_key=tls_key, tls_cert=tls_cert, trust=trust, crls=tuple(crls), listen_host=host, listen_port=port,
+        faults=frozenset(faults),
         rules=RegistrationRules(frozenset(refuse_kind), frozenset(not_registrable_kind)),
         number_prefix=number_prefix, slow_seconds=slow_seconds, poll_interval=poll_interval,
     )
@@ -78,7 +82,7 @@ async def _serve(config: EdmsConfig, *, tls: bool) -> None:
     running = await start_edms(config, tls=tls)
     ready = {"code": config.code, "kind": config.kind, "url": running.url,
              "push_url": push_url(running), "data": str(config.data_dir),
-             "faults": sorted(config.faults)}
+             "faults": sorted(config.faults), "sys_id": running.service.sender.sys_id}
     click.echo("READY " + json.dumps(ready), nl=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

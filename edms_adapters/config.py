@@ -4,12 +4,29 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# Named faults, so integrators can see what a failing EDMS looks like.
+# Named faults: realistic defects an integration gets wrong, one switch each (`--fault NAME`). The
+# conformance suite's mutation test (`python -m bench mutation`) runs the suite against each one.
 FAULTS: dict[str, str] = {
     "no-registration-acks": "never sends registration acknowledgements",
     "wrong-key": "signs with a key that is not its certificate's (the hub answers -21)",
     "accept-invalid": "registers schema-invalid packets instead of answering 'not registrable'",
     "slow": "answers deliveries slowly (--slow-seconds, default 2 s)",
+    "trusts-unknown-ca": "accepts a signature whose certificate chains to an unknown CA",
+    "ignores-revocation": "does not check certificates against the CRLs",
+    "accepts-expired": "accepts a signature made with an expired certificate",
+    "accepts-not-yet-valid": "accepts a signature made with a certificate that is not yet valid",
+    "accepts-unsigned": "registers a packet that carries no signature",
+    "ignores-file-signatures": "does not verify the detached signatures of the files (DocTransfer/Signature)",
+    "acks-before-store": "answers the delivery before the document is durably stored (stores it a moment later)",
+    "wrong-incoming-number": "reports the sender's registration number as its incoming number",
+    "refuses-without-reason": "answers every document it does not register with 'refused' and no reason",
+    "garbles-cyrillic-titles": "stores non-ASCII titles in the wrong encoding",
+    "garbles-file-names": "replaces non-ASCII characters of file names",
+    "truncates-large-files": "keeps only the first 64 KiB of a file",
+    "drops-task-zone": "registers a task as a plain document, without its Task fields",
+    "drops-supplement-files": "registers a supplement without its files",
+    "loses-reply-parent": "registers a reply without its link to the parent document",
+    "mislinks-reply-parent": "links a reply to the wrong parent (its own number instead of the parent's)",
 }
 
 
@@ -41,6 +58,7 @@ class EdmsConfig:
     number_prefix: str = ""  # incoming numbers; "" means the kind's default ("R-2026/")
     poll_interval: float = 0.3
     slow_seconds: float = 2.0
+    crls: tuple[Path, ...] = ()  # CRL files to check signers against, re-read when they change
     # TLS server and client (mailbox) credentials when not the signing ones: OpenSSL has no bign,
     # so on a bign PKI they are an EC key and certificate from its TLS CA.
     tls_key: Path | None = None

@@ -97,7 +97,8 @@ class DirectumAdapter(EdmsAdapter[Json]):
         if not isinstance(record, dict):
             raise ValueError("Directum document: expected a JSON object")
         kind = _required(record, "DocumentKind")
-        if not isinstance(kind, dict) or not kind.get("Code"):
+        # A received addendum (SDIP supplement) has no kind of its own: it belongs to AddendumOf.
+        if not isinstance(kind, dict) or (not kind.get("Code") and record.get("AddendumOf") is None):
             raise ValueError("Directum document: DocumentKind needs a Code")
         files = []
         for i, v in enumerate(record.get("Versions") or []):

@@ -74,7 +74,8 @@ class RunningEdms:
 async def start_edms(config: EdmsConfig, *, tls: bool = True) -> RunningEdms:
     """Start one EDMS (server and loops) and return once it is listening."""
     service = EdmsService(config, adapter_for(config.kind))
-    runner = web.AppRunner(make_app(service), access_log=None)
+    # Do not wait long for clients that keep idle connections open (a restart must be quick).
+    runner = web.AppRunner(make_app(service), access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     ssl_context = server_ssl_context(cert=config.tls_cert_path, key=config.tls_key_path) if tls else None
     site = web.TCPSite(runner, config.listen_host, config.listen_port, ssl_context=ssl_context)

@@ -25,7 +25,9 @@ from edms_adapters.adapter import (
     RegistrationCard,
     SenderInfo,
 )
+from edms_adapters.checks import CrlFiles, file_signature_problem, signature_problem
 from edms_adapters.config import EdmsConfig
+from edms_adapters.faults import spoil
 from edms_adapters.hub_client import HubClient, HubError
 from edms_adapters.sdip import (
     card_to_envelope,
@@ -48,6 +50,7 @@ from smdo.receipts import delivery_ack
 log = logging.getLogger("edms")
 
 SEND_CONCURRENCY = 8  # packets in flight to the hub at once
+STORE_LATER = 1.0  # seconds the acks-before-store fault keeps a packet only in memory
 
 _IDS = uuid.UUID("0b7f4f52-4c1e-4d36-9d55-2f0f1f7f6a21")  # namespace for this EDMS's derived ids
 
@@ -107,7 +110,9 @@ class EdmsService:
         # Two pollers on one outbox would send each card twice.
         self._lock = lock_data_dir(config.data_dir, "edms.lock", "another EDMS")
         self.store = EdmsStore(config.data_dir / "edms.db")
-        self.trust = TrustStore.from_paths(config.trust)
+        self.trust = TrustStore.from_paths(config.trust, config.crls)
+        self.crls = CrlFiles(self.trust, config.crls)
+        self.boot_id = uuid.uuid4().hex  # a new one on every start: the test adapter shows restarts
         signer = Signer.from_files(config.key, config.cert)
         if config.has("wrong-key"):
             signer = Signer(key=_wrong_key_like(signer.key), certificate=signer.certificate,
@@ -127,8 +132,11 @@ class EdmsService:
                            self.inbox_dir):
                 folder.mkdir(parents=True, exist_ok=True)
         self._wake = asyncio.Event()
+        self._held: set[asyncio.TimerHandle] = set()  # acks-before-store: packets held only in memory
 
     async def close(self) -> None:
+        for handle in self._held:  # what was held only in memory is lost, as in a killed process
+            handle.cancel()
         await self.hub.close()
         self.store.close()
         self._lock.close()
@@ -280,10 +288,13 @@ class EdmsService:
         while True:
             await self.flush()
             self._wake.clear()
+            # Not asyncio.wait_for: on Python 3.11 it can swallow a cancellation that races the
+            # timeout, and then stopping the EDMS (a restart) waits for this loop forever.
+            waiting = asyncio.ensure_future(self._wake.wait())
             try:
-                await asyncio.wait_for(self._wake.wait(), self.config.poll_interval)
-            except TimeoutError:
-                pass
+                await asyncio.wait((waiting,), timeout=self.config.poll_interval)
+            finally:
+                waiting.cancel()
 
     # -- receiving ---------------------------------------------------------------------------
     def receive(self, data: bytes) -> Answer:
@@ -314,35 +325,51 @@ class EdmsService:
             log.info("%s: duplicate %s acknowledged again, not registered again",
                      self.config.code, header.msg_id)
             return Answer(200, self.delivery_ack(header.msg_id, header.sender_id))
+        if self.config.has("acks-before-store"):  # the defect: answered now, stored a moment later
+            self._held.add(asyncio.get_running_loop().call_later(STORE_LATER, self._register, data, root, header))
+            return Answer(200, self.delivery_ack(header.msg_id, header.sender_id))
         self._register(data, root, header)
         return Answer(200, self.delivery_ack(header.msg_id, header.sender_id))
 
     def _decide(self, root: etree._Element) -> tuple[Registration, RegistrationCard | None]:
-        """Check the packet and apply this agency's rules: how it will answer, and the card."""
+        """Check the packet and apply this agency's rules: how it will answer, and the card.
+
+        The signature comes first: an unsigned or untrusted packet is answered 3 (signature not
+        trusted) whatever else is wrong with it; then the schema (1, not registrable); then the
+        files' own signatures (3); then the agency's rules.
+        """
+        faults = self.config.faults
+        self.crls.refresh()
+        untrusted = signature_problem(root, self.trust, faults)
+        if untrusted is not None:
+            return Registration(RegistrationResult.SIGNATURE_NOT_TRUSTED, reason=untrusted), None
         card: RegistrationCard | None = None
-        outcome = Registration(RegistrationResult.REGISTERED)
+        envelope: p.Envelope | None = None
         try:
             if not self.config.has("accept-invalid"):
                 validate_packet(root)
             try:
-                verify_packet(root, self.trust)
-            except PacketRejected as exc:
-                outcome = Registration(RegistrationResult.SIGNATURE_NOT_TRUSTED, reason=str(exc))
-            try:
-                card = envelope_to_card(p.from_element(root))
+                envelope = p.from_element(root)
+                card = envelope_to_card(envelope)
             except (AttributeError, TypeError, ValueError, IndexError, KeyError, PacketRejected):
                 if not self.config.has("accept-invalid"):
                     raise
         except PacketRejected as exc:
             return Registration(RegistrationResult.NOT_REGISTRABLE, reason=str(exc)), card
+        if envelope is not None:
+            untrusted = file_signature_problem(envelope, self.trust, faults)
+            if untrusted is not None:
+                return Registration(RegistrationResult.SIGNATURE_NOT_TRUSTED, reason=untrusted), card
+        outcome = Registration(RegistrationResult.REGISTERED)
         rules = self.config.rules
-        if outcome.result == RegistrationResult.REGISTERED and card is not None:
+        if card is not None:
             if card.kind in rules.refuse_kinds:
                 outcome = Registration(RegistrationResult.REFUSED, refusal=rules.refuse_reason_code,
                                        reason=f"kind {card.kind} {rules.refuse_reason}")
             elif card.kind in rules.not_registrable_kinds:
                 outcome = Registration(RegistrationResult.NOT_REGISTRABLE,
                                        reason=f"documents of kind {card.kind} are not registered here")
+            card = spoil(card, faults)
         return outcome, card
 
     def _register(self, data: bytes, root: etree._Element, header: p.PacketHeader) -> None:
@@ -355,9 +382,12 @@ class EdmsService:
         if not self.config.has("no-registration-acks"):
             # Derived from the document's msg_id: one document, one registration answer.
             ack_id = str(uuid.uuid5(_IDS, f"registration:{self.config.code}:{header.msg_id}"))
-            env = registration_envelope(outcome, acknowledged_msg_id=header.msg_id,
-                                        sender=self.sender, receiver_id=header.sender_id,
-                                        card=card, msg_id=ack_id)
+            env = registration_envelope(_as_answered(outcome, card, self.config.faults),
+                                        acknowledged_msg_id=header.msg_id, sender=self.sender,
+                                        receiver_id=header.sender_id, card=card, msg_id=ack_id)
+            if self.config.has("refuses-without-reason") and outcome.result != RegistrationResult.REGISTERED:
+                env = replace(env, body=replace(env.body, notification=None,
+                                                results=(p.AckResult(RegistrationResult.REFUSED, "refused"),)))
             answer = (ack_id, self.sign(env))
         status = RESULT_STATES[outcome.result]
         stored = self.store.add_received(
@@ -396,6 +426,15 @@ class EdmsService:
     # -- reading -----------------------------------------------------------------------------
     def documents(self, direction: str | None = None) -> list[StoredDocument]:
         return self.store.documents(direction)
+
+
+def _as_answered(outcome: Registration, card: RegistrationCard | None, faults: frozenset[str]) -> Registration:
+    """What the registration acknowledgement says; differs from what was stored only under a fault."""
+    if "wrong-incoming-number" in faults and outcome.number and card is not None and card.number:
+        return replace(outcome, number=card.number)
+    if "refuses-without-reason" in faults and outcome.result != RegistrationResult.REGISTERED:
+        return Registration(RegistrationResult.REFUSED, refusal="addressing_error")
+    return outcome
 
 
 def _receiver_of(ack: p.Acknowledgement, receivers: tuple[str, ...]) -> str | None:

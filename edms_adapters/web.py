@@ -7,6 +7,8 @@ a user or a script uses to create documents, reply, and list what was sent and r
     POST /api/documents                   body: a native record (SDIP XML, SmbCard XML, Directum JSON)
     POST /api/documents/{msg_id}/reply    body: a native record answering that received document
     GET  /healthz
+    GET  /test-adapter/status             the test-adapter contract (edms_adapters/test_adapter.py)
+    GET  /test-adapter/cards/{msg_id}
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import json
 from aiohttp import web
 
 from edms_adapters.service import EdmsService
+from edms_adapters.test_adapter import card_json
 
 SERVICE = web.AppKey("service", EdmsService)
 
@@ -92,6 +95,19 @@ async def healthz(request: web.Request) -> web.Response:
     return _json({"status": "ok", "code": service.config.code, "kind": service.adapter.name})
 
 
+async def adapter_status(request: web.Request) -> web.Response:
+    return _json({"boot_id": request.app[SERVICE].boot_id})
+
+
+async def adapter_card(request: web.Request) -> web.Response:
+    msg_id = request.match_info["msg_id"]
+    try:
+        card = card_json(request.app[SERVICE], msg_id)
+    except ValueError as exc:  # the stored native record no longer reads: say so, as the contract's error
+        return _error(500, f"the registered card of {msg_id} cannot be read: {exc}")
+    return _json(card) if card is not None else _error(404, f"no received document {msg_id}")
+
+
 def make_app(service: EdmsService) -> web.Application:
     app = web.Application(client_max_size=40 * 1024 * 1024)
     app[SERVICE] = service
@@ -102,4 +118,6 @@ def make_app(service: EdmsService) -> web.Application:
     app.router.add_post("/api/documents", create_document)
     app.router.add_post("/api/documents/{msg_id}/reply", reply_to_document)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/test-adapter/status", adapter_status)
+    app.router.add_get("/test-adapter/cards/{msg_id}", adapter_card)
     return app

@@ -241,6 +241,7 @@ def check_semantics(root: etree._Element) -> list[Problem]:
                                 f"/Envelop/Body/{zone.tag}/DocParent"))
     if zone.tag == "Acknowledgement":
         problems.extend(_check_acknowledgement(zone))
+        problems.extend(_check_refusal_reason(zone))
     for transfer in zone.iter("DocTransfer"):
         problems.extend(_check_doc_transfer(transfer))
     for referred in root.iter("Referred"):
@@ -285,6 +286,19 @@ def _check_acknowledgement(ack: etree._Element) -> list[Problem]:
             problems.append(Problem(int(ErrorCode.WRONG_ELEMENT_COUNT),
                                     "a 'registered' notification must carry IncNumber", path + "/IncNumber"))
     return problems
+
+
+def _check_refusal_reason(ack: etree._Element) -> list[Problem]:
+    """A registration acknowledgement saying 'refused' (errorcode 2) must say why: a 'refused'
+    Notification with its reason from the closed list (code 35). Without this rule an ack with no
+    Notification at all passed, since only a Notification that is present had its reason checked."""
+    if ack.get("ack_type") != "2" or "2" not in {r.get("errorcode") for r in ack.iterfind("AckResult")}:
+        return []
+    if any(n.get("event") == "refused" for n in ack.iterfind("Notification")):
+        return []  # present: its reason is checked with the other Notification rules
+    return [Problem(int(ErrorCode.REQUIRED_ATTRIBUTE_MISSING),
+                    "a registration acknowledgement saying 'refused' (errorcode 2) must carry a 'refused' "
+                    "Notification naming its reason from the closed list", "/Envelop/Body/Acknowledgement/Notification")]
 
 
 def _check_doc_transfer(transfer: etree._Element) -> list[Problem]:

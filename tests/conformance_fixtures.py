@@ -5,6 +5,7 @@ real: the hub, TLS, signatures from the test PKI, SQLite files, HTTP over loopba
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import aiohttp
@@ -24,14 +25,43 @@ from edms_fixtures import full_card
 # A healthy EDMS answers in ~0.05 s; the delivery limit (1.5 s) sits far above that on a busy
 # machine and the "slow" fault (2.5 s) far enough above the limit.
 FAST = Timing(delivery=1.5, registration=10.0, patience=8.0, document=15.0, repeat_window=1.5,
-              large_bytes=1024 * 1024, large_wait=30.0)
+              large_bytes=1024 * 1024, large_wait=30.0, restart=20.0)
 
 
 def edms_config(kind: str, code: str, cert, pki: PkiLayout, data: Path, hub_url: str,
                 faults: frozenset[str] = frozenset()) -> EdmsConfig:
     return EdmsConfig(kind=kind, code=code, name=f"Agency {code}", hub_url=hub_url, data_dir=data,
-                      key=cert.key_path, cert=cert.cert_path, trust=pki.trust_dir, faults=faults,
-                      poll_interval=0.05, slow_seconds=2.5)
+                      key=cert.key_path, cert=cert.cert_path, trust=pki.trust_dir, crls=(pki.crl_path,),
+                      faults=faults, poll_interval=0.05, slow_seconds=2.5)
+
+
+class Restartable:
+    """An in-process emulated EDMS the suite's restart callable stops and starts again on the same port
+    and data (what it held only in memory is lost). The CLI test uses a real process kill instead."""
+
+    def __init__(self, config: EdmsConfig) -> None:
+        self.config = config
+        self.running: RunningEdms | None = None
+
+    async def start(self) -> RunningEdms:
+        self.running = await start_edms(self.config)
+        self.config = replace(self.config, listen_port=self.running.runner.addresses[0][1])
+        return self.running
+
+    async def restart(self) -> None:
+        assert self.running is not None
+        await self.running.stop()
+        await self.start()
+
+    async def stop(self) -> None:
+        if self.running is not None:
+            await self.running.stop()
+            self.running = None
+
+    @property
+    def adapter_url(self) -> str:
+        assert self.running is not None
+        return f"{self.running.url}/test-adapter"
 
 
 def replier(running: RunningEdms, trust: Path):
@@ -49,4 +79,4 @@ def replier(running: RunningEdms, trust: Path):
     return ask
 
 
-__all__ = ["FAST", "edms_config", "replier", "start_edms"]
+__all__ = ["FAST", "Restartable", "edms_config", "replier", "start_edms"]

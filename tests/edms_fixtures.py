@@ -13,6 +13,16 @@ from edms_adapters.adapter import (
 )
 
 
+FILES = (
+    Attachment("letter.pdf", b"%PDF-1.4 letter", "application/pdf", "the letter"),
+    Attachment("annex.txt", "приложение".encode(), "text/plain"),
+)
+# Signature bytes only travel here (format round trips): an EDMS that registers the card verifies a
+# file's signature, and these bytes are no valid CMS signature (it would answer 3).
+SIGNED_FILES = (Attachment("letter.pdf", b"%PDF-1.4 letter", "application/pdf", "the letter",
+                           (b"\x30\x82sig-one",)), FILES[1])
+
+
 def full_card(**changes: object) -> RegistrationCard:
     """A card with every registration field set (no reply/task/supplement unless asked)."""
     card = RegistrationCard(
@@ -27,11 +37,7 @@ def full_card(**changes: object) -> RegistrationCard:
             Party("Committee of Examples", "KOMEX", "S. Sidorov", "Chairman"),
             Party("Agency of Samples", "AGSAM"),
         ),
-        files=(
-            Attachment("letter.pdf", b"%PDF-1.4 letter", "application/pdf", "the letter",
-                       (b"\x30\x82sig-one",)),
-            Attachment("annex.txt", "приложение".encode(), "text/plain"),
-        ),
+        files=FILES,
         annotation="Meetings are moved to Thursdays",
         pages=3,
     )
@@ -48,8 +54,8 @@ SUPPLEMENT = SupplementRef("doc-0042", "01-12/345", date(2026, 11, 20), False, 1
 def every_variant() -> list[RegistrationCard]:
     """A plain document, a reply, a task and a supplement."""
     return [
-        full_card(),
-        full_card(parent=PARENT),
-        full_card(task=TASK),
-        full_card(supplement=SUPPLEMENT),
+        full_card(files=SIGNED_FILES),
+        full_card(parent=PARENT, files=SIGNED_FILES),
+        full_card(task=TASK, files=SIGNED_FILES),
+        full_card(supplement=SUPPLEMENT, files=SIGNED_FILES),
     ]

@@ -10,18 +10,22 @@ import sys
 import textwrap
 from pathlib import Path
 
+import aiohttp
 import pytest
 from click.testing import CliRunner
 from lxml import etree
 
 from cli.main import main
 from edms_adapters.adapter import Party
+from edms_adapters.hub_client import client_ssl_context
+from edms_adapters.kinds import adapter_for
 from edms_adapters.runner import push_url
 from smdo.registry import Registry, SubscriberStatus as S
 from smdo.unp import make_unp
 
 from conformance_fixtures import edms_config, start_edms
 from edms_fixtures import full_card
+from edms_process import EdmsProcess
 from router_fixtures import HubUnderTest, ack_of, document, eventually, hub_config, sign
 
 HOOK = textwrap.dedent('''
@@ -65,7 +69,12 @@ async def test_add_certify_activate_exchange_suspend(tmp_path, test_pki, certs):
     registry = Registry(data / "registry.db")
     hub = await HubUnderTest(hub_config(data, test_pki, operator_certs=(certs["OPERATOR"].cert_path,)), test_pki,
                              registry).start()
-    rekord = await start_edms(edms_config("rekord", "FLOW-R", certs["FLOW-R"], test_pki, tmp_path / "r", hub.url))
+    # The EDMS under test runs as its own process, so the suite's restart hook can kill it for real.
+    rekord = EdmsProcess(tmp_path / "r", "rekord", [
+        "--code", "FLOW-R", "--name", "Agency FLOW-R", "--hub", hub.url, "--data", str(tmp_path / "r" / "data"),
+        "--key", str(certs["FLOW-R"].key_path), "--cert", str(certs["FLOW-R"].cert_path),
+        "--trust", str(test_pki.trust_dir), "--crl", str(test_pki.crl_path), "--poll-interval", "0.05"])
+    ready = await asyncio.to_thread(rekord.start)
     partner = await start_edms(edms_config("directum", "FLOW-D", certs["FLOW-D"], test_pki, tmp_path / "d", hub.url))
     try:
         registry.add_subscriber("FLOW-D", name="Partner agency", unp=make_unp("20098854"),
@@ -73,8 +82,8 @@ async def test_add_certify_activate_exchange_suspend(tmp_path, test_pki, certs):
                                 status=S.ACTIVE, actor="setup")
         # 1. The administrator registers the agency.
         smdo(data, "subscribers", "add", "FLOW-R", "--name", "Agency under test", "--unp", make_unp("30000001"),
-             "--cert", str(certs["FLOW-R"].cert_path), "--push", push_url(rekord), "--sys-id",
-             rekord.service.sender.sys_id, "--edms-product", "Rekord", "--trust", str(test_pki.trust_dir))
+             "--cert", str(certs["FLOW-R"].cert_path), "--push", ready["push_url"], "--sys-id",
+             ready["sys_id"], "--edms-product", "Rekord", "--trust", str(test_pki.trust_dir))
         assert registry.require("FLOW-R").status is S.REGISTERED
 
         # 2. The suite runs as a separate `smdo conformance run` process, through the hub, with 20 MB.
@@ -88,19 +97,21 @@ async def test_add_certify_activate_exchange_suspend(tmp_path, test_pki, certs):
             "--counterpart-cert", str(certs["SMDO-TEST"].cert_path), "--hub-key", str(test_pki.key_path("HUB")),
             "--hub-cert", str(test_pki.cert_path("HUB")), "--junit", str(junit), "--actor", "suite",
             "--operator-cert", str(certs["OPERATOR"].cert_path), "--operator-key", str(certs["OPERATOR"].key_path),
-            "--reply-hook", f"{sys.executable} {hook} {rekord.url} {test_pki.trust_dir} {{msg_id}} {tests_dir}",
+            "--reply-hook", f"{sys.executable} {hook} {ready['url']} {test_pki.trust_dir} {{msg_id}} {tests_dir}",
+            "--adapter", f"{ready['url']}/test-adapter", "--restart-hook", rekord.restart_command,
+            "--pki", str(test_pki.directory),
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
             env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)})
         output = (await asyncio.wait_for(process.communicate(), 300))[0].decode()
         assert process.returncode == 0, output
-        assert "[1/11] delivery-ack: PASSED" in output and "PASSED: 11 passed, 0 failed" in output
+        assert "[1/19] delivery-ack: PASSED" in output and "PASSED: 19 passed, 0 failed" in output
         suite = etree.parse(str(junit)).getroot()[0]
-        assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("11", "0", "0")
+        assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("19", "0", "0")
         assert registry.require("FLOW-R").status is S.CERTIFIED
         assert registry.latest_conclusion("FLOW-R").passed
         shown = smdo(data, "conformance", "conclusion", "FLOW-R", "--trust", str(test_pki.trust_dir),
                      "-o", str(tmp_path / "conclusion.xml"))
-        assert "passed, suite 1.0" in shown and "signature verified" in shown and "large-attachment" in shown
+        assert "passed, suite 1.1" in shown and "durability" in shown and "signature verified" in shown and "large-attachment" in shown
         assert etree.parse(str(tmp_path / "conclusion.xml")).getroot().get("result") == "passed"
         size = re.search(r"large-attachment: PASSED .* ([\d.]+) MB packet delivered", output)
         assert size and float(size.group(1)) > 27  # 20 MiB of file, base64 in the XML
@@ -109,11 +120,15 @@ async def test_add_certify_activate_exchange_suspend(tmp_path, test_pki, certs):
         smdo(data, "subscribers", "activate", "FLOW-R", "--reason", "conformance passed")
         await eventually(lambda: _hub_sees(hub, registry), 10)
         card = full_card(idnumber="prod-1", number="", addressees=(Party("Partner agency", "FLOW-D"),))
-        native = rekord.service.adapter.dump(rekord.service.adapter.from_card(card))
-        submitted = rekord.service.submit(native)
+        native = adapter_for("rekord").dump(adapter_for("rekord").from_card(card))
+        async with aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=client_ssl_context(trust=test_pki.trust_dir))) as http:
+            async with http.post(f"{ready['url']}/api/documents", data=native) as r:
+                assert r.status == 201, await r.text()
+                submitted_id = (await r.json())["msg_id"]
 
         async def registered_by_partner():
-            return [d for d in partner.service.documents("received") if d.msg_id == submitted.msg_id]
+            return [d for d in partner.service.documents("received") if d.msg_id == submitted_id]
         await eventually(registered_by_partner, 20)
 
         # 4. Suspended: the hub refuses its packets with 104.
@@ -126,7 +141,7 @@ async def test_add_certify_activate_exchange_suspend(tmp_path, test_pki, certs):
                      "contract expired"):
             assert step in history
     finally:
-        await rekord.stop()
+        rekord.stop()
         await partner.stop()
         await hub.stop()
         registry.close()

@@ -244,3 +244,47 @@ def test_edms_run_names_bad_options():
     assert result.exit_code == 2 and "expected HOST:PORT" in result.output
     result = CliRunner().invoke(edms, ["run", "lotus", "--code", "X"])
     assert result.exit_code == 2 and "'lotus' is not one of" in result.output
+
+
+def document_with_file_signature(signer, file_signer, *, signed_bytes: bytes | None = None) -> tuple[str, bytes]:
+    from edms_adapters.adapter import Attachment
+    from signing.cms import sign_detached
+
+    content = "Письмо".encode()
+    signature = sign_detached(content if signed_bytes is None else signed_bytes, file_signer)
+    card = full_card(addressees=(Party("Test Agency", "EDMS-T", "A. Clerk"),),
+                     files=(Attachment("письмо.txt", content, "text/plain", signatures=(signature,)),))
+    env = card_to_envelope(card, sender=ORG_A)
+    return env.msg_id, signed(env, signer)
+
+
+async def test_file_signatures_are_verified_before_registering(make_service, signer_for, other_pki):
+    """A file's detached CMS signature must match the file and chain to a trusted CA; else 3 with the reason."""
+    service = make_service()
+    _, good = document_with_file_signature(signer_for("ORG-A"), signer_for("ORG-B"))
+    _, changed = document_with_file_signature(signer_for("ORG-A"), signer_for("ORG-B"), signed_bytes=b"other")
+    _, foreign = document_with_file_signature(signer_for("ORG-A"), other_pki.signer("ORG-A"))
+    for data in (good, changed, foreign):
+        assert service.receive(data).status == 200
+    statuses = {d.msg_id: (d.status, d.reason) for d in service.documents("received")}
+    assert [s for s, _ in statuses.values()].count("registered") == 1
+    reasons = sorted(r for s, r in statuses.values() if s == "untrusted")
+    assert len(reasons) == 2
+    assert any("does not verify" in r and "письмо.txt" in r for r in reasons), reasons
+    assert any("is not trusted" in r and "unknown CA" in r for r in reasons), reasons
+
+
+async def test_a_crl_published_after_start_is_read(make_service, signer_for, issue_cert, test_pki):
+    """The EDMS re-reads its CRL files when they change: a certificate revoked while it runs is refused (3)."""
+    from signing.pki import revoke_certificate
+
+    cert = issue_cert("EDMS-CRL-SIGNER", name="Soon revoked")
+    service = make_service(crls=(test_pki.crl_path,))
+    _, before = document_to_edms(cert.signer())
+    service.receive(before)
+    revoke_certificate(test_pki.directory, "EDMS-CRL-SIGNER")
+    _, after = document_to_edms(cert.signer())
+    service.receive(after)
+    outcomes = sorted((d.status, d.reason) for d in service.documents("received"))
+    assert outcomes[0][0] == "registered"
+    assert outcomes[1][0] == "untrusted" and "was revoked on" in outcomes[1][1], outcomes

@@ -258,3 +258,26 @@ def test_threads_validating_at_once_each_get_their_own_problems() -> None:
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         assert all(pool.map(check, range(400)))
+
+
+def test_a_refused_registration_ack_without_its_reason_is_code_35() -> None:
+    """errorcode 2 (refused) with no Notification at all: the reason is missing just the same."""
+    from datetime import date
+
+    from smdo.errors import RegistrationResult
+    from smdo.packet import RegNumber, Sender
+    from smdo.receipts import registration_ack
+
+    sender = Sender(id="ORG-B", sys_id="4e0a8f52-0000-4000-8000-000000000001", system="test", system_details="1.0")
+    env = registration_ack(acknowledged_msg_id="4e0a8f52-0000-4000-8000-000000000002", sender=sender,
+                           receiver_id="ORG-A", result=RegistrationResult.REFUSED, reason="no_text")
+    root = to_element(env)
+    assert validate(root) == []
+    ack = root.find("Body/Acknowledgement")
+    ack.remove(ack.find("Notification"))
+    assert [p.code for p in validate(root)] == [35]
+    registered = to_element(registration_ack(acknowledged_msg_id="4e0a8f52-0000-4000-8000-000000000002",
+                                             sender=sender, receiver_id="ORG-A",
+                                             result=RegistrationResult.REGISTERED,
+                                             inc_number=RegNumber("IN-1", date(2026, 1, 5))))
+    assert validate(registered) == []

@@ -5,4 +5,4 @@ packets.py builds what the suite sends, counterpart.py receives and answers what
 routes.py says how packets reach the EDMS (through the hub, or straight to its push endpoint),
 cases.py holds the named cases, runner.py runs them, report.py and conclusion.py record the result.
 """
-SUITE_VERSION = "1.0"
+SUITE_VERSION = "1.1"

@@ -28,12 +28,19 @@ def prepare_subscriber(registry: Registry, code: str, *, actor: str) -> Subscrib
     return sub
 
 
-def prepare_counterpart(registry: Registry, certificate: x509.Certificate, push_url: str, *, actor: str) -> None:
-    """Register (or update) SMDO-TEST: active, bound to the suite's certificate, pushed to at `push_url`."""
+def prepare_counterpart(registry: Registry, certificate: x509.Certificate, push_url: str, *, actor: str,
+                        tls_certificate: x509.Certificate | None = None) -> None:
+    """Register (or update) SMDO-TEST: active, bound to the suite's certificate, pushed to at `push_url`.
+
+    A separate TLS client certificate (a bign PKI: OpenSSL cannot do bign) is bound too, so the hub
+    knows the suite by it when it reads the details of what it sent (GET /smdo/v1/transactions/...).
+    """
     existing = registry.get(TEST_COUNTERPART_CODE)
     if existing is None:
         registry.add_subscriber(TEST_COUNTERPART_CODE, name=COUNTERPART.name or TEST_COUNTERPART_CODE,
-                                unp=COUNTERPART_UNP, certificates=[certificate], push_url=push_url,
+                                unp=COUNTERPART_UNP, push_url=push_url,
+                                certificates=[certificate] + ([tls_certificate] if tls_certificate is not None
+                                                              and tls_certificate != certificate else []),
                                 edms_product=COUNTERPART.system, edms_version=COUNTERPART.system_details,
                                 sys_id=COUNTERPART.sys_id, status=S.ACTIVE, actor=actor,
                                 reason="the hub's test counterpart for conformance runs")
@@ -41,8 +48,10 @@ def prepare_counterpart(registry: Registry, certificate: x509.Certificate, push_
     if existing.push_url != push_url:
         registry.update_subscriber(TEST_COUNTERPART_CODE, actor=actor, reason="conformance run listener",
                                    push_url=push_url)
-    if certificate_fingerprint(certificate) not in existing.cert_fingerprints:
-        registry.add_certificate(TEST_COUNTERPART_CODE, certificate, actor=actor, reason="conformance suite key")
+    for cert, why in ((certificate, "conformance suite key"), (tls_certificate, "conformance suite TLS client")):
+        bound = registry.require(TEST_COUNTERPART_CODE).cert_fingerprints
+        if cert is not None and certificate_fingerprint(cert) not in bound:
+            registry.add_certificate(TEST_COUNTERPART_CODE, cert, actor=actor, reason=why)
     if existing.status is not S.ACTIVE:
         raise RegistryError(f"the test counterpart {TEST_COUNTERPART_CODE} is {existing.status.value}, not active")
 

@@ -1,14 +1,17 @@
 """What the suite sends: ordinary documents, a reply, a task, a supplement, a 20 MB attachment,
-and the deliberately broken ones (a tampered signature, a schema-invalid packet)."""
+a document whose title and file names are not ASCII, and the deliberately broken ones (a tampered
+signature, a schema-invalid packet, an unsigned one, one signed with a certificate that must not
+be trusted, one whose file signature does not match its file)."""
 from __future__ import annotations
 
 import os
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 
 from lxml import etree
 
+from signing.cms import sign_detached
 from signing.keys import Signer
 from signing.xmldsig import sign_enveloped
 from smdo import packet as p
@@ -85,8 +88,8 @@ class PacketFactory:
     def task(self, referred: p.Referred, text: str) -> Outgoing:
         number = self._number()
         body = p.Task(idnumber=f"{TEST_COUNTERPART_CODE}-T-{number.number}", task_reg=True, task_copy=False,
-                      kind="15", task_text=text, deadline=date.today(),
-                      task_number=p.TaskNumber(number.number, number.regdate), referred=(referred,),
+                      kind="15", task_text=text, deadline=date.today() + timedelta(days=7),
+                      task_number=p.TaskNumber(f"T-{number.number}", number.regdate), referred=(referred,),
                       author_organizations=(p.Participant(COUNTERPART_ORG),),
                       executors=(p.Executor(p.Organization(name=self.receiver, id=self.receiver), responsible=True),))
         return self.signed(self._envelope(p.DOCUMENT, body, "Conformance task"))
@@ -104,6 +107,32 @@ class PacketFactory:
                                    data=os.urandom(size))
         return self.document(f"Conformance: document with a {size / (1024 * 1024):.0f} MB attachment",
                              files=(attachment,))
+
+    def non_ascii_document(self) -> Outgoing:
+        """Cyrillic and other non-ASCII text in the title and file names; files of every byte value."""
+        files = (
+            p.DocTransfer(name="Письмо о согласовании №5.txt", type="txt", char_set="UTF-8",
+                          data="Уважаемые коллеги! Просим согласовать проект «Ёлка».\n".encode()),
+            p.DocTransfer(name="Приложение — схема (ß, é, 日本).bin", type="bin", data=bytes(range(256)) * 4),
+        )
+        return self.document("Conformance: письмо о согласовании «Ёлка» — ß é 日本 №5", files=files)
+
+    def signed_by(self, title: str, signer: Signer) -> Outgoing:
+        """A good document signed with someone else's key and certificate (e.g. one that is not trusted)."""
+        env = self.document(title).envelope
+        return Outgoing(env, sign(p.to_element(env), signer))
+
+    def unsigned(self, title: str) -> Outgoing:
+        env = self.document(title).envelope
+        return Outgoing(env, etree.tostring(p.to_element(env), xml_declaration=True, encoding="UTF-8"))
+
+    def file_signature_mismatch(self, title: str) -> Outgoing:
+        """The packet is signed correctly; its file's detached signature is of other bytes."""
+        content = f"{title}\nThe file as sent.\n".encode()
+        signature = sign_detached(b"The file as it was signed: different bytes.\n", self.signer)
+        letter = p.DocTransfer(name="signed-letter.txt", type="txt", char_set="UTF-8", data=content,
+                               signatures=(signature,))
+        return self.document(title, files=(letter,))
 
     def registered(self, msg_id: str, sender: str) -> Outgoing:
         """The counterpart's own registration acknowledgement of a document the EDMS sent it."""

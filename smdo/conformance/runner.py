@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from smdo.conformance import SUITE_VERSION
-from smdo.conformance.cases import CASES, FACTS, Case, CaseFailed, Context
+from smdo.conformance.cases import CASES, FACTS, Case, CaseFailed, CaseSkipped, Context
 from smdo.conformance.routes import RouteError
 
 PASSED, FAILED, SKIPPED, ERROR = "passed", "failed", "skipped", "error"
@@ -71,6 +71,8 @@ async def run_suite(ctx: Context, cases: Sequence[Case] = CASES,
                 outcome, reason = PASSED, await case.run(ctx)
             except CaseFailed as exc:
                 outcome, reason = FAILED, str(exc)
+            except CaseSkipped as exc:  # needs something only the integrator can provide
+                outcome, reason = SKIPPED, f"not run: {exc}"
             except RouteError as exc:  # the suite could not even hand the packet over
                 outcome, reason = ERROR, str(exc)
             except Exception as exc:  # a bug or an unreadable answer: report it, keep going
