@@ -12,6 +12,7 @@ import sys
 BENCHMARKS = {
     "packet_check": "bench.packet_check",  # validation + verification vs the parse/c14n/RSA floor
     "hub_throughput": "bench.hub_throughput",  # accepted/delivered packets/s vs the HTTP floor
+    "abuse": "bench.abuse",  # hostile uploads, gzip bomb, slow heads, a slow receiver: RSS, cuts, p99
     "mutation": "bench.mutation",  # conformance suite: share of planted EDMS defects it catches
     "cluster": "bench.cluster",  # 1 node on SQLite vs 2 nodes on PostgreSQL; kill -9 takeover
     "stats_report": "bench.stats_report",  # a quarter's statistics on 1 M transactions vs reading the rows

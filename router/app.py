@@ -10,16 +10,21 @@ from aiohttp import web
 from router import ingress, mailbox, openapi, operator_api, ops
 from router.console import views as console
 from router.config import HubConfig
-from router.delivery import PushDelivery
+from router.connections import LIMITS_ENFORCED, Connections
 from router.hub import Hub
-from router.keys import HUB
-from router.tls import client_context
+from router.keys import CONNECTIONS, HUB
+from router.metrics import Metrics
 
 
 def create_app(config: HubConfig, *, release_claims: bool = True) -> web.Application:
     """`release_claims`: the caller has the journal to itself (one hub, just started), so leases
     left by a previous run are void; with several workers the parent does this once instead."""
-    app = web.Application(client_max_size=config.max_packet_bytes + 1)
+    metrics = Metrics()
+    connections = Connections(head_timeout=config.head_timeout, idle_timeout=config.idle_timeout,
+                              max_connections=config.max_connections,
+                              count=lambda limit: metrics.count(*LIMITS_ENFORCED, limit=limit))
+    app = web.Application(client_max_size=config.max_packet_bytes + 1, middlewares=[connections.track])
+    app[CONNECTIONS] = connections  # router.server wraps each connection's protocol with it
     app.router.add_post("/smdo/v1/packets", ingress.receive_packet)
     app.router.add_get("/smdo/v1/mailbox", mailbox.fetch)
     app.router.add_post("/smdo/v1/mailbox/{delivery_id}/ack", mailbox.confirm)
@@ -32,13 +37,12 @@ def create_app(config: HubConfig, *, release_claims: bool = True) -> web.Applica
     console.routes(app)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        hub = Hub(config)
+        hub = Hub(config, metrics)
         await hub.open()
         if release_claims and not config.clustered:
             await hub.journal.release_claims()
         app[HUB] = hub
-        push = PushDelivery(hub, client_context(config))
-        push.start()
+        hub.delivery.start()
         watcher = asyncio.create_task(hub.watch(0.5), name="registry-and-crl-watch")
         yield
         # Shutdown: the server has stopped accepting and finished in-flight requests (each answered
@@ -47,7 +51,7 @@ def create_app(config: HubConfig, *, release_claims: bool = True) -> web.Applica
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
-        await push.stop()
+        await hub.delivery.stop()
         await hub.close()
 
     app.cleanup_ctx.append(lifecycle)

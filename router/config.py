@@ -61,6 +61,17 @@ class HubConfig:
     mailbox_visibility: float = 60.0  # an unconfirmed pull delivery is offered again after this
     poll_interval: float = 0.05  # delivery engine idle poll; new packets wake it at once
     claim_lease: float = 120.0
+    # Bounds on what a client may cost (router/body.py, router/connections.py; README "Limits").
+    memory_budget: int = 256 * 1024 * 1024  # bytes of packets held in memory at once, per worker
+    spool_threshold: int = 1024 * 1024  # larger bodies are spooled to <data>/spool as they arrive
+    spool_max_bytes: int = 4 * 1024 * 1024 * 1024  # the spool's cap on disk
+    budget_wait: float = 5.0  # a body waits this long for room in the budget, then 503
+    uploads_per_client: int = 4  # spooled uploads at once per client certificate / address
+    body_grace: float = 10.0  # then a body must average body_min_rate bytes/s, or it is cut
+    body_min_rate: int = 10_000
+    head_timeout: float = 10.0  # a request's head must be complete this long after its first byte
+    idle_timeout: float = 30.0  # a keep-alive connection with no request is closed after this
+    max_connections: int = 2000  # per worker; above it the oldest idle connection is closed
     log_level: str = "warning"  # debug | info | warning | error
     log_format: str = "text"  # text | json (one JSON object per line, for log pipelines)
     access_log: bool = False  # one line per HTTP request (logger aiohttp.access, level info)
@@ -116,6 +127,10 @@ class HubConfig:
         return self.storage.kind == "postgresql"
 
     @property
+    def spool_path(self) -> Path:
+        return self.data / "spool"
+
+    @property
     def checkpoints_path(self) -> Path:
         """This node's signed checkpoints of the (shared) chain: a local file."""
         return self.data / "checkpoints.jsonl"
@@ -123,7 +138,8 @@ class HubConfig:
 
 _DURATIONS = {
     "delivery_deadline", "retry_base", "retry_max", "push_timeout", "breaker_cooldown",
-    "mailbox_visibility", "poll_interval", "claim_lease", "checkpoint_interval",
+    "mailbox_visibility", "poll_interval", "claim_lease", "checkpoint_interval", "budget_wait", "body_grace",
+    "head_timeout", "idle_timeout",
 }
 
 
@@ -137,7 +153,8 @@ def _coerce(name: str, value: Any) -> Any:
     if name in ("crl", "operator_certs"):
         items = value.split(",") if isinstance(value, str) else value
         return tuple(Path(v) for v in items if v)
-    if name in ("port", "workers", "max_packet_bytes", "push_concurrency", "breaker_failures"):
+    if name in ("port", "workers", "max_packet_bytes", "push_concurrency", "breaker_failures", "memory_budget",
+                "spool_threshold", "spool_max_bytes", "uploads_per_client", "body_min_rate", "max_connections"):
         return int(value)
     if name in ("http", "access_log"):
         return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes", "on")

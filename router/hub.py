@@ -3,29 +3,34 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import hashlib
 import logging
 import time
-from collections.abc import Sequence
 
 from signing.keys import Signer
 from signing.trust import TrustStore
-from smdo.journal import Accepted, GroupCommitter, journal_store
+from smdo.journal import GroupCommitter, journal_store
 from smdo.xmlparse import Limits
 
 from router.acks import HubAcks
 from router.auth import load_operators
+from router.body import BodyIntake, BodyLimits
 from router.checkpointing import Checkpointer
 from router.config import HubConfig
 from router.crl_watch import CrlWatch, crl_files, crl_health
+from router.delivery import PushDelivery, PushSettings
 from router.metrics import Metrics
+from router.receipts import Receipts
 from router.registry_view import RegistryView
+from router.tls import client_context
 
 log = logging.getLogger(__name__)
 
 
 class Hub:
-    def __init__(self, config: HubConfig) -> None:
+    """The hub's parts, built once at start-up. Request handlers find them here; each part is
+    given only what it needs."""
+
+    def __init__(self, config: HubConfig, metrics: Metrics) -> None:
         self.config = config
         assert config.key is not None and config.cert is not None and config.trust is not None
         # Loaded once: parsing a PEM key costs tens of milliseconds; signing with the object is cheap.
@@ -38,15 +43,24 @@ class Hub:
         self.committer = GroupCommitter(self.journal)
         self.registry = RegistryView(config.storage)
         self.operators = load_operators(config.operator_certs)  # {fingerprint: name}
-        self.metrics = Metrics()
+        self.bodies = BodyIntake(body_limits(config), config.spool_path, time.monotonic)
+        self.metrics = metrics
         self.metrics.gauges["smdo_journal_queue_depth"] = lambda: self.committer.depth
-        self.work_ready = asyncio.Event()  # set when new push deliveries were journaled
+        self.metrics.gauges["smdo_body_memory_bytes"] = lambda: self.bodies.budget.used
+        self.metrics.gauges["smdo_body_spool_bytes"] = lambda: self.bodies.spool.used
+        self.receipts = Receipts(limits=self.limits, trust=self.trust, registry=self.registry, acks=self.acks,
+                                 store=self.journal, committer=self.committer, hub_code=config.hub_code,
+                                 delivery_deadline=config.delivery_deadline)
+        self.delivery = PushDelivery(
+            store=self.journal, committer=self.committer, registry=self.registry, receipts=self.receipts,
+            metrics=self.metrics, settings=PushSettings.from_config(config), client_ssl=client_context(config))
         self.stopping = False
         self.directory: tuple[int, bytes] | None = None  # (registry version, signed directory)
         self.crl_problems: list[str] = []  # as last logged
         self.checkpoints = Checkpointer(self)
 
     async def open(self) -> None:
+        self.bodies.spool.clear()
         await self.journal.open()
         self.committer.start()
         self.checkpoints.start()
@@ -93,21 +107,11 @@ class Hub:
             totals[f"smdo_journal_{name}{'_total' if name == 'transactions' else '_seconds_total'}"] = value
         self.metrics.sync(totals)
 
-    def deliveries_for(self, receivers: Sequence[str]) -> tuple[tuple[str, str], ...]:
-        """(receiver, mode) for each distinct known receiver, by its registered delivery mode."""
-        out = []
-        for code in dict.fromkeys(receivers):
-            subscriber = self.registry.snapshot.get(code)
-            if subscriber is not None:
-                out.append((code, subscriber.delivery_mode))
-        return tuple(out)
 
-    def hub_packet(self, *, msg_id: str, raw: bytes, acknowledged: str, to: str) -> Accepted:
-        """A packet the hub made itself (101/102), journaled and delivered like any other."""
-        now = time.time()
-        return Accepted(
-            msg_id=msg_id, sender=self.config.hub_code, receivers=(to,), msg_type=0, acknow=0,
-            digest=hashlib.sha256(raw).hexdigest(), size=len(raw), received_at=now,
-            deadline=now + self.config.delivery_deadline, raw=raw, answer=b"",
-            deliveries=self.deliveries_for([to]), ack_for=acknowledged, origin="hub",
-        )
+def body_limits(config: HubConfig) -> BodyLimits:
+    return BodyLimits(
+        max_bytes=config.max_packet_bytes, spool_threshold=config.spool_threshold,
+        memory_budget=config.memory_budget, budget_wait=config.budget_wait,
+        spool_max_bytes=config.spool_max_bytes, uploads_per_client=config.uploads_per_client,
+        grace=config.body_grace, min_rate=config.body_min_rate,
+    )

@@ -1,6 +1,6 @@
 """`POST /smdo/v1/packets`: a packet's way in, one readable stage after another.
 
-    receive -> read_packet -> validate_packet -> verify_packet -> authorise -> de-duplicate
+    receive (router/body.py) -> read_packet -> validate_packet -> verify_packet -> authorise -> de-duplicate
             -> journal -> acknowledge
 
 Each stage either passes the packet on or raises `Refused` with its own codes. Whatever happens, the
@@ -9,7 +9,6 @@ nobody hears "accepted" (100) before the packet's group is durably committed.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -26,6 +25,8 @@ from smdo.journal import Accepted, DeliveryState, Duplicate, Rejected, StateChan
 from smdo.packet import ACK_REGISTRATION, ACKNOWLEDGEMENT, PacketHeader, read_header
 
 from router.ack_rules import subscriber_ack_refusal
+from router.body import BodyRefused, TooLarge
+from router.connections import LIMITS_ENFORCED
 from router.hub import Hub
 from router.keys import HUB
 from router.logs import fields
@@ -77,7 +78,23 @@ async def receive_packet(request: web.Request) -> web.Response:
     hub: Hub = request.app[HUB]
     packet = Incoming(received_at=time.time())
     try:
-        await receive(request, hub, packet)
+        async with hub.bodies.receive(request) as body:  # stage: receive (router/body.py)
+            packet.body, packet.digest = body.data, body.digest
+            return await check_and_journal(hub, packet)
+    except BodyRefused as refused:
+        hub.metrics.count(*LIMITS_ENFORCED, limit=refused.reason)
+        log.info("packet body refused (%d): %s", refused.status, refused)
+        return refused.response()
+    except TooLarge as exc:
+        hub.metrics.count(*LIMITS_ENFORCED, limit="max_packet_bytes")
+        response = await refuse(hub, packet, Refused("receive", [Problem(ErrorCode.XML_UNPARSABLE, str(exc))], 413))
+        response.force_close()  # the rest of the body is not read
+        return response
+
+
+async def check_and_journal(hub: Hub, packet: Incoming) -> web.Response:
+    """The stages after receive, while the body is held within the memory budget."""
+    try:
         timed(hub, "read", lambda: read(hub, packet))
         timed(hub, "validate", lambda: validate(packet))
         timed(hub, "verify", lambda: verify(hub, packet))
@@ -92,7 +109,7 @@ async def receive_packet(request: web.Request) -> web.Response:
         return await refuse(hub, packet, refused)
     hub.metrics.packets["accepted"] += 1
     if any(mode == "push" for _, mode in record.deliveries):
-        hub.work_ready.set()
+        hub.delivery.notify()
     return xml_response(record.answer, 200)
 
 
@@ -102,19 +119,6 @@ def timed(hub: Hub, stage: str, run: Callable[[], T]) -> T:
         return run()
     finally:
         hub.metrics.stage(stage, time.perf_counter() - started)
-
-
-async def receive(request: web.Request, hub: Hub, packet: Incoming) -> None:
-    """Stage: the body, refused before reading when it is announced as too large."""
-    limit = hub.config.max_packet_bytes
-    if request.content_length is not None and request.content_length > limit:
-        raise Refused("receive", [Problem(ErrorCode.XML_UNPARSABLE,
-                                          f"packet of {request.content_length} bytes exceeds the limit of {limit}")], 413)
-    try:
-        packet.body = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise Refused("receive", [Problem(ErrorCode.XML_UNPARSABLE, f"packet exceeds the limit of {limit} bytes")], 413)
-    packet.digest = hashlib.sha256(packet.body).hexdigest()
 
 
 def read(hub: Hub, packet: Incoming) -> None:
@@ -188,7 +192,7 @@ async def plan(hub: Hub, packet: Incoming) -> Accepted:
         acknow=header.msg_acknow, digest=packet.digest, size=len(packet.body), received_at=packet.received_at,
         deadline=packet.received_at + hub.config.delivery_deadline, raw=packet.body,
         answer=hub.acks.accepted(header.msg_id, header.sender_id),
-        deliveries=hub.deliveries_for(header.receiver_ids), ack_for=header.ack_msg_id, also=also,
+        deliveries=hub.registry.deliveries_for(header.receiver_ids), ack_for=header.ack_msg_id, also=also,
     )
 
 

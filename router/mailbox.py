@@ -17,7 +17,7 @@ from aiohttp import web
 from router.auth import require_exchanging_subscriber
 from router.keys import HUB
 from router.paths import bounded_int, row_id
-from router.receipts import BadReceipt, check_delivery_ack, delivered, settle
+from router.receipts import BadReceipt
 
 
 async def fetch(request: web.Request) -> web.Response:
@@ -39,10 +39,10 @@ async def confirm(request: web.Request) -> web.Response:
         raise web.HTTPNotFound(text="no such delivery in your mailbox\n")
     body = await request.read()
     try:
-        check_delivery_ack(hub, body, delivery)
+        hub.receipts.check(body, delivery)
     except BadReceipt as exc:
         return web.json_response({"confirmed": False, "error": str(exc)}, status=400)
-    await settle(hub, delivered(hub, delivery, "fetched from the mailbox"))
+    await hub.receipts.settle(hub.receipts.delivered(delivery, "fetched from the mailbox"))
     hub.metrics.deliveries["delivered"] += 1
-    hub.work_ready.set()
+    hub.delivery.notify()  # the hub's 101 to the sender may be a push
     return web.json_response({"confirmed": True, "msg_id": delivery.msg_id})

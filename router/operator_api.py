@@ -84,7 +84,7 @@ async def inject(request: web.Request) -> web.Response:
         raise web.HTTPConflict(text=f"journal id {journal_id} is taken\n")
     log.info("operator %s injected %s for %s (%d bytes)", operator.name, journal_id, receiver, len(raw))
     if subscriber.delivery_mode == "push":
-        hub.work_ready.set()
+        hub.delivery.notify()
     return web.json_response({"journal_id": journal_id, "receiver": receiver, "mode": subscriber.delivery_mode})
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from smdo.registry import RegistrySnapshot, Subscriber, registry_store
 from smdo.storage import StorageUrl
 
@@ -27,6 +28,15 @@ class RegistryView:
     def by_fingerprint(self, fingerprint: str) -> Subscriber | None:
         """The subscriber a (client or signing) certificate is bound to."""
         return self._by_fingerprint.get(fingerprint)
+
+    def deliveries_for(self, receivers: Sequence[str]) -> tuple[tuple[str, str], ...]:
+        """(receiver, mode) for each distinct known receiver, by its registered delivery mode."""
+        out = []
+        for code in dict.fromkeys(receivers):
+            subscriber = self.snapshot.get(code)
+            if subscriber is not None:
+                out.append((code, subscriber.delivery_mode))
+        return tuple(out)
 
     async def reload_if_changed(self) -> bool:
         version = await asyncio.to_thread(self.registry.data_version)

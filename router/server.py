@@ -4,6 +4,7 @@ its own event loop. SIGTERM/SIGINT stop it gracefully: stop accepting, answer re
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import gc
 import logging
 import multiprocessing
@@ -22,6 +23,7 @@ from smdo.journal import journal_store
 
 from router.app import create_app
 from router.config import HubConfig
+from router.keys import CONNECTIONS
 from router.metrics import prepare_multiprocess, worker_exited
 from router.tls import server_context
 
@@ -35,6 +37,16 @@ async def _release_claims(config: HubConfig) -> None:
     await journal.close()
     if released:
         log.info("released %d delivery leases left by the previous run", released)
+
+
+def keep_large_blocks_out_of_the_heap() -> None:
+    """glibc raises its mmap threshold each time a large block is freed (up to 32 MB), after which
+    body-sized blocks (packets, parsed trees) come from the heap and stay in RSS when freed. A fixed
+    threshold keeps them mmapped, so memory goes back to the system as soon as a packet is done."""
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(-3, 256 * 1024)  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):  # not glibc: its allocator decides
+        pass
 
 
 def url(config: HubConfig, port: int) -> str:
@@ -52,6 +64,7 @@ def serve(config: HubConfig, announce: Callable[[str], None] | None = None) -> N
     # The journal's thread holds SQLite's write lock while it runs; with the default 5 ms GIL
     # switch interval it can wait that long for the event loop thread, and so can every writer.
     sys.setswitchinterval(0.0005)
+    keep_large_blocks_out_of_the_heap()
     try:
         if not config.clustered:
             asyncio.run(_release_claims(config))
@@ -105,14 +118,18 @@ async def _worker(config: HubConfig, announce: Callable[[str], None]) -> None:
     app = create_app(config, release_claims=False)
     access_log = logging.getLogger("aiohttp.access") if config.access_log else None
     runner = web.AppRunner(app, handle_signals=False, access_log=access_log, shutdown_timeout=10.0,
-                           access_log_format='%a "%r" %s %b %Tfs "%{User-Agent}i"')
+                           access_log_format='%a "%r" %s %b %Tfs "%{User-Agent}i"',
+                           auto_decompress=False)  # router/body.py refuses encoded bodies, unread
     await runner.setup()
-    site = web.TCPSite(
-        runner, config.host, config.port, ssl_context=None if config.http else server_context(config),
-        reuse_port=config.workers > 1, backlog=1024,
+    # Our own listening socket rather than a TCPSite: each connection's protocol is aiohttp's
+    # wrapped in router.connections' guard (head and idle timeouts, the connection cap).
+    connections = app[CONNECTIONS]
+    server = await asyncio.get_running_loop().create_server(
+        connections.protocol_factory(runner.server), config.host, config.port,
+        ssl=None if config.http else server_context(config), reuse_port=config.workers > 1, backlog=1024,
+        ssl_handshake_timeout=config.head_timeout,
     )
-    await site.start()
-    port = runner.addresses[0][1]
+    port = server.sockets[0].getsockname()[1]
     # What exists now (modules, schemas, keys, the app) lives as long as the process: keep it out
     # of the cyclic collector's scans, which otherwise grow into pauses under load.
     gc.collect()
@@ -124,5 +141,6 @@ async def _worker(config: HubConfig, announce: Callable[[str], None]) -> None:
     announce(f"smdo-hub listening on {url(config, port)}")
     await stop.wait()
     log.info("stopping: no new connections, finishing requests in flight, parking deliveries")
+    server.close()
     await runner.cleanup()
     print("smdo-hub stopped", file=sys.stderr, flush=True)

@@ -92,6 +92,7 @@ class ReceivingEdms:
     db_path: Path
     port: int = 0
     answer_status: int | None = None  # force an error status (a misbehaving receiver)
+    delay: float = 0.0  # answer this late (a slow receiver)
     synchronous: str = "FULL"  # its own store's durability (the benchmark's receivers use NORMAL)
     _db: sqlite3.Connection | None = None
     _runner: web.AppRunner | None = None
@@ -125,6 +126,10 @@ class ReceivingEdms:
 
     async def receive(self, request: web.Request) -> web.Response:
         self.attempts += 1
+        if self.delay:
+            import asyncio
+
+            await asyncio.sleep(self.delay)
         if self.answer_status:
             return web.Response(status=self.answer_status, text="not now")
         body = await request.read()

@@ -83,6 +83,22 @@ async def test_claims_are_exclusive_until_the_lease_ends(journal):
     assert (await journal.delivery(first[0].delivery_id)).msg_id == "m1"
 
 
+async def test_claims_with_lanes_fill_each_receivers_room_and_skip_full_ones(journal):
+    from smdo.journal import Lanes
+
+    # The slow receiver's 20 are older than anything else: first in due order.
+    await journal.write([accepted(f"slow{i}", receivers=("SLOW",), at=1000.0 + i) for i in range(20)])
+    await journal.write([accepted(f"ok{i}", receivers=("OK",), at=1030.0 + i) for i in range(5)]
+                        + [accepted(f"new{i}", receivers=("NEW",), at=1030.0 + i) for i in range(5)])
+    # SLOW's lane is full, OK has room for one more, NEW (not named) a whole lane of 2.
+    claimed = await journal.claim_push("w", 1050.0, 60.0, 32, Lanes(2, {"SLOW": 0, "OK": 1}))
+    assert sorted(d.msg_id for d in claimed) == ["new0", "new1", "ok0"]
+    assert all(d.raw == b"<Envelop/>" for d in claimed)
+    # Without lanes: oldest first, as before.
+    assert [d.msg_id for d in await journal.claim_push("w", 1050.0, 60.0, 3)] == ["slow0", "slow1", "slow2"]
+    assert await journal.verify() == []
+
+
 async def test_mailbox_claims_only_the_receivers_pull_deliveries(journal):
     await journal.write([accepted("p1", receivers=("B", "C"), mode="pull"), accepted("s1", receivers=("B",))])
     got = await journal.claim_mailbox("B", now=1001, visibility=10, limit=10)

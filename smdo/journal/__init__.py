@@ -6,6 +6,7 @@ from smdo.journal.records import (
     Claimed,
     DeliveryState,
     Duplicate,
+    Lanes,
     ReceiverBacklog,
     Record,
     Rejected,
@@ -15,6 +16,6 @@ from smdo.journal.records import (
 from smdo.journal.store import JournalStore
 
 __all__ = [
-    "Accepted", "Claimed", "DeliveryState", "Duplicate", "GroupCommitter", "JournalStore", "ReceiverBacklog", "Record", "Rejected",
+    "Accepted", "Claimed", "DeliveryState", "Duplicate", "GroupCommitter", "JournalStore", "Lanes", "ReceiverBacklog", "Record", "Rejected",
     "StateChange", "TransactionView", "journal_store",
 ]

@@ -34,7 +34,7 @@ from smdo.journal import rows as R
 from smdo.journal.audit import DELIVERY_COLUMNS, ENTRY_COLUMNS, TRANSACTION_COLUMNS, Progress, run_audit
 from smdo.journal.chain import ChainProblem, ChainWriter
 from smdo.journal.entries import Prepared, claim_entry, prepare
-from smdo.journal.records import Accepted, Claimed, Duplicate, ReceiverBacklog, Record, TransactionView
+from smdo.journal.records import Accepted, Claimed, Duplicate, Lanes, ReceiverBacklog, Record, TransactionView
 from smdo.journal.timing import LockTimes
 from smdo.journal.transitions import PENDING, accepted_msg_ids, changed_msg_ids, plan_write
 from smdo.postgres import SESSION_OPTIONS, migrations
@@ -162,14 +162,15 @@ class PostgresJournal:
                 " claimed_by = NULL, claim_until = NULL WHERE msg_id = %s AND receiver = %s", plan.updates)
         return plan.results
 
-    async def claim_push(self, worker: str, now: float, lease: float, limit: int) -> list[Claimed]:
-        return await self._claim("push", None, worker, now, lease, limit)
+    async def claim_push(self, worker: str, now: float, lease: float, limit: int,
+                         lanes: Lanes | None = None) -> list[Claimed]:
+        return await self._claim("push", None, worker, now, lease, limit, lanes)
 
     async def claim_mailbox(self, receiver: str, now: float, visibility: float, limit: int) -> list[Claimed]:
         return await self._claim("pull", receiver, f"mailbox:{receiver}", now, visibility, limit)
 
     async def _claim(self, mode: str, receiver: str | None, holder: str, now: float, lease: float,
-                     limit: int) -> list[Claimed]:
+                     limit: int, lanes: Lanes | None = None) -> list[Claimed]:
         where = (f"d.mode = %s AND d.state IN {PENDING} AND d.next_at <= %s AND d.deadline > %s"
                  " AND (d.claim_until IS NULL OR d.claim_until < %s)")
         args: list[object] = [mode, now, now, now]
@@ -180,12 +181,27 @@ class PostgresJournal:
         if not await self._read(f"SELECT 1 FROM deliveries d WHERE {where} LIMIT 1", args):
             return []
 
+        full = lanes.full() if lanes is not None else []
+        if full:
+            where += " AND NOT (d.receiver = ANY(%s))"
+            args.append(full)
+
         async def claim(cur: psycopg.AsyncCursor[Any], chain: ChainWriter) -> list[Claimed]:
+            # Lock candidates by id and receiver first, then read the chosen ones' bodies only.
             await cur.execute(
-                f"SELECT {R.CLAIMED_COLUMNS} FROM deliveries d JOIN transactions t"
-                f" ON t.msg_id = d.msg_id AND t.outcome = 'accepted' WHERE {where}"
-                " ORDER BY d.next_at LIMIT %s FOR UPDATE OF d SKIP LOCKED", (*args, limit))
-            rows = await cur.fetchall()
+                f"SELECT d.id, d.receiver FROM deliveries d WHERE {where}"
+                " ORDER BY d.next_at LIMIT %s FOR UPDATE OF d SKIP LOCKED",
+                (*args, limit if lanes is None else lanes.lookahead(limit)))
+            candidates = await cur.fetchall()
+            if lanes is not None:
+                candidates = [candidates[i] for i in lanes.admit([c[1] for c in candidates])][:limit]
+            order = {c[0]: i for i, c in enumerate(candidates)}
+            rows: list[Any] = []
+            if order:
+                await cur.execute(
+                    f"SELECT {R.CLAIMED_COLUMNS} FROM deliveries d JOIN transactions t"
+                    " ON t.msg_id = d.msg_id AND t.outcome = 'accepted' WHERE d.id = ANY(%s)", (list(order),))
+                rows = sorted(await cur.fetchall(), key=lambda r: order[r[0]])
             if rows:
                 await cur.executemany(
                     "UPDATE deliveries SET state = 'forwarding', attempts = attempts + 1, updated_at = %s,"

@@ -1,6 +1,7 @@
 """The journal's records and views: what the hub writes and reads, independent of any database."""
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -165,3 +166,31 @@ class ReceiverBacklog:
     last_error: str  # the latest failed attempt's detail
     last_error_at: float | None
     next_try_at: float | None
+
+
+@dataclass(frozen=True)
+class Lanes:
+    """How many more push deliveries each receiver may have in flight (a receiver not named may
+    have `size`); a receiver with no room is not claimed at all, so its backlog stays unclaimed
+    and does not stand in the way of the others'."""
+
+    size: int
+    room: Mapping[str, int] = field(default_factory=dict)
+
+    def full(self) -> list[str]:
+        return [receiver for receiver, room in self.room.items() if room <= 0]
+
+    def admit(self, receivers: Sequence[str]) -> list[int]:
+        """Indexes of the candidates (in due order, by receiver) that fit their receivers' lanes."""
+        left = dict(self.room)
+        chosen = []
+        for i, receiver in enumerate(receivers):
+            room = left.get(receiver, self.size)
+            if room > 0:
+                left[receiver] = room - 1
+                chosen.append(i)
+        return chosen
+
+    def lookahead(self, limit: int) -> int:
+        """Candidates to look at for `limit` claims: some may not fit their receiver's lane."""
+        return limit * 4

@@ -26,7 +26,7 @@ from smdo.journal import rows as R
 from smdo.journal.audit import DELIVERY_COLUMNS, ENTRY_COLUMNS, TRANSACTION_COLUMNS, Progress, run_audit
 from smdo.journal.chain import GENESIS, ChainProblem, ChainWriter
 from smdo.journal.entries import claim_entry, prepare
-from smdo.journal.records import Accepted, Claimed, Duplicate, ReceiverBacklog, Record, TransactionView
+from smdo.journal.records import Accepted, Claimed, Duplicate, Lanes, ReceiverBacklog, Record, TransactionView
 from smdo.journal.timing import LockTimes
 from smdo.journal.transitions import PENDING, WritePlan, accepted_msg_ids, changed_msg_ids, plan_write
 from smdo.storage import StorageError
@@ -262,11 +262,12 @@ class SqliteJournal:
         finally:
             self._last_write = time.monotonic()
 
-    async def claim_push(self, worker: str, now: float, lease: float, limit: int) -> list[Claimed]:
+    async def claim_push(self, worker: str, now: float, lease: float, limit: int,
+                         lanes: Lanes | None = None) -> list[Claimed]:
         if now < self._idle_until:  # an idle hub's poll: no thread hop, no query
             return []
         generation = self._generation
-        claimed, idle_until = await self._run(self._claim, "push", None, worker, now, lease, limit)
+        claimed, idle_until = await self._run(self._claim, "push", None, worker, now, lease, limit, lanes)
         if generation == self._generation:  # no write of ours came in between
             self._idle_until = idle_until
         return self._wrote(claimed)
@@ -440,7 +441,7 @@ class SqliteJournal:
             conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
 
     def _claim(self, conn: sqlite3.Connection, mode: str, receiver: str | None, holder: str, now: float,
-               lease: float, limit: int) -> tuple[list[Claimed], float]:
+               lease: float, limit: int, lanes: Lanes | None = None) -> tuple[list[Claimed], float]:
         """The claimed deliveries, and until when nothing will be due (-inf: unknown)."""
         where = (f"d.mode = ? AND d.state IN {PENDING} AND d.next_at <= ? AND d.deadline > ?"
                  " AND (d.claim_until IS NULL OR d.claim_until < ?)")
@@ -448,6 +449,10 @@ class SqliteJournal:
         if receiver is not None:
             where += " AND d.receiver = ?"
             args.append(receiver)
+        full = lanes.full() if lanes is not None else []
+        if full:
+            where += f" AND d.receiver NOT IN ({','.join('?' * len(full))})"
+            args.extend(full)
         # The idle poll: one indexed read, no write lock, when nothing is due.
         if conn.execute(f"SELECT 1 FROM deliveries d WHERE {where} LIMIT 1", args).fetchone() is None:
             if receiver is not None:
@@ -458,10 +463,17 @@ class SqliteJournal:
             return [], min(now + IDLE_RECHECK, max(now, next_at)) if next_at is not None else now + IDLE_RECHECK
 
         def claim(chain: ChainWriter) -> list[Claimed]:
-            rows = conn.execute(
+            # Choose by id and receiver first, then read the chosen ones' bodies only.
+            candidates = conn.execute(
+                f"SELECT d.id, d.receiver FROM deliveries d WHERE {where} ORDER BY d.next_at LIMIT ?",
+                (*args, limit if lanes is None else lanes.lookahead(limit))).fetchall()
+            if lanes is not None:
+                candidates = [candidates[i] for i in lanes.admit([c[1] for c in candidates])][:limit]
+            order = {c[0]: i for i, c in enumerate(candidates)}
+            rows = sorted(conn.execute(
                 f"SELECT {R.CLAIMED_COLUMNS} FROM deliveries d JOIN transactions t"
-                f" ON t.msg_id = d.msg_id AND t.outcome = 'accepted' WHERE {where} ORDER BY d.next_at LIMIT ?",
-                (*args, limit)).fetchall()
+                f" ON t.msg_id = d.msg_id AND t.outcome = 'accepted' WHERE d.id IN ({','.join('?' * len(order))})",
+                list(order)).fetchall(), key=lambda r: order[r[0]]) if order else []
             updates = [(now, chain.append(claim_entry(row[1], row[2], now, row[5] + 1, holder), row[1]), holder, now + lease,
                         row[0]) for row in rows]
             conn.executemany(

@@ -21,6 +21,7 @@ from smdo.journal.records import (  # noqa: F401 - re-exported: the interface's 
     DeliveryState,
     DeliveryView,
     Duplicate,
+    Lanes,
     ReceiverBacklog,
     Record,
     Rejected,
@@ -41,9 +42,11 @@ class JournalStore(Protocol):
     async def write(self, records: Sequence[Record]) -> list[Duplicate | None]:
         """Commit all records in one durable transaction; per record, a Duplicate or None."""
 
-    async def claim_push(self, worker: str, now: float, lease: float, limit: int) -> list[Claimed]:
+    async def claim_push(self, worker: str, now: float, lease: float, limit: int,
+                         lanes: Lanes | None = None) -> list[Claimed]:
         """Due push deliveries, marked forwarding and leased to `worker`; rows another node holds
-        are skipped, and a lease that ran out (its holder died) is due again."""
+        are skipped, and a lease that ran out (its holder died) is due again. With `lanes`, no more
+        per receiver than its lane has room for (`Lanes.admit`)."""
 
     async def claim_mailbox(self, receiver: str, now: float, visibility: float, limit: int) -> list[Claimed]:
         """Pull deliveries waiting for `receiver` (or offered earlier and not confirmed in time)."""

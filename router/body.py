@@ -1,0 +1,244 @@
+"""A request body, bounded in memory, time, disk and per client: the receive stage's one job.
+
+- Content-Encoding other than identity is refused (415): an inflated body's size is not what the
+  client sent, and inflating costs the hub, not the client.
+- A body up to `spool_threshold` is read into memory; a larger one is hashed and written to a spool
+  file in the data folder as it arrives, so an upload in transit costs disk, not memory. The spool
+  has its own cap (`spool_max_bytes`), and each client at most `uploads_per_client` spooled uploads
+  at once (by TLS client certificate, else by address): 429.
+- Before a body is checked, its working set (the bytes, the parsed tree, the XSD pass, the canonical
+  form the signature digest needs, the journal's copy: `WORKING_SET` times its size, measured) is
+  reserved from the
+  hub-wide memory budget. When the budget is spent, the request waits up to `budget_wait`, then
+  gets 503 with Retry-After. The reservation lasts until the answer is sent.
+- Progress: after `body_grace` seconds a body must have arrived at `body_min_rate` bytes/s on
+  average, or the connection is cut (408).
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from router.auth import peer_certificate
+
+#: A body being checked holds about this many times its size in memory (measured on a 10 MB packet:
+#: the bytes, then parse + XSD + signature check peak at 4 times more, then the journal's copy).
+WORKING_SET = 6
+CHUNK = 64 * 1024
+RETRY_AFTER = 5  # seconds, told to a client refused for lack of room
+
+
+@dataclass(frozen=True)
+class BodyLimits:
+    max_bytes: int
+    spool_threshold: int
+    memory_budget: int
+    budget_wait: float
+    spool_max_bytes: int
+    uploads_per_client: int
+    grace: float
+    min_rate: float  # bytes per second, on average, once `grace` has passed
+
+
+class TooLarge(Exception):
+    """The body is larger than the packet limit (the ingress answers 413 with its signed refusal)."""
+
+
+class BodyRefused(Exception):
+    """The body was not taken for a reason other than its content: busy, too slow, encoded."""
+
+    def __init__(self, status: int, reason: str, message: str, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.status, self.reason, self.retry_after = status, reason, retry_after
+
+    def response(self) -> web.Response:
+        headers = {"Retry-After": str(self.retry_after)} if self.retry_after else {}
+        response = web.Response(status=self.status, text=f"{self}\n", headers=headers)
+        response.force_close()  # whatever is left of the body is not read
+        return response
+
+
+class MemoryBudget:
+    """Bytes of bodies the hub holds in memory at once, hub-wide (per worker process)."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.used = 0
+        self._freed = asyncio.Event()
+
+    async def reserve(self, n: int, wait: float) -> int:
+        """Take n bytes (returns what was taken), waiting up to `wait` seconds for room; BodyRefused
+        (503) otherwise. A body larger than the whole budget is let through alone."""
+        n = min(n, self.total)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while self.used + n > self.total:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise BodyRefused(503, "memory_budget", "the hub is busy with other large packets: "
+                                  "try again later", RETRY_AFTER)
+            self._freed.clear()  # every waiter wakes on the next release and looks again
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._freed.wait(), remaining)
+        self.used += n
+        return n
+
+    def release(self, n: int) -> None:
+        self.used -= n
+        self._freed.set()
+
+    @contextlib.asynccontextmanager
+    async def hold(self, n: int, wait: float) -> AsyncIterator[None]:
+        taken = await self.reserve(n, wait)
+        try:
+            yield
+        finally:
+            self.release(taken)
+
+
+class Spool:
+    """Large bodies on their way in, as files in one folder, with a cap on their total size and on
+    each client's uploads at once."""
+
+    def __init__(self, folder: Path, max_bytes: int, per_client: int) -> None:
+        self.folder, self.max_bytes, self.per_client = folder, max_bytes, per_client
+        self.used = 0
+        self.uploads: dict[str, int] = defaultdict(int)
+
+    def clear(self) -> None:
+        """At start: files left by a previous run belong to requests that were never answered."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for leftover in self.folder.glob("*.part"):
+            leftover.unlink(missing_ok=True)
+
+    @contextlib.contextmanager
+    def upload(self, client: str) -> Iterator[None]:
+        if self.uploads[client] >= self.per_client:
+            raise BodyRefused(429, "uploads_per_client", f"at most {self.per_client} large uploads at once "
+                              "per client: wait for one to finish", RETRY_AFTER)
+        self.uploads[client] += 1
+        try:
+            yield
+        finally:
+            self.uploads[client] -= 1
+            if not self.uploads[client]:
+                del self.uploads[client]
+
+    def take(self, n: int) -> None:
+        if self.used + n > self.max_bytes:
+            raise BodyRefused(503, "spool_full", "the hub's spool for large packets is full: try again later",
+                              RETRY_AFTER)
+        self.used += n
+
+
+class BodyIntake:
+    """The receive stage's parts, one per worker process: limits, memory budget and spool."""
+
+    def __init__(self, limits: BodyLimits, spool_folder: Path, clock: Callable[[], float]) -> None:
+        self.limits, self.clock = limits, clock
+        self.budget = MemoryBudget(limits.memory_budget)
+        self.spool = Spool(spool_folder, limits.spool_max_bytes, limits.uploads_per_client)
+
+    def receive(self, request: web.Request) -> contextlib.AbstractAsyncContextManager[Body]:
+        return receive_body(request, self.limits, self.budget, self.spool, self.clock)
+
+
+@dataclass
+class Body:
+    data: bytes
+    digest: str  # SHA-256, lowercase hex
+    spooled: bool
+
+
+def client_key(request: web.Request) -> str:
+    """Who an upload counts against: the TLS client certificate, else the peer address."""
+    der = peer_certificate(request)
+    if der is not None:
+        return "cert:" + hashlib.sha256(der).hexdigest()
+    return "addr:" + (request.remote or "?")
+
+
+@contextlib.asynccontextmanager
+async def receive_body(request: web.Request, limits: BodyLimits, budget: MemoryBudget, spool: Spool,
+                       clock: Callable[[], float]) -> AsyncIterator[Body]:
+    """The request's body, held within the memory budget until the `async with` block ends."""
+    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        raise BodyRefused(415, "content_encoding", f"Content-Encoding {encoding!r} is not accepted: "
+                          "send the packet as it is (identity)")
+    announced = request.content_length
+    if announced is not None and announced > limits.max_bytes:
+        raise TooLarge(f"packet of {announced} bytes exceeds the limit of {limits.max_bytes}")
+    progress = Progress(limits, clock)
+    async with contextlib.AsyncExitStack() as held:
+        if announced is not None and announced <= limits.spool_threshold:
+            await held.enter_async_context(budget.hold(announced * WORKING_SET, limits.budget_wait))
+            data = await _read_small(request, progress)
+            yield Body(data, hashlib.sha256(data).hexdigest(), spooled=False)
+        else:
+            yield await _spool_then_load(request, limits, budget, spool, progress, held)
+
+
+async def _read_small(request: web.Request, progress: Progress) -> bytes:
+    """A body whose Content-Length is small (aiohttp's parser holds the client to it)."""
+    chunks = []
+    while chunk := await progress.next_chunk(request):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _spool_then_load(request: web.Request, limits: BodyLimits, budget: MemoryBudget, spool: Spool,
+                           progress: Progress, held: contextlib.AsyncExitStack) -> Body:
+    """Write the body to a spool file as it arrives (hashing it), then, once the budget has room
+    for it, load it for checking and remove the file."""
+    path = spool.folder / f"{uuid.uuid4().hex}.part"
+    taken = 0
+    try:
+        with spool.upload(client_key(request)):
+            digest = hashlib.sha256()
+            with open(path, "wb") as file:
+                while chunk := await progress.next_chunk(request):
+                    if progress.received > limits.max_bytes:
+                        raise TooLarge(f"packet exceeds the limit of {limits.max_bytes} bytes")
+                    spool.take(len(chunk))
+                    taken += len(chunk)
+                    digest.update(chunk)
+                    file.write(chunk)
+        await held.enter_async_context(budget.hold(taken * WORKING_SET, limits.budget_wait))
+        # On the loop thread: a few ms from the page cache, and no worker thread's malloc arena
+        # keeps a body-sized block after it is freed.
+        data = path.read_bytes()
+        return Body(data, digest.hexdigest(), spooled=True)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        spool.used -= taken
+
+
+class Progress:
+    """Reads chunks, cutting the body off when it falls below the minimum average rate."""
+
+    def __init__(self, limits: BodyLimits, clock: Callable[[], float]) -> None:
+        self.limits, self.clock = limits, clock
+        self.started = clock()
+        self.received = 0
+
+    async def next_chunk(self, request: web.Request) -> bytes:
+        # The latest moment by which the next byte must come to keep the average rate.
+        due = self.started + self.limits.grace + (self.received + 1) / self.limits.min_rate
+        try:
+            chunk = await asyncio.wait_for(request.content.readany(), max(0.001, due - self.clock()))
+        except asyncio.TimeoutError:
+            raise BodyRefused(408, "body_too_slow", f"the body arrived slower than {self.limits.min_rate:.0f} "
+                              f"bytes/s after {self.limits.grace:g} s: connection closed") from None
+        self.received += len(chunk)
+        return chunk
