@@ -16,6 +16,7 @@ BENCHMARKS = {
     "mutation": "bench.mutation",  # conformance suite: share of planted EDMS defects it catches
     "cluster": "bench.cluster",  # 1 node on SQLite vs 2 nodes on PostgreSQL; kill -9 takeover
     "stats_report": "bench.stats_report",  # a quarter's statistics on 1 M transactions vs reading the rows
+    "scale": "bench.scale",  # a 1 M-transaction journal and 2,500 subscribers vs empty, in one run
 }
 
 
