@@ -23,6 +23,7 @@ test: $(STAMP) chromium
 
 # Everything but the tests marked slow (tests/conftest.py: SLOW_MODULES), for quick rounds while developing.
 test-fast: $(STAMP)
+	@sh .ci/ensure-postgres
 	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 # The console's browser tests (tests/test_console.py) need the system's Chromium.
