@@ -28,7 +28,7 @@ test-fast: $(STAMP)
 
 # The console's browser tests (tests/test_console.py) need the system's Chromium.
 chromium:
-	@scripts/need-chromium
+	@sh .ci/ensure-chromium
 
 bench: $(STAMP)
 	@sh .ci/ensure-postgres
