@@ -3,28 +3,36 @@ signed checkpoints."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import sys
 import time
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
 import click
 
-from cli.db import db_options, storage_of
-from router.config import parse_duration
-from smdo.journal import JournalStore, TransactionView, journal_store
-from smdo.journal.checkpoints import FILE_NAME, check_journal, check_signatures, read_checkpoints
+from cli.db import db_options, existing_storage
+from cli.when import Since
+from smdo.journal import DeliveryState, JournalStore, TransactionView, journal_store
+from smdo.journal.audit import Progress
+from smdo.journal.checkpoints import (
+    FILE_NAME, Checkpoint, CheckpointProblem, check_journal, check_signatures, iter_checkpoints, read_checkpoints,
+)
 from smdo.storage import StorageError
+
+STATES = ["accepted", "rejected", *(s.value for s in DeliveryState if s.value != "accepted")]
 
 
 _data_option = db_options
 
 
 async def _with_journal(data: Path, db: str | None, action):
-    where = storage_of(data, db)
+    where = existing_storage(data, db)
     if where.kind == "sqlite" and not where.journal_path.exists():
-        raise click.ClickException(f"no journal at {where.journal_path}")
+        raise click.ClickException(f"no journal at {where.journal_path} yet: it is created when `smdo serve "
+                                   f"--data {where.folder}` first runs")
     journal = journal_store(where)
     try:
         await journal.open()
@@ -59,45 +67,117 @@ def _checkpoints_option(fn):
               help="The hub's certificate: every checkpoint must be signed by it [SMDO_CERT].")
 @click.option("--trust", type=click.Path(exists=True, path_type=Path), envvar="SMDO_TRUST",
               help="CA certificates (and CRLs) the hub's and the TSA's certificates must chain to [SMDO_TRUST].")
-def verify(data: Path, db: str | None, checkpoints_file: Path | None, hub_cert: Path | None, trust: Path | None) -> None:
+@click.option("--since-checkpoint", is_flag=True,
+              help="Check only what was written after the last checkpoint that is validly signed and still "
+                   "matched by the journal (a daily verify); without one, everything is checked.")
+@click.option("--quiet", is_flag=True, help="No progress lines.")
+def verify(data: Path, db: str | None, checkpoints_file: Path | None, hub_cert: Path | None, trust: Path | None,
+           since_checkpoint: bool, quiet: bool) -> None:
     """Check the hash chain and every row against it, then the chain against the hub's signed
-    checkpoints; exit 1 naming each edited or deleted row and the first checkpoint no longer matched."""
+    checkpoints; exit 1 naming each edited or deleted row and the first checkpoint no longer matched.
+    Reads the journal in pages (memory stays flat however large it is), printing progress."""
     from signing.keys import load_certificate
     from signing.trust import TrustStore
 
     path = checkpoints_file or data / FILE_NAME
     try:
-        checkpoints = read_checkpoints(path) if path.exists() else []
         pinned = load_certificate(hub_cert) if hub_cert else None
         store = TrustStore.from_paths(trust) if trust else None
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     if checkpoints_file is not None and not path.exists():
         raise click.ClickException(f"no checkpoint file at {path}")
+    shown = _ProgressLine(quiet)
+    seen = _Checkpoints()
 
     async def check(journal: JournalStore):
-        return await journal.verify(), await check_journal(journal, checkpoints)
+        if path.exists():
+            try:
+                await seen.check(journal, iter_checkpoints(path), pinned, store, quiet)
+            except ValueError as exc:
+                raise click.ClickException(str(exc)) from None
+        start = None
+        if since_checkpoint:
+            start = seen.last_good
+            click.echo(f"starting after checkpoint at entry {start.seq} ({start.at})" if start
+                       else "no valid checkpoint to start after: checking everything", err=True)
+        return await journal.verify(since=(start.seq, start.head) if start else None, progress=shown)
 
-    problems, against = asyncio.run(_with_journal(data, db, check))
-    signatures = check_signatures(checkpoints, hub_cert=pinned, trust=store)
+    began = time.monotonic()
+    problems = asyncio.run(_with_journal(data, db, check))
+    shown.done(time.monotonic() - began)
     for problem in problems:
         click.echo(f"journal broken: {problem}", err=True)
-    for problem in signatures:
+    for problem in seen.signatures:
         click.echo(f"checkpoint not valid: {problem}", err=True)
-    if against:
-        click.echo(f"journal does not match its checkpoints: first at {against[0]}", err=True)
-        for problem in against[1:]:
+    if seen.against:
+        click.echo(f"journal does not match its checkpoints: first at {seen.against[0]}", err=True)
+        for problem in seen.against[1:]:
             click.echo(f"  also {problem}", err=True)
-    if problems or signatures or against:
+    if problems or seen.signatures or seen.against:
         sys.exit(1)
     click.echo("journal ok: hash chain intact, every transaction and delivery matches it")
-    if checkpoints:
-        stamped = sum(1 for c in checkpoints if c.timestamp)
+    if seen.last is not None:
         who = "the hub's certificate" if pinned else "the certificate each carries (give --hub-cert to pin the hub's)"
-        click.echo(f"checkpoints ok: {len(checkpoints)} signed by {who}, {stamped} timestamped, "
-                   f"the last at entry {checkpoints[-1].seq} ({checkpoints[-1].at})")
+        click.echo(f"checkpoints ok: {seen.count} signed by {who}, {seen.stamped} timestamped, "
+                   f"the last at entry {seen.last.seq} ({seen.last.at})")
     else:
         click.echo(f"no checkpoints at {path}: a rollback or a full rewrite could not be told")
+
+
+class _Checkpoints:
+    """The checkpoint file checked in batches (years of checkpoints need not fit in memory): what
+    was wrong, how many, and the last one both validly signed and still matched by the journal."""
+
+    BATCH = 1000
+
+    def __init__(self) -> None:
+        self.count = self.stamped = 0
+        self.last: Checkpoint | None = None
+        self.last_good: Checkpoint | None = None
+        self.signatures: list[CheckpointProblem] = []
+        self.against: list[CheckpointProblem] = []
+
+    async def check(self, journal: JournalStore, checkpoints: Iterator[Checkpoint], pinned, trust,
+                    quiet: bool) -> None:
+        shown = time.monotonic()
+        while batch := list(itertools.islice(checkpoints, self.BATCH)):
+            if not quiet and time.monotonic() - shown >= 2.0:
+                shown = time.monotonic()
+                click.echo(f"verify: {self.count} checkpoints checked", err=True)
+            first = self.count + 1
+            signatures = check_signatures(batch, hub_cert=pinned, trust=trust, first=first)
+            against = await check_journal(journal, batch, first=first)
+            bad = {p.number for p in signatures} | {p.number for p in against}
+            for number, cp in enumerate(batch, first):
+                if number not in bad:
+                    self.last_good = cp
+            self.signatures += signatures
+            self.against += against
+            self.count += len(batch)
+            self.stamped += sum(1 for c in batch if c.timestamp)
+            self.last = batch[-1]
+
+
+class _ProgressLine:
+    """Progress of a long verify on stderr, at most every 2 seconds; the rate at the end."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet, self.last_shown, self.checked, self.deliveries = quiet, time.monotonic(), 0, 0
+
+    def __call__(self, progress: Progress) -> None:
+        self.checked, self.deliveries = progress.checked, progress.deliveries
+        if self.quiet or time.monotonic() - self.last_shown < 2.0:
+            return
+        self.last_shown = time.monotonic()
+        share = f" ({100 * progress.checked / progress.total:.0f}%)" if progress.total else ""
+        click.echo(f"verify: {progress.checked}/{progress.total} entries{share}, {progress.deliveries} deliveries,"
+                   f" {progress.rate:,.0f} entries/s", err=True)
+
+    def done(self, seconds: float) -> None:
+        if not self.quiet:
+            click.echo(f"verify: {self.checked} entries and {self.deliveries} deliveries in {seconds:.1f} s"
+                       f" ({self.checked / max(seconds, 1e-9):,.0f} entries/s)", err=True)
 
 
 @command.command("checkpoints")
@@ -188,19 +268,17 @@ def show(data: Path, db: str | None, msg_id: str, as_json: bool) -> None:
 
 @command.command("list")
 @_data_option
-@click.option("--since", help="Only transactions received in this last period (e.g. 10m, 24h) or after an ISO time.")
+@click.option("--since", "since_ts", type=Since(),
+              help="Only transactions received since then: 30m, 24h, 2w, 1h30m, today, yesterday or an ISO "
+                   "date/time (UTC unless it names its offset).")
 @click.option("--sender", help="Only from this subscriber code.")
-@click.option("--state", help="accepted, rejected, or a delivery state (delivered, retry-wait, expired, ...).")
+@click.option("--state", type=click.Choice(STATES),
+              help="The transaction's outcome (accepted, rejected) or a receiver's delivery state.")
 @click.option("--limit", type=int, default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def list_(data: Path, db: str | None, since: str | None, sender: str | None, state: str | None, limit: int, as_json: bool) -> None:
+def list_(data: Path, db: str | None, since_ts: float | None, sender: str | None, state: str | None, limit: int,
+          as_json: bool) -> None:
     """The latest transactions as a table."""
-    since_ts = None
-    if since:
-        try:
-            since_ts = time.time() - parse_duration(since)
-        except ValueError:
-            since_ts = datetime.fromisoformat(since).timestamp()
     views: list[TransactionView] = asyncio.run(_with_journal(
         data, db, lambda j: j.list_transactions(since=since_ts, sender=sender, state=state, limit=limit)))
     if as_json:

@@ -105,7 +105,8 @@ class Hub:
         """Hand this process's running totals (journal groups, lock times) to the metrics."""
         totals = {"smdo_journal_groups_total": self.committer.groups,
                   "smdo_journal_records_total": self.committer.records,
-                  "smdo_journal_write_seconds_total": self.committer.write_seconds}
+                  "smdo_journal_write_seconds_total": self.committer.write_seconds,
+                  "smdo_registry_rows_read_total": self.registry.registry.rows_read}
         for name, value in self.journal.lock_times().items():
             totals[f"smdo_journal_{name}{'_total' if name == 'transactions' else '_seconds_total'}"] = value
         self.metrics.sync(totals)

@@ -67,6 +67,8 @@ class Metrics:
                 ("smdo_journal_lock_wait_seconds_total", "Seconds waiting for the journal's write lock"),
                 ("smdo_journal_locked_work_seconds_total", "Seconds working under the journal's write lock"),
                 ("smdo_journal_commit_seconds_total", "Seconds committing journal transactions (fsync)"),
+                ("smdo_registry_rows_read_total", "Subscriber rows read from the registry (a change reads only the "
+                                                  "changed ones)"),
             )
         }
         self._process_seen: dict[str, float] = {}
@@ -75,6 +77,7 @@ class Metrics:
         self.deliveries = _Counts(lambda result, n: self._deliveries.labels(result).inc(n))
         #: name -> function read by `sync()`: a per-process value (summed over workers)
         self.gauges: dict[str, Callable[[], float]] = {}
+        self._kept: tuple[object, bytes] | None = None  # see render(kept=)
 
     def _count_packet(self, key: str, n: float) -> None:
         outcome, _, code = key.partition("_")  # "rejected_-23" -> rejected, -23 (the old call sites)
@@ -111,12 +114,14 @@ class Metrics:
                     multiprocess_mode="livesum")
             gauge.set(read())
 
-    def render(self, families: Iterable[Any], accept: str = "") -> tuple[bytes, str]:
+    def render(self, families: Iterable[Any], accept: str = "",
+               kept: tuple[object, Callable[[], list[Any]]] | None = None) -> tuple[bytes, str]:
         """The exposition of this process's (or, multiprocess, every worker's) metrics plus
-        `families` computed for this scrape; OpenMetrics when the scraper asks for it."""
+        `families` computed for this scrape; OpenMetrics when the scraper asks for it. `kept`:
+        (key, make families) whose exposition is rendered once and reused while the key stays the
+        same (e.g. a gauge per subscriber, which changes only with the registry)."""
         import prometheus_client as prom
         from prometheus_client import multiprocess
-        from prometheus_client.openmetrics import exposition as openmetrics
 
         registry = prom.CollectorRegistry(auto_describe=False)
         if self.multiprocess:
@@ -124,9 +129,28 @@ class Metrics:
         else:
             registry.register(_Forward(self.registry))
         registry.register(_Fixed(list(families)))
-        if OPENMETRICS in accept:
-            return openmetrics.generate_latest(registry), openmetrics.CONTENT_TYPE_LATEST
-        return prom.generate_latest(registry), prom.CONTENT_TYPE_LATEST
+        open_metrics = OPENMETRICS in accept
+        body, content_type = _expose(registry, open_metrics)
+        if kept is not None:
+            key = (kept[0], open_metrics)
+            if self._kept is None or self._kept[0] != key:
+                part = prom.CollectorRegistry(auto_describe=False)
+                part.register(_Fixed(kept[1]()))
+                self._kept = (key, _expose(part, open_metrics)[0])
+            if open_metrics:  # one "# EOF", at the very end
+                body = body.removesuffix(b"# EOF\n") + self._kept[1]
+            else:
+                body += self._kept[1]
+        return body, content_type
+
+
+def _expose(registry: Any, open_metrics: bool) -> tuple[bytes, str]:
+    import prometheus_client as prom
+    from prometheus_client.openmetrics import exposition as openmetrics
+
+    if open_metrics:
+        return openmetrics.generate_latest(registry), openmetrics.CONTENT_TYPE_LATEST
+    return prom.generate_latest(registry), prom.CONTENT_TYPE_LATEST
 
 
 class _Forward:

@@ -115,13 +115,19 @@ async def metrics(request: web.Request) -> web.Response:
         gauge("smdo_crl_next_update_timestamp_seconds", "When each CRL the hub checks against must be replaced",
               ["crl", "issuer"], [([c.path.name, c.issuer], c.next_update.timestamp())
                                   for c in health.crls(hub) if c.next_update is not None]),
-        gauge("smdo_certificate_not_after_timestamp_seconds", "When the hub's and subscribers' certificates expire",
-              ["owner", "fingerprint"], [([c.owner, c.fingerprint[:16]], c.not_after.timestamp())
-                                         for c in health.certificates(hub)]),
         gauge("smdo_registry_version", "Version of the subscriber registry this worker serves", [],
               [([], hub.registry.snapshot.version)]),
     ]
-    body, content_type = hub.metrics.render(families, request.headers.get("Accept", ""))
+    wal = hub.journal.wal_bytes()
+    if wal is not None:
+        families.append(gauge("smdo_journal_wal_bytes", "Size of the journal's write-ahead log file (truncated at"
+                              " quiet moments and above its cap)", [], [([], wal)]))
+    # A series per subscriber's certificate (thousands): rendered once per registry version.
+    certificates = (hub.registry.snapshot.version, lambda: [gauge(
+        "smdo_certificate_not_after_timestamp_seconds", "When the hub's and subscribers' certificates expire",
+        ["owner", "fingerprint"], [([c.owner, c.fingerprint[:16]], c.not_after.timestamp())
+                                   for c in health.certificates(hub)])])
+    body, content_type = hub.metrics.render(families, request.headers.get("Accept", ""), kept=certificates)
     return web.Response(body=body, headers={"Content-Type": content_type})
 
 

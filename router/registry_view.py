@@ -1,7 +1,8 @@
 """The router's view of the subscriber registry: an immutable snapshot, reloaded when it changes.
 
-The registry is written by administrators (another process); `data_version()` tells us when. The
-check runs at most every `interval` seconds on a thread, so the event loop never waits on it.
+The registry is written by administrators (another process); `data_version()` tells us when, and
+`changes_since` reads just the subscribers changed after our version. The check runs on a thread,
+so the event loop never waits on it; an idle hub reads one number per check.
 """
 from __future__ import annotations
 
@@ -41,8 +42,10 @@ class RegistryView:
         version = await asyncio.to_thread(self.registry.data_version)
         if version == self.snapshot.version:
             return False
-        self._set(await asyncio.to_thread(self.registry.snapshot))
-        log.info("registry reloaded at version %s", self.snapshot.version)
+        # Only the subscribers changed since our version: with the whole country registered, a
+        # change costs a row or two, not the registry.
+        self._set(await asyncio.to_thread(self.registry.changes_since, self.snapshot))
+        log.info("registry updated to version %s", self.snapshot.version)
         return True
 
     def close(self) -> None:

@@ -239,3 +239,22 @@ async def test_a_damaged_checkpoint_file_is_named(tmp_path, test_pki, trust_stor
         f.write("{not json\n")
     code, out = await verify(data, test_pki)
     assert code == 1 and "checkpoints.jsonl line" in out and "is not a checkpoint" in out
+
+
+async def test_a_daily_verify_starts_after_the_last_valid_checkpoint(tmp_path, test_pki, trust_store):
+    data = await run_hub(tmp_path, test_pki, trust_store, 2)
+    last = checkpoints_of(data)[-1]
+    code, out = await verify(data, test_pki, "--since-checkpoint")
+    assert code == 0 and f"starting after checkpoint at entry {last.seq}" in out, out
+    assert "entries/s" in out  # the rate it ran at
+    # A row older than the checkpoint is not read again by the daily verify; a full verify names it.
+    with closing(sqlite3.connect(data / "journal.db")) as db, db:
+        db.execute("UPDATE transactions SET sender = 'Z' WHERE id = 1")
+    assert (await verify(data, test_pki, "--since-checkpoint"))[0] == 0
+    code, out = await verify(data, test_pki)
+    assert code == 1 and "transactions row 1" in out, out
+    # A checkpoint the journal no longer matches is not started from.
+    with closing(sqlite3.connect(data / "journal.db")) as db, db:
+        db.execute("UPDATE entries SET hash = ? WHERE seq = ?", ("0" * 64, last.seq))
+    code, out = await verify(data, test_pki, "--since-checkpoint")
+    assert code == 1 and f"starting after checkpoint at entry {last.seq}" not in out, out

@@ -63,6 +63,9 @@ async def test_two_workers_report_one_truth_and_log_refusals(tmp_path, test_pki)
             "hub", "ORG-A", "ORG-B"}
         assert families["smdo_crl_next_update_timestamp_seconds"].samples
         assert families["smdo_build"].type == "info"
+        states = {s.labels["state"]: s.value for s in families["smdo_deliveries_in_state"].samples}
+        assert states.get("accepted", 0) + states.get("retry-wait", 0) + states.get("forwarding", 0) == 25
+        assert families["smdo_journal_wal_bytes"].samples[0].value >= 0
 
     lines = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
     refused = [e for e in lines if e["message"] == "refused packet"]

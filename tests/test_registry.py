@@ -223,6 +223,27 @@ def test_data_version_changes_when_another_process_commits(registry_url, tmp_pat
         assert sqlite3.connect(tmp_path / "registry.db").execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+def test_changes_since_reads_only_the_changed_subscribers(registry_url):
+    with registry_store(registry_url) as hub, registry_store(registry_url) as admin:
+        for code in ("ORG-1", "ORG-2", "ORG-3"):
+            add(admin, code)
+        snap = hub.snapshot()
+        read = hub.rows_read
+        same = hub.changes_since(snap)
+        assert hub.rows_read == read and same.version == snap.version  # nothing changed: nothing read
+        admin.set_status("ORG-2", S.TESTING, actor="a", reason="tests")
+        new_cert = quick_certificate("ORG-3 new key")
+        admin.add_certificate("ORG-3", new_cert, actor="a")
+        updated = hub.changes_since(snap)
+        assert hub.rows_read - read == 2
+        full = hub.snapshot()
+        assert updated.version == full.version == hub.data_version()
+        assert updated.subscribers() == full.subscribers()
+        assert [c.fingerprint for c in updated.certificates("ORG-3")] == [c.fingerprint for c in full.certificates("ORG-3")]
+        assert fingerprint(new_cert) in updated.get("ORG-3").cert_fingerprints
+        assert updated.get("ORG-2").status is S.TESTING and snap.get("ORG-2").status is S.REGISTERED
+
+
 # -- authorisation -------------------------------------------------------------------------
 
 @pytest.fixture

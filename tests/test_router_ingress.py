@@ -86,6 +86,30 @@ async def test_suspended_receiver_is_104_once_the_registry_changes(network, test
     assert await refused(network, sign(document("ORG-A", ["ORG-C"]), test_pki.signer("ORG-A")), 403) == (104,)
 
 
+async def test_a_registry_change_reaches_the_running_hub_without_a_full_reload(network, test_pki):
+    """The hub reads only the changed subscriber (its /metrics count the rows it read)."""
+    async def rows_read() -> float:
+        async with network.hub.operator().get(f"{network.hub.url}/metrics") as r:
+            text = await r.text()
+        return float(next(line.split()[-1] for line in text.splitlines()
+                          if line.startswith("smdo_registry_rows_read_total")))
+
+    before = await rows_read()
+    assert before >= 3  # the start-up snapshot read every subscriber
+    network.registry.update_subscriber("ORG-C", actor="test", contact="ops@example.by")
+
+    async def reloaded():
+        async with network.hub.session().get(f"{network.hub.url}/healthz") as r:
+            return (await r.json())["registry_version"] == network.registry.data_version()
+
+    await eventually(reloaded, timeout=5)
+    assert await rows_read() - before == 1
+    network.registry.set_status("ORG-C", SubscriberStatus.SUSPENDED, actor="test", reason="unpaid")
+    await eventually(reloaded, timeout=5)
+    assert await rows_read() - before == 2
+    assert await refused(network, sign(document("ORG-A", ["ORG-C"]), test_pki.signer("ORG-A")), 403) == (104,)
+
+
 async def test_oversized_packet_is_refused_with_413(network, test_pki):
     raw = sign(document("ORG-A", ["ORG-B"], payload=b"x" * 100_000), test_pki.signer("ORG-A"))
     assert await refused(network, raw, 413) == (-1,)

@@ -295,3 +295,44 @@ async def test_postgres_outlives_a_stalled_node_and_a_lost_session(postgres_url)
         assert await store.verify() == []
     finally:
         await store.close()
+
+
+async def test_verify_resumes_after_a_trusted_point_and_reports_progress(journal, store_url):
+    """A daily verify starts after a checkpoint's (seq, hash): what came before is not read again,
+    what came after is checked as strictly as a full audit."""
+    await journal.write([accepted(f"m{i}") for i in range(5)])
+    head = await journal.chain_head()
+    await journal.write([accepted("late")])
+    await journal.claim_push("w", now=1001, lease=30, limit=100)
+    seen = []
+    assert await journal.verify(since=head, progress=seen.append) == []
+    assert seen and seen[-1].checked == (await journal.chain_head())[0] - head[0]
+    raw_sql(store_url, "UPDATE transactions SET sender = 'Z' WHERE msg_id = 'm0'")  # before the trusted point
+    assert await journal.verify(since=head) == []
+    assert await journal.verify() != []
+    raw_sql(store_url, "UPDATE transactions SET sender = 'Z' WHERE msg_id = 'late'")
+    assert any("transactions row" in str(p) for p in await journal.verify(since=head))
+    # a resumed audit starting from a hash the journal does not continue from is caught
+    assert any(p.table == "entries" for p in await journal.verify(since=(head[0], "f" * 64)))
+
+
+async def test_counts_are_kept_as_states_change(journal, store_url):
+    await journal.write([accepted("m1", receivers=("B", "C")), accepted("m2", receivers=("B",), mode="pull")])
+    await journal.claim_push("w", now=1001, lease=30, limit=1)
+    await journal.write([StateChange("m1", "B", DeliveryState.DELIVERED, at=1002)])
+    counted = dict(raw_sql(store_url, "SELECT state, count(*) FROM deliveries GROUP BY state"))
+    assert await journal.counts() == counted == {"accepted": 2, "delivered": 1}
+    await journal.claim_push("w", now=1003, lease=30, limit=10)
+    assert await journal.counts() == {"forwarding": 1, "accepted": 1, "delivered": 1}
+
+
+async def test_releasing_leases_reads_only_forwarding_rows(journal, store_url):
+    """Start-up releases leases through the partial index on forwarding rows, not a table scan."""
+    await journal.write([accepted("m1"), accepted("m2")])
+    await journal.claim_push("w", now=1001, lease=30, limit=1)
+    if store_url.startswith("sqlite://"):
+        plan = raw_sql(store_url, "EXPLAIN QUERY PLAN UPDATE deliveries SET claimed_by = NULL"
+                                  " WHERE state = 'forwarding' AND claimed_by IS NOT NULL")
+        assert any("deliveries_forwarding" in str(row) for row in plan), plan
+    assert await journal.release_claims() == 1
+    assert await journal.verify() == []

@@ -22,7 +22,7 @@ import datetime as dt
 import fcntl
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,15 +100,20 @@ def append_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
 
 def read_checkpoints(path: Path) -> list[Checkpoint]:
     """Every checkpoint in the file, in file order; ValueError naming the line that is not one."""
-    out = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            out.append(Checkpoint.from_line(line))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ValueError(f"{path} line {number} is not a checkpoint: {exc}") from None
-    return out
+    return list(iter_checkpoints(path))
+
+
+def iter_checkpoints(path: Path) -> Iterator[Checkpoint]:
+    """The file's checkpoints one by one (a hub writes one a minute: years of them need not fit in
+    memory); ValueError naming the line that is not one."""
+    with path.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                yield Checkpoint.from_line(line)
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ValueError(f"{path} line {number} is not a checkpoint: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -122,14 +127,15 @@ class CheckpointProblem:
 
 
 def check_signatures(checkpoints: list[Checkpoint], *, hub_cert: x509.Certificate | None = None,
-                     trust: TrustStore | None = None) -> list[CheckpointProblem]:
+                     trust: TrustStore | None = None, first: int = 1) -> list[CheckpointProblem]:
     """Each checkpoint is signed by the hub (`hub_cert` when given; its chain checked against `trust`
-    as of the checkpoint's time when given) and its timestamp, if any, verifies (signing.tsa)."""
+    as of the checkpoint's time when given) and its timestamp, if any, verifies (signing.tsa).
+    `first`: the file position of checkpoints[0] (checking a long file in batches)."""
     from signing.tsa import TimestampError, verify_timestamp
 
     problems = []
     pinned = certificate_fingerprint(hub_cert) if hub_cert is not None else None
-    for number, cp in enumerate(checkpoints, 1):
+    for number, cp in enumerate(checkpoints, first):
         try:
             at = dt.datetime.strptime(cp.at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
             signer = verify_detached(cp.payload(), cp.signature, trust, at=at)
@@ -147,14 +153,15 @@ def check_signatures(checkpoints: list[Checkpoint], *, hub_cert: x509.Certificat
     return problems
 
 
-async def check_journal(store: JournalStore, checkpoints: list[Checkpoint]) -> list[CheckpointProblem]:
+async def check_journal(store: JournalStore, checkpoints: list[Checkpoint], first: int = 1) -> list[CheckpointProblem]:
     """Does the journal still hold, at each checkpoint's sequence number, the hash it had then?
-    Problems in file order; the first one is the first checkpoint the journal no longer matches."""
+    Problems in file order; the first one is the first checkpoint the journal no longer matches.
+    `first`: the file position of checkpoints[0]."""
     head = await store.chain_head()
     last = head[0] if head else 0
     hashes = await store.entry_hashes([cp.seq for cp in checkpoints])
     problems = []
-    for number, cp in enumerate(checkpoints, 1):
+    for number, cp in enumerate(checkpoints, first):
         if cp.seq > last:
             problems.append(CheckpointProblem(number, cp, f"the journal ends at entry {last}, before this "
                                                           "checkpoint: its tail was cut or it was replaced by an "

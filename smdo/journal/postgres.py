@@ -31,7 +31,7 @@ from typing import Any
 import psycopg
 
 from smdo.journal import rows as R
-from smdo.journal.audit import DELIVERY_COLUMNS, ENTRY_COLUMNS, TRANSACTION_COLUMNS, audit
+from smdo.journal.audit import DELIVERY_COLUMNS, ENTRY_COLUMNS, TRANSACTION_COLUMNS, Progress, run_audit
 from smdo.journal.chain import ChainProblem, ChainWriter
 from smdo.journal.entries import Prepared, claim_entry, prepare
 from smdo.journal.records import Accepted, Claimed, Duplicate, Lanes, ReceiverBacklog, Record, TransactionView
@@ -178,6 +178,9 @@ class PostgresJournal:
         if receiver is not None:
             where += " AND d.receiver = %s"
             args.append(receiver)
+        # The idle poll: one indexed read on the reader connection, not the chain lock, when nothing is due.
+        if not await self._read(f"SELECT 1 FROM deliveries d WHERE {where} LIMIT 1", args):
+            return []
 
         full = lanes.full() if lanes is not None else []
         if full:
@@ -217,7 +220,8 @@ class PostgresJournal:
             writer = await self._usable(self._writer)
             async with writer.cursor() as cur:
                 await cur.execute(
-                    "UPDATE deliveries SET claimed_by = NULL, claim_until = NULL WHERE claimed_by IS NOT NULL")
+                    "UPDATE deliveries SET claimed_by = NULL, claim_until = NULL"
+                    " WHERE state = 'forwarding' AND claimed_by IS NOT NULL")
                 return cur.rowcount
 
     # --- reads ------------------------------------------------------------------------------------
@@ -292,7 +296,8 @@ class PostgresJournal:
         return [R.view(r, by_msg.get(r[0], []) if r[1] == "accepted" else ()) for r in reversed(rows)]
 
     async def counts(self) -> dict[str, int]:
-        return {state: n for state, n in await self._read("SELECT state, count(*) FROM deliveries GROUP BY state")}
+        # Kept by triggers in the transaction that changes a state (migration 2): no scan.
+        return {state: n for state, n in await self._read("SELECT state, n FROM delivery_counts WHERE n <> 0")}
 
     async def chain_head(self) -> tuple[int, str] | None:
         rows = await self._read("SELECT seq, hash FROM chain_head WHERE id = 1")
@@ -304,21 +309,20 @@ class PostgresJournal:
             return {}
         return dict(await self._read("SELECT seq, hash FROM entries WHERE seq = ANY(%s)", (wanted,)))
 
-    async def verify(self) -> list[ChainProblem]:
-        async with self._read_lock:
-            reader = await self._usable(self._reader)
-            # One snapshot of all tables, however many nodes keep writing.
-            async with reader.transaction(), reader.cursor() as cur:
+    async def verify(self, *, since: tuple[int, str] | None = None,
+                     progress: Callable[[Progress], None] | None = None) -> list[ChainProblem]:
+        # A session of its own, in one snapshot of all tables however many nodes keep writing;
+        # status reads on the reader connection go on meanwhile.
+        conn = await self._connect()
+        try:
+            async with conn.transaction(), conn.cursor() as cur:
                 await cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                await cur.execute(f"SELECT {ENTRY_COLUMNS} FROM entries ORDER BY seq")
-                entries = await cur.fetchall()
-                await cur.execute("SELECT seq, hash FROM chain_head WHERE id = 1")
-                head = await cur.fetchone()
-                await cur.execute(f"SELECT {TRANSACTION_COLUMNS} FROM transactions")
-                transactions = await cur.fetchall()
-                await cur.execute(f"SELECT {DELIVERY_COLUMNS} FROM deliveries")
-                deliveries = await cur.fetchall()
-        return audit(entries, tuple(head) if head else None, transactions, deliveries)
+                return await run_audit(_AuditReader(cur), since=since, progress=progress)
+        finally:
+            await conn.close()
+
+    def wal_bytes(self) -> int | None:
+        return None  # the server manages its own write-ahead log
 
     def lock_times(self) -> dict[str, float]:
         return self._times.as_dict()
@@ -388,3 +392,46 @@ _FACTS = (
                   f" WHERE {_DOCUMENTS} AND t.outcome = 'accepted' AND t.msg_type <> 0"
                   " AND (d.delivered_at IS NOT NULL OR d.registered_at IS NOT NULL)"),
 )
+
+
+_AUDIT_TRANSACTIONS = TRANSACTION_COLUMNS.replace("raw_sha256", "encode(sha256(raw), 'hex')").replace(
+    "answer_sha256", "encode(sha256(answer), 'hex')")
+
+
+class _AuditReader:
+    """`AuditReader` on a cursor inside one REPEATABLE READ transaction."""
+
+    def __init__(self, cur: psycopg.AsyncCursor[Any]) -> None:
+        self._cur = cur
+
+    async def _all(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        await self._cur.execute(sql, args)
+        return await self._cur.fetchall()
+
+    async def head(self) -> tuple[int, str] | None:
+        rows = await self._all("SELECT seq, hash FROM chain_head WHERE id = 1")
+        return (rows[0][0], rows[0][1]) if rows and rows[0][0] > 0 else None
+
+    async def entries_after(self, seq: int, limit: int) -> list[tuple[int, str, str, str | None]]:
+        return await self._all(f"SELECT {ENTRY_COLUMNS} FROM entries WHERE seq > %s ORDER BY seq LIMIT %s",
+                               (seq, limit))  # type: ignore[return-value]
+
+    async def transactions_between(self, low: int, high: int) -> list[tuple[Any, ...]]:
+        return await self._all(f"SELECT {_AUDIT_TRANSACTIONS} FROM transactions WHERE entry_seq BETWEEN %s AND %s",
+                               (low, high))
+
+    async def transactions_beyond(self, seq: int) -> list[tuple[Any, ...]]:
+        return await self._all(f"SELECT {_AUDIT_TRANSACTIONS} FROM transactions WHERE entry_seq > %s OR entry_seq < 1"
+                               " LIMIT 100", (seq,))
+
+    async def delivery_keys(self, msg_ids: Sequence[str]) -> list[tuple[str, str]]:
+        return await self._all("SELECT msg_id, receiver FROM deliveries WHERE msg_id = ANY(%s)",
+                               (list(msg_ids),))  # type: ignore[return-value]
+
+    async def deliveries_after(self, entry_seq: int, row_id: int, limit: int) -> list[tuple[Any, ...]]:
+        return await self._all(f"SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE (entry_seq, id) > (%s, %s)"
+                               " ORDER BY entry_seq, id LIMIT %s", (entry_seq, row_id, limit))
+
+    async def entries_of(self, msg_ids: Sequence[str]) -> list[tuple[int, str]]:
+        return await self._all("SELECT seq, body FROM entries WHERE msg_id = ANY(%s)",
+                               (list(msg_ids),))  # type: ignore[return-value]

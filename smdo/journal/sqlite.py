@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import sqlite3
 import time
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from smdo.journal import rows as R
-from smdo.journal.audit import DELIVERY_COLUMNS, ENTRY_COLUMNS, TRANSACTION_COLUMNS, audit
+from smdo.journal.audit import DELIVERY_COLUMNS, ENTRY_COLUMNS, TRANSACTION_COLUMNS, Progress, run_audit
 from smdo.journal.chain import GENESIS, ChainProblem, ChainWriter
 from smdo.journal.entries import claim_entry, prepare
 from smdo.journal.records import Accepted, Claimed, Duplicate, Lanes, ReceiverBacklog, Record, TransactionView
@@ -33,7 +34,8 @@ from smdo.storage import StorageError
 T = TypeVar("T")
 
 #: The schema version this code writes (PRAGMA user_version); a newer file is refused.
-SCHEMA_VERSION = 1
+#: 2: indexes the streaming audit pages by, lease release without a scan, kept delivery counts.
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -110,9 +112,44 @@ CREATE INDEX IF NOT EXISTS entries_msg_id ON entries (msg_id) WHERE msg_id IS NO
 CREATE INDEX IF NOT EXISTS transactions_period
     ON transactions (received_at, outcome, origin, msg_type, sender, msg_id);
 CREATE INDEX IF NOT EXISTS deliveries_delivered_at ON deliveries (delivered_at) WHERE delivered_at IS NOT NULL;
+-- the audit reads transactions by entry range and deliveries in the order their state was set
+CREATE INDEX IF NOT EXISTS transactions_entry_seq ON transactions (entry_seq);
+CREATE INDEX IF NOT EXISTS deliveries_entry_seq ON deliveries (entry_seq);
+-- start-up releases leases without reading finished deliveries (a leased row is always forwarding)
+CREATE INDEX IF NOT EXISTS deliveries_forwarding ON deliveries (claimed_by) WHERE state = 'forwarding';
 """
 
+#: Deliveries per state, kept by triggers in the transaction that changes a state, so /metrics and
+#: health read a handful of rows instead of counting the whole table. Filled once on upgrade.
+COUNTS = """
+BEGIN IMMEDIATE;
+CREATE TABLE IF NOT EXISTS delivery_counts (state TEXT PRIMARY KEY, n INTEGER NOT NULL);
+DELETE FROM delivery_counts;
+INSERT INTO delivery_counts (state, n) SELECT state, count(*) FROM deliveries GROUP BY state;
+CREATE TRIGGER IF NOT EXISTS deliveries_counted_insert AFTER INSERT ON deliveries BEGIN
+    INSERT INTO delivery_counts (state, n) VALUES (NEW.state, 1) ON CONFLICT (state) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS deliveries_counted_update AFTER UPDATE OF state ON deliveries
+    WHEN OLD.state <> NEW.state BEGIN
+    UPDATE delivery_counts SET n = n - 1 WHERE state = OLD.state;
+    INSERT INTO delivery_counts (state, n) VALUES (NEW.state, 1) ON CONFLICT (state) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS deliveries_counted_delete AFTER DELETE ON deliveries BEGIN
+    UPDATE delivery_counts SET n = n - 1 WHERE state = OLD.state;
+END;
+PRAGMA user_version=%d;
+COMMIT;
+""" % SCHEMA_VERSION
+
 _BUSY_TIMEOUT_MS = 10_000
+
+#: How long an idle hub trusts "nothing is due" before looking again (another worker's or node's
+#: writes, a lease running out); its own writes end the wait at once.
+IDLE_RECHECK = 0.5
+
+#: The WAL is truncated after this many seconds without a write, or once it is larger than the cap.
+QUIET_SECONDS = 2.0
+WAL_CAP_BYTES = 64 * 2**20
 
 
 class SchemaTooNew(StorageError):
@@ -122,13 +159,23 @@ class SchemaTooNew(StorageError):
 class SqliteJournal:
     """`JournalStore` on one SQLite file. Several processes may share it (WAL, BEGIN IMMEDIATE)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, quiet: float = QUIET_SECONDS, wal_cap: int = WAL_CAP_BYTES) -> None:
+        """`quiet`: seconds without a write after which the WAL is truncated; `wal_cap`: WAL size
+        above which it is truncated even under load."""
         self.path = Path(path)
         self.location = str(self.path)
         self._conn: sqlite3.Connection | None = None
         self._thread: ThreadPoolExecutor | None = None
+        self._reader: sqlite3.Connection | None = None
+        self._reader_thread: ThreadPoolExecutor | None = None
         self._checkpointer: asyncio.Task[None] | None = None
         self._times = LockTimes()
+        self._quiet, self._wal_cap = quiet, wal_cap
+        self._last_write = time.monotonic()
+        # The idle delivery poll: until when (in the callers' clock) nothing is due for push, as
+        # learnt from the due-index by the last empty claim; every write of ours forgets it.
+        self._idle_until = float("-inf")
+        self._generation = 0
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -140,6 +187,10 @@ class SqliteJournal:
             self._thread.shutdown(wait=False)
             self._thread = None
             raise
+        # Operators' reads (metrics, console, statistics) on a second connection and thread: they
+        # never queue behind a commit, and a commit never waits for them.
+        self._reader_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal-sqlite-read")
+        self._reader = await asyncio.get_running_loop().run_in_executor(self._reader_thread, _connect_reader, self.path)
         # Checkpoints (copying the WAL into the database, with an fsync) run on a connection of
         # their own, so no commit waits behind one and no answer is delayed by it.
         self._checkpointer = asyncio.create_task(self._checkpoint_every(1.0), name="journal-checkpoint")
@@ -150,6 +201,13 @@ class SqliteJournal:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._checkpointer
             self._checkpointer = None
+        if self._reader is not None and self._reader_thread is not None:
+            await asyncio.get_running_loop().run_in_executor(self._reader_thread, sqlite3.Connection.close,
+                                                             self._reader)
+            self._reader = None
+        if self._reader_thread is not None:
+            self._reader_thread.shutdown(wait=True)
+            self._reader_thread = None
         if self._conn is not None:
             await self._on_thread(sqlite3.Connection.close, self._conn)
             self._conn = None
@@ -158,12 +216,26 @@ class SqliteJournal:
             self._thread = None
 
     async def _checkpoint_every(self, interval: float) -> None:
+        """Copy the WAL into the database every `interval` (PASSIVE: never blocks a writer); when
+        the hub has been quiet for a while, or the WAL passed its cap, also truncate the file
+        (TRUNCATE: waits at most briefly for readers, then the next write starts a new, small WAL).
+        PRAGMA journal_size_limit also trims the file whenever SQLite rewinds the WAL itself."""
         while True:
             await asyncio.sleep(interval)
+            size = self.wal_bytes()
+            if size == 0:
+                continue  # nothing written since the last truncation: an idle hub opens nothing
+            quiet = time.monotonic() - self._last_write >= self._quiet
+            mode = "TRUNCATE" if size and (quiet or size > self._wal_cap) else "PASSIVE"
             try:
-                await asyncio.to_thread(_checkpoint, self.path)
+                await asyncio.to_thread(_checkpoint, self.path, mode)
             except sqlite3.Error:
                 pass  # busy with another checkpointer: the next round catches up
+
+    async def _read_side(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run fn(reader connection, *args) on the operators' read thread."""
+        assert self._reader is not None and self._reader_thread is not None, "journal is not open"
+        return await asyncio.get_running_loop().run_in_executor(self._reader_thread, fn, self._reader, *args)
 
     async def _on_thread(self, fn: Callable[..., T], *args: Any) -> T:
         assert self._thread is not None, "journal is not open"
@@ -176,6 +248,8 @@ class SqliteJournal:
 
     async def write(self, records: Sequence[Record]) -> list[Duplicate | None]:
         group = list(records)
+        self._generation += 1
+        self._idle_until = float("-inf")
 
         def write_group(conn: sqlite3.Connection) -> list[Duplicate | None]:
             # The entries' JSON is made here, on the store's thread (not the event loop's), before
@@ -183,15 +257,31 @@ class SqliteJournal:
             prepared = prepare(group)
             return self._in_transaction(conn, lambda chain: _apply(conn, chain, prepared))
 
-        return await self._run(write_group)
+        try:
+            return await self._run(write_group)
+        finally:
+            self._last_write = time.monotonic()
 
     async def claim_push(self, worker: str, now: float, lease: float, limit: int,
                          lanes: Lanes | None = None) -> list[Claimed]:
-        return await self._run(self._claim, "push", None, worker, now, lease, limit, lanes)
+        if now < self._idle_until:  # an idle hub's poll: no thread hop, no query
+            return []
+        generation = self._generation
+        claimed, idle_until = await self._run(self._claim, "push", None, worker, now, lease, limit, lanes)
+        if generation == self._generation:  # no write of ours came in between
+            self._idle_until = idle_until
+        return self._wrote(claimed)
 
     async def claim_mailbox(self, receiver: str, now: float, visibility: float, limit: int,
                             lanes: Lanes | None = None) -> list[Claimed]:
-        return await self._run(self._claim, "pull", receiver, f"mailbox:{receiver}", now, visibility, limit, lanes)
+        claimed, _ = await self._run(self._claim, "pull", receiver, f"mailbox:{receiver}", now, visibility, limit,
+                                     lanes)
+        return self._wrote(claimed)
+
+    def _wrote(self, claimed: list[Claimed]) -> list[Claimed]:
+        if claimed:  # an empty claim (the idle poll) writes nothing: the hub stays quiet
+            self._last_write = time.monotonic()
+        return claimed
 
     async def past_deadline(self, now: float, limit: int) -> list[Claimed]:
         rows = await self._run(lambda c: c.execute(
@@ -223,10 +313,10 @@ class SqliteJournal:
         return await self._run(read)
 
     async def transaction(self, msg_id: str) -> list[TransactionView]:
-        return await self._run(_views, "t.msg_id = ?", (msg_id,), 1000)
+        return await self._read_side(_views, "t.msg_id = ?", (msg_id,), 1000)
 
     async def acknowledgements(self, msg_id: str) -> list[TransactionView]:
-        return await self._run(_views, "t.ack_for = ? AND t.outcome = 'accepted'", (msg_id,), 1000)
+        return await self._read_side(_views, "t.ack_for = ? AND t.outcome = 'accepted'", (msg_id,), 1000)
 
     async def list_transactions(
         self, *, since: float | None = None, sender: str | None = None, state: str | None = None,
@@ -253,30 +343,37 @@ class SqliteJournal:
             else:
                 where.append("t.msg_id IN (SELECT msg_id FROM deliveries WHERE state = ?)")
             args.append(state)
-        return await self._run(_views, " AND ".join(where), tuple(args), limit)
+        return await self._read_side(_views, " AND ".join(where), tuple(args), limit)
 
     async def release_claims(self) -> int:
+        # Only forwarding rows carry a lease: their index, not the table of finished deliveries.
         return await self._run(lambda c: c.execute(
-            "UPDATE deliveries SET claimed_by = NULL, claim_until = NULL WHERE claimed_by IS NOT NULL").rowcount)
+            "UPDATE deliveries SET claimed_by = NULL, claim_until = NULL"
+            " WHERE state = 'forwarding' AND claimed_by IS NOT NULL").rowcount)
 
     async def counts(self) -> dict[str, int]:
-        rows = await self._run(lambda c: c.execute("SELECT state, count(*) FROM deliveries GROUP BY state").fetchall())
+        # The kept counts, read on a connection of its own: a scrape never waits behind a commit
+        # nor delays one.
+        rows = await self._read_side(lambda c: c.execute("SELECT state, n FROM delivery_counts WHERE n <> 0").fetchall())
         return {state: n for state, n in rows}
 
-    async def verify(self) -> list[ChainProblem]:
-        def read(c: sqlite3.Connection) -> list[ChainProblem]:
-            c.execute("BEGIN")  # one consistent snapshot of all tables
-            try:
-                head = c.execute("SELECT seq, hash FROM chain_head WHERE id = 1").fetchone()
-                return audit(
-                    c.execute(f"SELECT {ENTRY_COLUMNS} FROM entries ORDER BY seq").fetchall(),
-                    tuple(head) if head else None,
-                    c.execute(f"SELECT {TRANSACTION_COLUMNS} FROM transactions"),
-                    c.execute(f"SELECT {DELIVERY_COLUMNS} FROM deliveries"),
-                )
-            finally:
-                c.execute("COMMIT")
-        return await self._run(read)
+    def wal_bytes(self) -> int:
+        """Size of the write-ahead log file now (0 when there is none)."""
+        try:
+            return self.path.with_name(self.path.name + "-wal").stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    async def verify(self, *, since: tuple[int, str] | None = None,
+                     progress: Callable[[Progress], None] | None = None) -> list[ChainProblem]:
+        # A connection and thread of its own: the audit reads one snapshot for as long as it takes
+        # while the hub's connection keeps committing.
+        reader = _AuditReader(self.path)
+        await reader.start()
+        try:
+            return await run_audit(reader, since=since, progress=progress)
+        finally:
+            await reader.stop()
 
     def lock_times(self) -> dict[str, float]:
         return self._times.as_dict()
@@ -293,17 +390,17 @@ class SqliteJournal:
 
     async def history(self, msg_id: str) -> list[dict[str, Any]]:
         """Every journal entry about msg_id (accepted/refused, claims, state changes), oldest first."""
-        rows = await self._run(lambda c: c.execute(
+        rows = await self._read_side(lambda c: c.execute(
             "SELECT body FROM entries WHERE msg_id = ? ORDER BY seq LIMIT 10000", (msg_id,)).fetchall())
         return [json.loads(body) for body, in rows]
 
     async def backlog(self) -> list[ReceiverBacklog]:
         """Per receiver with deliveries still pending: how many, the oldest, and the latest failure."""
-        return await self._run(_backlog)
+        return await self._read_side(_backlog)
 
     async def hourly(self, since: float) -> list[tuple[int, int, int, int]]:
         """(hour start, packets accepted, refused, deliveries delivered) per hour since `since`."""
-        return await self._run(_hourly, since)
+        return await self._read_side(_hourly, since)
 
     async def period_facts(self, since: float, until: float, sink: Callable[[str, list[tuple]], None]) -> None:
         """Feed `sink` the statistics' facts about documents received in [since, until), in batches,
@@ -311,7 +408,7 @@ class SqliteJournal:
         ("refusal", [(day, sender, n)]), ("delivery", [(day, sender, receiver, state, n)]), and the
         durations for percentiles ("durations", [(day, sender, to_delivery, to_registration)],
         seconds or None). Runs on the store's thread; `sink` must not block."""
-        await self._run(_period_facts, since, until, sink)
+        await self._read_side(_period_facts, since, until, sink)
 
 
     # --- on the connection's thread -------------------------------------------------------------
@@ -346,18 +443,28 @@ class SqliteJournal:
             conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
 
     def _claim(self, conn: sqlite3.Connection, mode: str, receiver: str | None, holder: str, now: float,
-               lease: float, limit: int, lanes: Lanes | None = None) -> list[Claimed]:
-        def claim(chain: ChainWriter) -> list[Claimed]:
-            where = (f"d.mode = ? AND d.state IN {PENDING} AND d.next_at <= ? AND d.deadline > ?"
-                     " AND (d.claim_until IS NULL OR d.claim_until < ?)")
-            args: list[object] = [mode, now, now, now]
+               lease: float, limit: int, lanes: Lanes | None = None) -> tuple[list[Claimed], float]:
+        """The claimed deliveries, and until when nothing will be due (-inf: unknown)."""
+        where = (f"d.mode = ? AND d.state IN {PENDING} AND d.next_at <= ? AND d.deadline > ?"
+                 " AND (d.claim_until IS NULL OR d.claim_until < ?)")
+        args: list[object] = [mode, now, now, now]
+        if receiver is not None:
+            where += " AND d.receiver = ?"
+            args.append(receiver)
+        full = lanes.full() if lanes is not None else []
+        if full:
+            where += f" AND d.receiver NOT IN ({','.join('?' * len(full))})"
+            args.extend(full)
+        # The idle poll: one indexed read, no write lock, when nothing is due.
+        if conn.execute(f"SELECT 1 FROM deliveries d WHERE {where} LIMIT 1", args).fetchone() is None:
             if receiver is not None:
-                where += " AND d.receiver = ?"
-                args.append(receiver)
-            full = lanes.full() if lanes is not None else []
-            if full:
-                where += f" AND d.receiver NOT IN ({','.join('?' * len(full))})"
-                args.extend(full)
+                return [], float("-inf")
+            # The next retry from the due index; other processes' writes are seen within IDLE_RECHECK.
+            (next_at,) = conn.execute(f"SELECT min(next_at) FROM deliveries WHERE mode = ? AND state IN {PENDING}",
+                                      (mode,)).fetchone()
+            return [], min(now + IDLE_RECHECK, max(now, next_at)) if next_at is not None else now + IDLE_RECHECK
+
+        def claim(chain: ChainWriter) -> list[Claimed]:
             # Choose by id, receiver and size first, then read the chosen ones' bodies only.
             candidates = conn.execute(
                 f"SELECT d.id, d.receiver, t.size FROM deliveries d JOIN transactions t"
@@ -382,7 +489,7 @@ class SqliteJournal:
         # de-duplicate). So no fsync of its own; WAL order keeps it before any later, synced commit.
         conn.execute("PRAGMA synchronous=NORMAL")
         try:
-            return self._in_transaction(conn, claim)
+            return self._in_transaction(conn, claim), float("-inf")
         finally:
             conn.execute("PRAGMA synchronous=FULL")
 
@@ -396,6 +503,7 @@ def _connect(path: Path) -> sqlite3.Connection:
         # FULL: a commit is on disk when it returns, so an answered packet survives power loss.
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA wal_autocheckpoint=0")  # see SqliteJournal._checkpoint_every
+        conn.execute(f"PRAGMA journal_size_limit={WAL_CAP_BYTES}")
         conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
@@ -410,20 +518,99 @@ def _connect(path: Path) -> sqlite3.Connection:
                     if (table, column) == ("entries", "msg_id"):
                         conn.execute("UPDATE entries SET msg_id = json_extract(body, '$.msg_id')")
             conn.executescript(INDEXES)
-            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            conn.executescript(COUNTS)
         return conn
     except BaseException:
         conn.close()
         raise
 
 
-def _checkpoint(path: Path) -> None:
+def _checkpoint(path: Path, mode: str = "PASSIVE") -> None:
     conn = sqlite3.connect(path, isolation_level=None, timeout=0.1)
     try:
         conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        conn.execute(f"PRAGMA wal_checkpoint({mode})")
     finally:
         conn.close()
+
+
+def _connect_reader(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+    return conn
+
+
+def _sha256_hex(blob: bytes | None) -> str | None:
+    return None if blob is None else hashlib.sha256(blob).hexdigest()
+
+
+class _AuditReader:
+    """`AuditReader` on its own connection and thread, inside one read transaction (a snapshot)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal-audit")
+        self._conn: sqlite3.Connection | None = None
+
+    async def _on(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+
+    async def start(self) -> None:
+        def connect() -> sqlite3.Connection:
+            conn = sqlite3.connect(self.path, isolation_level=None)
+            conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+            # The packets' digests are computed where the blobs are, one row at a time.
+            conn.create_function("sha256_hex", 1, _sha256_hex, deterministic=True)
+            conn.execute("BEGIN")
+            conn.execute("SELECT 1 FROM chain_head LIMIT 1").fetchall()  # the snapshot starts here
+            return conn
+        self._conn = await self._on(connect)
+
+    async def stop(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await self._on(lambda: (conn.execute("COMMIT"), conn.close()))
+        self._thread.shutdown(wait=True)
+
+    async def _all(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        assert self._conn is not None
+        conn = self._conn
+        return await self._on(lambda: conn.execute(sql, args).fetchall())
+
+    async def head(self) -> tuple[int, str] | None:
+        rows = await self._all("SELECT seq, hash FROM chain_head WHERE id = 1")
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    async def entries_after(self, seq: int, limit: int) -> list[tuple[int, str, str, str | None]]:
+        return await self._all(f"SELECT {ENTRY_COLUMNS} FROM entries WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit))
+
+    async def transactions_between(self, low: int, high: int) -> list[tuple[Any, ...]]:
+        return await self._all(f"SELECT {_AUDIT_TRANSACTIONS} FROM transactions WHERE entry_seq BETWEEN ? AND ?",
+                               (low, high))
+
+    async def transactions_beyond(self, seq: int) -> list[tuple[Any, ...]]:
+        return await self._all(f"SELECT {_AUDIT_TRANSACTIONS} FROM transactions WHERE entry_seq > ? OR entry_seq < 1"
+                               " LIMIT 100", (seq,))
+
+    async def delivery_keys(self, msg_ids: Sequence[str]) -> list[tuple[str, str]]:
+        assert self._conn is not None
+        conn = self._conn
+        return await self._on(lambda: _in_chunks(conn, "SELECT msg_id, receiver FROM deliveries WHERE msg_id IN ({})",
+                                                 list(msg_ids), tuple))
+
+    async def deliveries_after(self, entry_seq: int, row_id: int, limit: int) -> list[tuple[Any, ...]]:
+        return await self._all(f"SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE (entry_seq, id) > (?, ?)"
+                               " ORDER BY entry_seq, id LIMIT ?", (entry_seq, row_id, limit))
+
+    async def entries_of(self, msg_ids: Sequence[str]) -> list[tuple[int, str]]:
+        assert self._conn is not None
+        conn = self._conn
+        return await self._on(lambda: _in_chunks(conn, "SELECT seq, body FROM entries WHERE msg_id IN ({})",
+                                                 list(msg_ids), tuple))
+
+
+_AUDIT_TRANSACTIONS = TRANSACTION_COLUMNS.replace("raw_sha256", "sha256_hex(raw)").replace(
+    "answer_sha256", "sha256_hex(answer)")
 
 
 def _begin(conn: sqlite3.Connection, timeout: float = 10.0) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+from smdo.journal.audit import Progress
 from smdo.journal.chain import ChainProblem
 from smdo.journal.records import (  # noqa: F401 - re-exported: the interface's vocabulary
     PENDING_STATES,
@@ -79,7 +80,8 @@ class JournalStore(Protocol):
         started: the holders are gone); in a cluster leases simply run out."""
 
     async def counts(self) -> dict[str, int]:
-        """Deliveries per state, for metrics."""
+        """Deliveries per state, for metrics: counts kept as states change (no table scan), read
+        on another connection than the one that commits."""
 
     # For journal checkpoints (smdo/journal/checkpoints.py): what the hub signs, and what is checked later.
     async def chain_head(self) -> tuple[int, str] | None:
@@ -88,8 +90,10 @@ class JournalStore(Protocol):
     async def entry_hashes(self, seqs: Sequence[int]) -> dict[int, str]:
         """The stored hash of each of these entries that exists (a missing seq is left out)."""
 
-    async def verify(self) -> list[ChainProblem]:
-        """The audit (`smdo.journal.audit`) over this store's entries and rows."""
+    async def verify(self, *, since: tuple[int, str] | None = None,
+                     progress: Callable[[Progress], None] | None = None) -> list[ChainProblem]:
+        """The audit (`smdo.journal.audit`) over this store's entries and rows, streamed in pages
+        from one snapshot; `since`: a trusted (seq, hash) to start after; `progress` is called per page."""
 
     # --- operators' views: a transaction's history, backlog, hourly counts, statistics ---------
 
@@ -108,6 +112,9 @@ class JournalStore(Protocol):
         ("refusal", [(day, sender, n)]), ("delivery", [(day, sender, receiver, state, n)]),
         ("durations", [(day, sender, to_delivery, to_registration)], seconds or None).
         `sink` must not block."""
+
+    def wal_bytes(self) -> int | None:
+        """Size of the store's local write-ahead log file (kept bounded), None when it has none."""
 
     def lock_times(self) -> dict[str, float]:
         """This store object's write transactions so far: their number, and seconds spent waiting

@@ -144,6 +144,32 @@ ALTER TABLE subscribers ADD COLUMN ack_dialect text NOT NULL DEFAULT 'hub';
 ALTER TABLE subscribers ADD COLUMN profile text NOT NULL DEFAULT 'envelope';
 ALTER TABLE subscribers ADD COLUMN mail_address text;
 """),
+    Migration(4, "costs that stay flat: audit indexes, kept delivery counts, lease index, registry row versions", """
+CREATE INDEX transactions_entry_seq ON transactions (entry_seq);
+CREATE INDEX deliveries_entry_seq ON deliveries (entry_seq, id);
+CREATE INDEX deliveries_forwarding ON deliveries (claimed_by) WHERE state = 'forwarding';
+-- Deliveries per state, kept in the transaction that changes a state, for metrics and health.
+CREATE TABLE delivery_counts (state text PRIMARY KEY, n bigint NOT NULL);
+INSERT INTO delivery_counts (state, n) SELECT state, count(*) FROM deliveries GROUP BY state;
+CREATE FUNCTION smdo_count_deliveries() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        UPDATE delivery_counts SET n = n - 1 WHERE state = OLD.state;
+    END IF;
+    IF TG_OP IN ('UPDATE', 'INSERT') THEN
+        INSERT INTO delivery_counts (state, n) VALUES (NEW.state, 1)
+            ON CONFLICT (state) DO UPDATE SET n = delivery_counts.n + 1;
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER deliveries_counted AFTER INSERT OR DELETE ON deliveries
+    FOR EACH ROW EXECUTE FUNCTION smdo_count_deliveries();
+CREATE TRIGGER deliveries_state_counted AFTER UPDATE OF state ON deliveries
+    FOR EACH ROW WHEN (OLD.state IS DISTINCT FROM NEW.state) EXECUTE FUNCTION smdo_count_deliveries();
+-- The registry version that last changed a subscriber (or its certificates): a hub reloads only those.
+ALTER TABLE subscribers ADD COLUMN changed_version bigint NOT NULL DEFAULT 0;
+CREATE INDEX subscribers_changed_version ON subscribers (changed_version);
+"""),
 )
 
 #: The version this code reads and writes.

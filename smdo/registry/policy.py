@@ -22,6 +22,12 @@ class RegistrySnapshot:
         self._certificates = {code: tuple(certs) for code, certs in (certificates or {}).items()}
         self.version = version
 
+    def updated(self, subscribers: Mapping[str, Subscriber], certificates: Mapping[str, Sequence[BoundCertificate]],
+                version: int) -> RegistrySnapshot:
+        """A new snapshot at `version`: this one with these subscribers (and their certificates) replaced."""
+        return RegistrySnapshot({**self._subscribers, **subscribers}, version,
+                                {**self._certificates, **{code: tuple(c) for code, c in certificates.items()}})
+
     def get(self, code: str) -> Subscriber | None:
         return self._subscribers.get(code)
 

@@ -68,15 +68,16 @@ CREATE INDEX IF NOT EXISTS conclusions_code ON conclusions(code, id);
 
 # Columns added after the first release (version 1), in this order: (name, definition). An older
 # registry.db gets them when it is opened (version 2), every existing subscriber their defaults,
-# which are today's behaviour; PostgreSQL gets them from migration 3.
+# which are today's behaviour; PostgreSQL gets them from migrations 3 and 4.
 ADDED_COLUMNS = (
     ("ack_dialect", "TEXT NOT NULL DEFAULT 'hub'"),
     ("profile", "TEXT NOT NULL DEFAULT 'envelope'"),
     ("mail_address", "TEXT"),
+    ("changed_version", "INTEGER NOT NULL DEFAULT 0"),  # data_version of its last change (hubs reload only those)
 )
 
 #: The SQLite registry's schema version (PRAGMA user_version); a newer file is refused.
-SQLITE_SCHEMA_VERSION = 2
+SQLITE_SCHEMA_VERSION = 2  # 2: the added columns below, and subscribers.changed_version
 _PASSWORD = re.compile(r"(://[^:/@]+:)[^@]*@")
 
 
@@ -116,8 +117,10 @@ class SqliteRegistryDb:
             raise StorageError(f"{path}: registry schema version {version} is newer than this hub knows "
                                f"({SQLITE_SCHEMA_VERSION}): run a newer smdo-hub")
         # executescript commits any open transaction first, so the script carries its own.
-        self._conn.executescript("BEGIN IMMEDIATE;" + _SCHEMA + _added_columns(self._conn)
-                                 + f"PRAGMA user_version={SQLITE_SCHEMA_VERSION}; COMMIT;")
+        self._conn.executescript(
+            "BEGIN IMMEDIATE;" + _SCHEMA + _added_columns(self._conn)
+            + "CREATE INDEX IF NOT EXISTS subscribers_changed_version ON subscribers(changed_version);"
+            + f"PRAGMA user_version={SQLITE_SCHEMA_VERSION}; COMMIT;")
 
     def execute(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> Any:
         return self._conn.execute(sql, args)

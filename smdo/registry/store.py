@@ -53,6 +53,10 @@ _UPDATABLE = ("name", "unp", "push_url", "pull", "edms_product", "edms_version",
               "ack_dialect", "profile", "mail_address")
 
 
+# Named, never `SELECT *`: columns added by later schema versions sit in different places in files
+# created before and after them, and in PostgreSQL.
+_SUBSCRIBER_COLUMNS = ("code, name, unp, status, delivery_mode, push_url, edms_product, edms_version, sys_id, "
+                       "contact, ack_dialect, profile, mail_address")
 _CERT_COLUMNS = "fingerprint, subject, issuer, serial, not_before, not_after, pem, added_at"
 
 
@@ -73,6 +77,9 @@ class Registry:
             else SqliteRegistryDb(Path(where))
         self.location = self._db.location
         self._lock = threading.RLock()
+        self._changed: set[str] = set()  # subscribers the open write transaction changed (see _log)
+        #: Subscriber rows read by snapshots and changes_since, for who wants to see the cost.
+        self.rows_read = 0
 
     @classmethod
     def in_data_dir(cls, data_dir: Path | str) -> Registry:
@@ -94,9 +101,15 @@ class Registry:
         node) know to reload; rolls back on any error."""
         with self._lock:
             self._db.begin_write()
+            self._changed = set()
             try:
                 yield self._db
                 self._db.execute("UPDATE meta SET value = value + 1 WHERE key = 'data_version'")
+                # Each subscriber the change touched carries the version that changed it, so a hub
+                # reloads only those rows (changes_since).
+                for code in sorted(self._changed):
+                    self._db.execute("UPDATE subscribers SET changed_version = (SELECT value FROM meta"
+                                     " WHERE key = 'data_version') WHERE code = ?", (code,))
                 self._db.commit()
             except BaseException:
                 self._db.rollback()
@@ -111,7 +124,7 @@ class Registry:
 
     def get(self, code: str) -> Subscriber | None:
         with self._lock:
-            row = self._db.execute("SELECT * FROM subscribers WHERE code = ?", (code,)).fetchone()
+            row = self._db.execute(f"SELECT {_SUBSCRIBER_COLUMNS} FROM subscribers WHERE code = ?", (code,)).fetchone()
             return None if row is None else self._subscriber(row)
 
     def require(self, code: str) -> Subscriber:
@@ -122,7 +135,7 @@ class Registry:
 
     def subscribers(self) -> list[Subscriber]:
         with self._lock:
-            rows = self._db.execute("SELECT * FROM subscribers ORDER BY code").fetchall()
+            rows = self._db.execute(f"SELECT {_SUBSCRIBER_COLUMNS} FROM subscribers ORDER BY code").fetchall()
             return [self._subscriber(row) for row in rows]
 
     def snapshot(self) -> RegistrySnapshot:
@@ -135,12 +148,33 @@ class Registry:
                 for code, *cert in self._db.execute(
                         f"SELECT code, {_CERT_COLUMNS} FROM certificates ORDER BY added_at, fingerprint"):
                     certificates.setdefault(code, []).append(_bound(cert))
-                rows = self._db.execute("SELECT * FROM subscribers").fetchall()
+                rows = self._db.execute(f"SELECT {_SUBSCRIBER_COLUMNS} FROM subscribers").fetchall()
             finally:
                 self._db.commit()
         subscribers = {row[0]: self._subscriber(row, {c.fingerprint for c in certificates.get(row[0], ())})
                        for row in rows}
+        self.rows_read += len(rows)
         return RegistrySnapshot(subscribers, version, certificates)
+
+    def changes_since(self, snapshot: RegistrySnapshot) -> RegistrySnapshot:
+        """`snapshot` brought up to date by reading only the subscribers (and their certificates)
+        changed after its version: what a running hub does when data_version moves."""
+        with self._lock:
+            self._db.begin_read()
+            try:
+                version = self._db.execute("SELECT value FROM meta WHERE key = 'data_version'").fetchone()[0]
+                rows = self._db.execute(f"SELECT {_SUBSCRIBER_COLUMNS} FROM subscribers WHERE changed_version > ?",
+                                        (snapshot.version,)).fetchall()
+                certificates: dict[str, list[BoundCertificate]] = {row[0]: [] for row in rows}
+                for row in rows:
+                    for cert in self._db.execute(f"SELECT {_CERT_COLUMNS} FROM certificates WHERE code = ?"
+                                                 " ORDER BY added_at, fingerprint", (row[0],)):
+                        certificates[row[0]].append(_bound(cert))
+            finally:
+                self._db.commit()
+        self.rows_read += len(rows)
+        changed = {row[0]: self._subscriber(row, {c.fingerprint for c in certificates[row[0]]}) for row in rows}
+        return snapshot.updated(changed, certificates, version)
 
     def certificates(self, code: str) -> list[BoundCertificate]:
         self.require(code)
@@ -360,15 +394,14 @@ class Registry:
              old: SubscriberStatus | None, new: SubscriberStatus | None, reason: str, details: Mapping[str, object]) -> None:
         if not actor:
             raise InvalidField("every change needs an actor (who made it)")
+        self._changed.add(code)
         db.execute(
             "INSERT INTO history (code, at, actor, action, from_status, to_status, reason, details) VALUES (?,?,?,?,?,?,?,?)",
             (code, now, actor, action, old.value if old else None, new.value if new else None, reason or "",
              json.dumps(dict(details), sort_keys=True, default=str)))
 
     def _subscriber(self, row: Sequence[object], fps: set[str] | None = None) -> Subscriber:
-        code, name, unp, status, mode, url, product, version, sys_id, contact = row[:10]
-        # The columns added later come after created_at, updated_at (row[10:12]), in ADDED_COLUMNS order.
-        dialect, profile, mail_address = row[12:15]
+        code, name, unp, status, mode, url, product, version, sys_id, contact, dialect, profile, mail_address = row
         if fps is None:
             fps = {fp for (fp,) in self._db.execute("SELECT fingerprint FROM certificates WHERE code = ?", (code,))}
         return Subscriber(str(code), str(name), str(unp), S(status), str(mode), url,  # type: ignore[arg-type]
