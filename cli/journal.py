@@ -15,6 +15,7 @@ import click
 
 from cli.db import db_options, existing_storage
 from cli.when import Since
+from router.config import parse_duration
 from smdo.journal import DeliveryState, JournalStore, TransactionView, journal_store
 from smdo.journal.audit import Progress
 from smdo.journal.checkpoints import (
