@@ -94,13 +94,13 @@ def test_a_cached_receivers_ack_is_refused_for_a_wrong_key_signer_or_msg_id(tmp_
 
 
 def test_a_cached_receivers_ack_is_refused_once_its_certificate_is_revoked(tmp_path, test_pki, issue_cert) -> None:
-    issue_cert("ORG-R", name="Organisation R")
+    issue_cert("ORG-RCPT-REVOKED", name="Organisation R")
     receipts = _receipts(tmp_path, test_pki, test_pki.trust_store())
-    register(Registry(tmp_path / "registry.db"), test_pki, "ORG-R")
+    register(Registry(tmp_path / "registry.db"), test_pki, "ORG-RCPT-REVOKED")
     receipts.registry = RegistryView(parse_storage(tmp_path))
-    receipts.check(_ack(test_pki, "ORG-R"), _claimed("ORG-R"))  # cached
-    crl = revoke_certificate(test_pki.directory, "ORG-R")
+    receipts.check(_ack(test_pki, "ORG-RCPT-REVOKED"), _claimed("ORG-RCPT-REVOKED"))  # cached
+    crl = revoke_certificate(test_pki.directory, "ORG-RCPT-REVOKED")
     from signing.trust import load_crl
     receipts.trust.add_crl(load_crl(crl))
     with pytest.raises(BadReceipt, match="revoked"):
-        receipts.check(_ack(test_pki, "ORG-R"), _claimed("ORG-R"))
+        receipts.check(_ack(test_pki, "ORG-RCPT-REVOKED"), _claimed("ORG-RCPT-REVOKED"))
