@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 import uuid
 from pathlib import Path
 from typing import Callable
@@ -29,7 +28,6 @@ from lxml import etree
 
 from signing import xmldsig
 from signing.pki import init_pki, issue_certificate
-from signing.trust import TrustStore
 from signing.xmldsig import sign_enveloped
 from smdo.dialects import HUB, Event, system_ack
 from smdo.journal.records import Claimed
@@ -44,24 +42,9 @@ from router.acks import TEXTS, HubAcks
 from router.receipts import Receipts
 from router.registry_view import RegistryView
 from smdo.errors import ErrorCode
+from bench.timing import best_mean_us
 
 MSG_ID = "6a1f0c52-31c4-4b0e-9d55-2f0a8e1b7c01"
-
-
-def _time(function: Callable[[], object], budget: float, repeats: int) -> float:
-    """Best mean time of one call in microseconds, over `repeats` runs of about `budget` seconds each."""
-    function()
-    start = time.perf_counter()
-    function()
-    once = max(time.perf_counter() - start, 1e-6)
-    number = max(1, int(budget / once))
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(number):
-            function()
-        best = min(best, (time.perf_counter() - start) / number)
-    return best * 1e6
 
 
 def _model_ack(acks: HubAcks, code: int, about: str | None) -> bytes:
@@ -122,7 +105,7 @@ def run(argv: list[str] | None = None) -> None:
         ]
         for name, step in steps:
             print(f"  timing {name} ...", flush=True)
-            rows[name] = _time(step, budget, repeats)
+            rows[name] = best_mean_us(step, budget, repeats)
     floor = 2 * rows["floor: RSA sign"] + rows["floor: RSA verify"]
     # The hub already checked delivery acks with warm caches before the templates, so "before" is the
     # model builder with a cached check; the cold check is shown only for what the caches are worth.
