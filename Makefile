@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench clean chromium
+.PHONY: demo test test-fast bench clean chromium
 
 $(STAMP): setup.cfg setup.py pyproject.toml signing/_belt.c
 	$(PYTHON) -m venv $(VENV)
@@ -21,9 +21,14 @@ test: $(STAMP) chromium
 	@sh .ci/ensure-postgres
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
+# Everything but the tests marked slow (tests/conftest.py: SLOW_MODULES), for quick rounds while developing.
+test-fast: $(STAMP)
+	@sh .ci/ensure-postgres
+	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
 # The console's browser tests (tests/test_console.py) need the system's Chromium.
 chromium:
-	@scripts/need-chromium
+	@sh .ci/ensure-chromium
 
 bench: $(STAMP)
 	@sh .ci/ensure-postgres

@@ -34,10 +34,10 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
 from cli.subscribers import default_actor
-from signing.keys import Signer, certificate_fingerprint, load_certificate, load_certificates
+from signing.keys import Signer, certificate_fingerprint, load_certificate, load_certificates, ssl_key_password
 from signing.trust import TrustStore
 from smdo.conformance.adapter import AdapterClient
-from smdo.conformance.cases import Context, Timing
+from smdo.conformance.cases import CaseFailed, Context, Timing
 from smdo.conformance.certification import prepare_counterpart, prepare_subscriber, record_result
 from smdo.conformance.conclusion import conclusion_xml
 from smdo.conformance.counterpart import Counterpart
@@ -46,9 +46,18 @@ from smdo.conformance.report import junit_xml, table
 from smdo.conformance.routes import EndpointRoute, HubRoute, Route
 from smdo.conformance.runner import SuiteResult, run_suite
 from smdo.conformance.trust_kit import make_trust_kit
+from smdo.datadir import require_data_dir
 from smdo.dialects import CLASSIC
 from smdo.registry import Conclusion, Registry, RegistryError, registry_store
 from smdo.storage import StorageError, parse_storage
+
+def open_registry(db: str | None, data: Path | None) -> Registry:
+    """The hub's registry; a data folder never initialised is refused (a typo in --data)."""
+    where = parse_storage(db, data or Path("var"))
+    if where.kind == "sqlite":
+        require_data_dir(where.folder)
+    return registry_store(where)
+
 
 MAX_BODY = 40 * 1024 * 1024  # above the hub's 30 MB packet limit
 
@@ -124,7 +133,7 @@ def tls_context(trust_path: Path, cert_path: Path | None = None, key_path: Path 
         c.public_bytes(Encoding.PEM).decode() for c in load_certificates(trust_path)))
     if cert_path is not None and key_path is not None:
         try:
-            context.load_cert_chain(str(cert_path), str(key_path))
+            context.load_cert_chain(str(cert_path), str(key_path), password=ssl_key_password)
         except ssl.SSLError as exc:
             raise ValueError(f"cannot use {key_path} for TLS (OpenSSL: {exc.reason or exc}); OpenSSL takes "
                              "RSA or EC keys only: with a bign signing key give --tls-key/--tls-cert") from None
@@ -183,7 +192,7 @@ async def run_conformance(settings: RunSettings, *, progress: Callable[[str], No
         route: Route
         if settings.subscriber is not None:
             assert settings.hub_url is not None
-            registry = registry_store(parse_storage(settings.db, settings.data or Path("var")))
+            registry = open_registry(settings.db, settings.data)
             sub = prepare_subscriber(registry, settings.subscriber, actor=settings.actor)
             prepare_counterpart(registry, settings.signer.certificate, f"{url}/counterpart",
                                 tls_certificate=load_certificate(cert_path) if cert_path is not None else None,
@@ -235,12 +244,16 @@ def make_restart_hook(command: str, code: str) -> Callable[[], Awaitable[None]]:
 
 
 def make_reply_hook(command: str, code: str) -> Callable[[str], Awaitable[None]]:
+    """The --reply-hook: a shell command; when it fails, the case fails at once with its output."""
     async def ask(msg_id: str) -> None:
         line = command.format(msg_id=shlex.quote(msg_id), code=shlex.quote(code))
-        process = await asyncio.create_subprocess_shell(line, stdout=asyncio.subprocess.DEVNULL)
-        status = await process.wait()
-        if status != 0:
-            click.echo(f"    reply hook exited with status {status}: {line}", err=True)
+        process = await asyncio.create_subprocess_shell(line, stdout=asyncio.subprocess.PIPE,
+                                                        stderr=asyncio.subprocess.STDOUT)
+        output, _ = await process.communicate()
+        if process.returncode != 0:
+            said = " ".join(output.decode(errors="replace").split())[-500:] or "no output"
+            raise CaseFailed(f"the reply hook exited with status {process.returncode} ({said}); it ran: {line}. "
+                             "Fix the hook, or send the document by hand while the suite waits")
     return ask
 
 
@@ -381,7 +394,7 @@ def run(subscriber: str | None, endpoint: str | None, edms_cert: str | None, cod
 
 
 def _status(settings: RunSettings, code: str) -> str:
-    with registry_store(parse_storage(settings.db, settings.data or Path("var"))) as registry:
+    with open_registry(settings.db, settings.data) as registry:
         return registry.require(code).status.value
 
 
@@ -406,7 +419,7 @@ def conclusion_command(code: str, data_dir: Path, db: str | None, trust: Path | 
         sys.exit(1)
 
     try:
-        with registry_store(parse_storage(db, data_dir)) as registry:
+        with open_registry(db, data_dir) as registry:
             registry.require(code)
             stored = registry.latest_conclusion(code)
     except (RegistryError, StorageError, ValueError) as exc:

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import click
 
+from smdo.datadir import DataDirMissing, require_data_dir
 from smdo.storage import StorageError, StorageUrl, parse_storage
 
 
@@ -21,6 +22,18 @@ def storage_of(data: Path, db: str | None) -> StorageUrl:
         return parse_storage(db, data)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def existing_storage(data: Path, db: str | None) -> StorageUrl:
+    """storage_of, refusing a data folder never initialised (`smdo init`, or the first `smdo serve`):
+    a typo in --data must be an error, not a new empty registry or journal."""
+    where = storage_of(data, db)
+    if where.kind == "sqlite":
+        try:
+            require_data_dir(where.folder)
+        except DataDirMissing as exc:
+            raise click.ClickException(str(exc)) from None
+    return where
 
 
 @click.group("db")

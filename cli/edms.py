@@ -2,16 +2,22 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 import signal
 from pathlib import Path
 
 import click
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from edms_adapters.config import FAULTS, EdmsConfig, RegistrationRules
 from edms_adapters.kinds import KIND_NAMES
 from edms_adapters.runner import push_url, start_edms
+from signing.keys import load_certificate
 from smdo.datadir import DataDirBusy
 
 
@@ -20,6 +26,34 @@ def _listen(value: str) -> tuple[str, int]:
     if not host or not port.isdigit():
         raise click.BadParameter(f"{value!r}: expected HOST:PORT, e.g. 127.0.0.1:0")
     return host, int(port)
+
+
+def tls_problem(cert_path: Path, host: str) -> str | None:
+    """Why the certificate cannot serve HTTPS on `host` (the hub checks both), or None."""
+    cert = load_certificate(cert_path)
+    try:
+        if not isinstance(cert.public_key(), (rsa.RSAPublicKey, ec.EllipticCurvePublicKey)):
+            return None  # e.g. bign: loading it for TLS fails with its own message (give --tls-key/--tls-cert)
+    except (ValueError, UnsupportedAlgorithm):  # a key type cryptography does not know (bign)
+        return None
+    try:
+        purposes = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        purposes = None
+    if purposes is not None and ExtendedKeyUsageOID.SERVER_AUTH not in purposes:
+        return "its extended key usage does not include TLS server authentication"
+    if host in ("0.0.0.0", "::", ""):
+        return None  # any address: the name the hub uses is not known here
+    try:
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return f"it names no host (no subject alternative name), so not {host}"
+    try:
+        listed = host in [str(ip) for ip in names.get_values_for_type(x509.IPAddress)] \
+            if ipaddress.ip_address(host) else False
+    except ValueError:  # a DNS name
+        listed = host.lower() in [n.lower() for n in names.get_values_for_type(x509.DNSName)]
+    return None if listed else f"it does not name {host}"
 
 
 @click.group()
@@ -69,6 +103,11 @@ def run(kind: str, code: str, name: str, hub_url: str, hub_code: str, data_dir: 
     Prints one line `READY {json}` (code, kind, url, push_url, data, sys_id) once it listens.
     """
     host, port = _listen(listen)
+    if not plain_http:
+        problem = tls_problem(tls_cert or cert, host)
+        if problem:
+            raise click.ClickException(f"{tls_cert or cert} cannot serve TLS to the hub: {problem}; issue it with "
+                                       f"`smdo pki issue --dir DIR {code} --tls-host {host} --force` (or use --http)")
     config = EdmsConfig(
         kind=kind, code=code, name=name, hub_url=hub_url, hub_code=hub_code, data_dir=data_dir, key=key, cert=cert,
         tls_key=tls_key, tls_cert=tls_cert, trust=trust, crls=tuple(crls), listen_host=host, listen_port=port,

@@ -13,23 +13,26 @@ from pathlib import Path
 
 import click
 
-from cli.db import db_options, storage_of
-from router.config import parse_duration
-from smdo.journal import JournalStore, TransactionView, journal_store
+from cli.db import db_options, existing_storage
+from cli.when import Since
+from smdo.journal import DeliveryState, JournalStore, TransactionView, journal_store
 from smdo.journal.audit import Progress
 from smdo.journal.checkpoints import (
     FILE_NAME, Checkpoint, CheckpointProblem, check_journal, check_signatures, iter_checkpoints, read_checkpoints,
 )
 from smdo.storage import StorageError
 
+STATES = ["accepted", "rejected", *(s.value for s in DeliveryState if s.value != "accepted")]
+
 
 _data_option = db_options
 
 
 async def _with_journal(data: Path, db: str | None, action):
-    where = storage_of(data, db)
+    where = existing_storage(data, db)
     if where.kind == "sqlite" and not where.journal_path.exists():
-        raise click.ClickException(f"no journal at {where.journal_path}")
+        raise click.ClickException(f"no journal at {where.journal_path} yet: it is created when `smdo serve "
+                                   f"--data {where.folder}` first runs")
     journal = journal_store(where)
     try:
         await journal.open()
@@ -236,19 +239,17 @@ def show(data: Path, db: str | None, msg_id: str, as_json: bool) -> None:
 
 @command.command("list")
 @_data_option
-@click.option("--since", help="Only transactions received in this last period (e.g. 10m, 24h) or after an ISO time.")
+@click.option("--since", "since_ts", type=Since(),
+              help="Only transactions received since then: 30m, 24h, 2w, 1h30m, today, yesterday or an ISO "
+                   "date/time (UTC unless it names its offset).")
 @click.option("--sender", help="Only from this subscriber code.")
-@click.option("--state", help="accepted, rejected, or a delivery state (delivered, retry-wait, expired, ...).")
+@click.option("--state", type=click.Choice(STATES),
+              help="The transaction's outcome (accepted, rejected) or a receiver's delivery state.")
 @click.option("--limit", type=int, default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def list_(data: Path, db: str | None, since: str | None, sender: str | None, state: str | None, limit: int, as_json: bool) -> None:
+def list_(data: Path, db: str | None, since_ts: float | None, sender: str | None, state: str | None, limit: int,
+          as_json: bool) -> None:
     """The latest transactions as a table."""
-    since_ts = None
-    if since:
-        try:
-            since_ts = time.time() - parse_duration(since)
-        except ValueError:
-            since_ts = datetime.fromisoformat(since).timestamp()
     views: list[TransactionView] = asyncio.run(_with_journal(
         data, db, lambda j: j.list_transactions(since=since_ts, sender=sender, state=state, limit=limit)))
     if as_json:

@@ -19,9 +19,25 @@ _KEY_TYPE_HELP = ("RSA-2048, EC P-256, or bign (bign-curve256v1, the national al
                   "an EC TLS CA, since TLS cannot use bign).")
 
 
+DEFAULT_TLS_HOSTS = ("localhost", "127.0.0.1")
+
+
 def _fail(message: str) -> None:
     click.echo(f"error: {message}", err=True)
     raise SystemExit(1)
+
+
+def _set_aside(path: Path) -> Path:
+    """Move `path` to replaced/NAME.YYYYmmddTHHMMSS (never overwriting an earlier one)."""
+    folder = path.parent / "replaced"
+    folder.mkdir(exist_ok=True)
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
+    target, n = folder / f"{path.name}.{stamp}", 1
+    while target.exists():
+        target, n = folder / f"{path.name}.{stamp}-{n}", n + 1
+    path.rename(target)
+    click.echo(f"kept the old {path.name} as {target}")
+    return target
 
 
 @click.group("pki")
@@ -51,20 +67,38 @@ def init(directory: Path, key_type: str) -> None:
 @click.argument("code")
 @click.option("--name", default=None, help="Organisation name (default: the code).")
 @click.option("--tls-host", "tls_hosts", multiple=True,
-              help="A DNS name or IP the certificate serves TLS for (repeatable).")
+              help="A DNS name or IP the certificate serves TLS for (repeatable) [localhost, 127.0.0.1 for an "
+                   "RSA or EC key: an emulated EDMS or a hub on this machine serves TLS with it].")
+@click.option("--no-tls", is_flag=True, help="A signing and client certificate only: it serves no TLS.")
 @click.option("--key-type", type=click.Choice(KEY_TYPES), default=None,
               help=_KEY_TYPE_HELP + " Default: the PKI's; ec for --tls-host in a bign PKI.")
 @click.option("--days", type=int, default=365, show_default=True, help="Validity in days.")
 @click.option("--valid-from", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]), default=None,
               help="Start of validity, UTC (default now); with a short --days, gives an expired certificate.")
+@click.option("--force", is_flag=True,
+              help="Re-issue a CODE that already has a key: the old files move to subscribers/replaced/.")
 def issue(directory: Path, code: str, name: str | None, tls_hosts: tuple[str, ...], key_type: str | None, days: int,
-          valid_from: dt.datetime | None) -> None:
+          valid_from: dt.datetime | None, force: bool, no_tls: bool) -> None:
     """Issue subscriber CODE's key and certificate from the issuing CA."""
-    if not PkiLayout(directory).index_path.exists():
+    if no_tls and tls_hosts:
+        _fail("--no-tls and --tls-host contradict each other: give one")
+    layout = PkiLayout(directory)
+    if not layout.index_path.exists():
         _fail(f"{directory} holds no PKI: run `smdo pki init --dir {directory}` first")
+    key_type = key_type or default_key_type(layout, tls=bool(tls_hosts))
+    if not tls_hosts and not no_tls and key_type != "bign":  # TLS cannot use bign keys
+        tls_hosts = DEFAULT_TLS_HOSTS
+    try:
+        existing = [p for p in (layout.key_path(code), layout.cert_path(code), layout.chain_path(code)) if p.exists()]
+    except ValueError as exc:
+        _fail(str(exc))
+    if existing and not force:
+        _fail(f"{code} already has a key and certificate in {directory}/subscribers: give --force to re-issue "
+              f"(the old files are kept in {directory}/subscribers/replaced/)")
+    for path in existing:
+        _set_aside(path)
     start = valid_from.replace(tzinfo=dt.timezone.utc) if valid_from else None
     try:
-        key_type = key_type or default_key_type(PkiLayout(directory), tls=bool(tls_hosts))
         issued = issue_certificate(directory, code, name, key_type=key_type, tls_hostnames=tls_hosts, days=days,
                                    not_before=start)
     except ValueError as exc:

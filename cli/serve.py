@@ -9,7 +9,7 @@ import click
 from router.config import load_config
 from router.logs import configure as configure_logging
 from router.server import serve
-from smdo.datadir import DataDirBusy
+from smdo.datadir import DataDirBusy, init_data_dir
 from smdo.storage import StorageError
 
 
@@ -69,6 +69,7 @@ def command(config_file: Path | None, verbose: bool, crl: tuple[Path, ...], oper
         configure_logging(config.log_level, config.log_format)
         if config.access_log and config.log_level not in ("debug", "info"):
             logging.getLogger("aiohttp.access").setLevel(logging.INFO)
+        init_data_dir(config.data)  # the first serve makes the folder other commands then accept
         serve(config)
     except (ValueError, DataDirBusy, StorageError) as exc:
         raise click.ClickException(str(exc)) from exc

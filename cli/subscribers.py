@@ -19,6 +19,7 @@ import click
 from cryptography import x509
 
 from cli.tables import table
+from smdo.datadir import require_data_dir
 from smdo.dialects import DIALECTS, ENVELOPE, HUB, PROFILES
 from smdo.registry import Registry, RegistryError, Subscriber, SubscriberStatus, registry_store
 from smdo.storage import StorageError, parse_storage
@@ -49,7 +50,10 @@ def data_options(command: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(command)
     def wrapper(data_dir: Path, db: str | None, actor: str | None, **kwargs: Any) -> None:
         try:
-            with registry_store(parse_storage(db, data_dir)) as registry:
+            where = parse_storage(db, data_dir)
+            if where.kind == "sqlite":
+                require_data_dir(where.folder)  # a typo in --data must not start an empty registry
+            with registry_store(where) as registry:
                 command(registry=registry, actor=actor or default_actor(), **kwargs)
         except (CommandError, RegistryError, StorageError, ValueError) as exc:
             fail(str(exc))

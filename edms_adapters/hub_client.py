@@ -10,6 +10,8 @@ from pathlib import Path
 
 import aiohttp
 
+from signing.keys import ssl_key_password
+
 XML = "application/xml"
 
 
@@ -21,7 +23,7 @@ def trust_bundle(trust: Path) -> str:
 
 def load_tls_credentials(context: ssl.SSLContext, cert: Path, key: Path) -> None:
     try:
-        context.load_cert_chain(str(cert), str(key))
+        context.load_cert_chain(str(cert), str(key), password=ssl_key_password)
     except ssl.SSLError as exc:
         raise ValueError(f"cannot use {key} for TLS (OpenSSL: {exc.reason or exc}); OpenSSL takes "
                          "RSA or EC keys only: with a bign signing key give --tls-key/--tls-cert") from None

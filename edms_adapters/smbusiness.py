@@ -21,8 +21,10 @@ from edms_adapters.cardcodec import b64, date_text, optional_date, parse_date, p
 
 # The card is a small local file the EDMS writes itself, but it may come from a user's folder:
 # parse it the hardened way (no entities, no DTD, no network, bounded size).
+# huge_tree: a 20 MB file is one ~27 MB base64 text node, over libxml2's 10 MB default; the size
+# is bounded by MAX_CARD_BYTES before parsing, and entities and DTDs stay off.
 _PARSER = etree.XMLParser(
-    resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, remove_blank_text=True
+    resolve_entities=False, no_network=True, load_dtd=False, huge_tree=True, remove_blank_text=True
 )
 MAX_CARD_BYTES = 30 * 1024 * 1024
 

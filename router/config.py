@@ -161,6 +161,21 @@ _DURATIONS = {
 
 
 def _coerce(name: str, value: Any) -> Any:
+    """`value` as setting `name` needs it; ValueError naming the setting and what it takes."""
+    try:
+        return _convert(name, value)
+    except (TypeError, ValueError) as exc:
+        wanted = "a duration like 500ms, 2s, 5m or 72h" if name in _DURATIONS else "a whole number" \
+            if name in _INTEGERS else "a path or text"
+        raise ValueError(f"setting {name}: {value!r} is not valid: give {wanted}") from exc
+
+
+_INTEGERS = ("port", "workers", "max_packet_bytes", "push_concurrency", "breaker_failures", "memory_budget",
+             "spool_threshold", "spool_max_bytes", "uploads_per_client", "large_reads", "body_min_rate",
+             "max_connections", "mail_port", "mail_sessions")
+
+
+def _convert(name: str, value: Any) -> Any:
     if value is None:
         return None
     if name in _DURATIONS:
@@ -170,9 +185,9 @@ def _coerce(name: str, value: Any) -> Any:
     if name in ("crl", "operator_certs"):
         items = value.split(",") if isinstance(value, str) else value
         return tuple(Path(v) for v in items if v)
-    if name in ("port", "workers", "max_packet_bytes", "push_concurrency", "breaker_failures", "memory_budget",
-                "spool_threshold", "spool_max_bytes", "uploads_per_client", "large_reads", "body_min_rate",
-                "max_connections", "mail_port", "mail_sessions"):
+    if name in _INTEGERS:
+        if isinstance(value, float) or isinstance(value, bool):
+            raise ValueError(value)
         return int(value)
     if name in ("http", "access_log"):
         return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes", "on")
@@ -188,12 +203,18 @@ def load_config(
     names = {f.name for f in fields(HubConfig)}
     values: dict[str, Any] = {}
     if file is not None:
-        doc = tomllib.loads(Path(file).read_text())
+        try:
+            doc = tomllib.loads(Path(file).read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"{file} is not valid TOML: {exc}") from exc
         table = doc.get("hub", doc)
         unknown = set(table) - names
         if unknown:
             raise ValueError(f"{file}: unknown setting(s) {', '.join(sorted(unknown))}")
-        values.update({k: _coerce(k, v) for k, v in table.items()})
+        try:
+            values.update({k: _coerce(k, v) for k, v in table.items()})
+        except ValueError as exc:
+            raise ValueError(f"{file}: {exc}") from None
     env = os.environ if env is None else env
     for name in names:
         if f"SMDO_{name.upper()}" in env:

@@ -124,11 +124,15 @@ async def _worker(config: HubConfig, announce: Callable[[str], None]) -> None:
     # Our own listening socket rather than a TCPSite: each connection's protocol is aiohttp's
     # wrapped in router.connections' guard (head and idle timeouts, the connection cap).
     connections = app[CONNECTIONS]
-    server = await asyncio.get_running_loop().create_server(
-        connections.protocol_factory(runner.server), config.host, config.port,
-        ssl=None if config.http else server_context(config), reuse_port=config.workers > 1, backlog=1024,
-        ssl_handshake_timeout=config.head_timeout,
-    )
+    try:  # a port in use or a bad TLS key: stop what setup started (the journal's thread), then report
+        server = await asyncio.get_running_loop().create_server(
+            connections.protocol_factory(runner.server), config.host, config.port,
+            ssl=None if config.http else server_context(config), reuse_port=config.workers > 1, backlog=1024,
+            ssl_handshake_timeout=config.head_timeout,
+        )
+    except BaseException:
+        await runner.cleanup()
+        raise
     port = server.sockets[0].getsockname()[1]
     # What exists now (modules, schemas, keys, the app) lives as long as the process: keep it out
     # of the cyclic collector's scans, which otherwise grow into pauses under load.

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from signing.keys import load_certificates
+from signing.keys import load_certificates, ssl_key_password
 
 from router.config import HubConfig
 
@@ -19,7 +19,7 @@ def _ca_pem(trust: Path) -> str:
 def load_tls_credentials(ctx: ssl.SSLContext, config: HubConfig) -> None:
     """The hub's TLS key and certificate (--tls-key/--tls-cert, else the signing --key/--cert)."""
     try:
-        ctx.load_cert_chain(str(config.tls_cert_path), str(config.tls_key_path))
+        ctx.load_cert_chain(str(config.tls_cert_path), str(config.tls_key_path), password=ssl_key_password)
     except ssl.SSLError as exc:
         raise ValueError(f"cannot use {config.tls_key_path} for TLS (OpenSSL: {exc.reason or exc}); OpenSSL takes "
                          "RSA or EC keys only: with a bign signing key give --tls-key/--tls-cert") from None

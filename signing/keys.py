@@ -7,6 +7,7 @@ parsed key object is what signing code holds on to. Keys are of any kind a suite
 from __future__ import annotations
 
 import base64
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,43 @@ _key_cache: dict[tuple[str, int], PrivateKey] = {}
 _key_cache_lock = threading.Lock()
 
 
+# Encrypted private keys: the passphrase comes from a file or the environment, never from argv
+# (visible to every user in `ps`). `smdo --key-password-file FILE` sets the first.
+KEY_PASSWORD_FILE_ENV = "SMDO_KEY_PASSWORD_FILE"
+KEY_PASSWORD_ENV = "SMDO_KEY_PASSWORD"
+
+
+def key_password() -> bytes | None:
+    """The configured passphrase for encrypted private keys, or None."""
+    file = os.environ.get(KEY_PASSWORD_FILE_ENV)
+    if file:
+        return Path(file).read_bytes().rstrip(b"\r\n")
+    value = os.environ.get(KEY_PASSWORD_ENV)
+    return value.encode() if value else None
+
+
+def ssl_key_password() -> bytes:
+    """For ssl.SSLContext.load_cert_chain(password=...): called only when the key is encrypted."""
+    password = key_password()
+    if password is None:
+        raise ValueError(f"the TLS private key is encrypted: give --key-password-file FILE (or set {KEY_PASSWORD_ENV})")
+    return password
+
+
+def _parse_private_key(data: bytes, path: str | Path, password: bytes | None) -> PrivateKey:
+    """TypeError when the key is encrypted and no password is given (cryptography's convention)."""
+    try:
+        if b"-----BEGIN PRIVATE KEY-----" in data:
+            return algorithms.load_private_key_der(pem_decode(data, path), password)
+        if b"-----BEGIN" in data:  # traditional or encrypted PEM: RSA/EC only, cryptography reads those
+            key = serialization.load_pem_private_key(data, password=password)
+            algorithms.key_kind(key)
+            return key
+        return algorithms.load_private_key_der(data, password)
+    except algorithms.UnsupportedKey as exc:
+        raise algorithms.UnsupportedKey(f"{path}: {exc}") from None
+
+
 def load_private_key(path: str | Path, password: bytes | None = None) -> PrivateKey:
     """Parse a PEM (or DER) private key once per (path, mtime); later calls return the same object."""
     resolved = Path(path).resolve()
@@ -35,15 +73,19 @@ def load_private_key(path: str | Path, password: bytes | None = None) -> Private
         return cached
     data = resolved.read_bytes()
     try:
-        if b"-----BEGIN PRIVATE KEY-----" in data:
-            key = algorithms.load_private_key_der(pem_decode(data, path), password)
-        elif b"-----BEGIN" in data:  # traditional or encrypted PEM: RSA/EC only, cryptography reads those
-            key = serialization.load_pem_private_key(data, password=password)
-            algorithms.key_kind(key)
-        else:
-            key = algorithms.load_private_key_der(data, password)
-    except algorithms.UnsupportedKey as exc:
-        raise ValueError(f"{path}: {exc}") from None
+        key = _parse_private_key(data, path, None)
+    except TypeError:  # encrypted: needs the passphrase
+        password = password if password is not None else key_password()
+        if password is None:
+            raise ValueError(f"{path} is an encrypted private key: put its passphrase in a file and give "
+                             f"--key-password-file FILE (or set {KEY_PASSWORD_ENV})") from None
+        try:
+            key = _parse_private_key(data, path, password)
+        except algorithms.UnsupportedKey:
+            raise
+        except ValueError:
+            raise ValueError(f"{path}: wrong passphrase for this encrypted private key (from "
+                             f"--key-password-file, {KEY_PASSWORD_FILE_ENV} or {KEY_PASSWORD_ENV})") from None
     with _key_cache_lock:
         _key_cache[cache_key] = key
     return key

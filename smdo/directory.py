@@ -16,7 +16,7 @@ from cryptography import x509
 from lxml import etree
 
 from smdo.errors import ErrorCode, PacketRejected, Problem
-from smdo.registry import RegistrySnapshot
+from smdo.registry import TEST_COUNTERPART_CODE, RegistrySnapshot
 from smdo.xmlparse import parse_xml
 
 FORMAT = "SMDO-DIRECTORY-1"
@@ -51,6 +51,8 @@ def build_directory(snapshot: RegistrySnapshot, signer: object, *, kinds: Mappin
                          issued=_iso(issued or datetime.now(timezone.utc)))
     subscribers = etree.SubElement(root, "Subscribers")
     for sub in snapshot.active():
+        if sub.code == TEST_COUNTERPART_CODE:  # the hub's own stand-in for conformance runs, not an agency
+            continue
         entry = etree.SubElement(subscribers, "Subscriber", code=sub.code, name=sub.name, unp=sub.unp)
         for cert in snapshot.certificates(sub.code):
             etree.SubElement(entry, "Certificate", fingerprint=cert.fingerprint, subject=cert.subject,

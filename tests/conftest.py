@@ -7,6 +7,10 @@
 - `other_pki`: a second, independent PKI with the same CA names ("a certificate from another CA").
 - `trust_store`: a TrustStore of `test_pki` (anchor, intermediate, CRLs) as of session start.
 Keys are generated once per session, so using these fixtures costs nothing per test.
+
+Tests in SLOW_MODULES (whole conformance runs, subprocess hubs, demos, the browser console tests,
+the README walkthrough) carry the `slow` marker: `make test-fast` (pytest -m "not slow") leaves
+them out while developing; `make test` runs everything.
 """
 from __future__ import annotations
 
@@ -19,6 +23,22 @@ from signing.pki import IssuedCertificate, PkiLayout, init_pki, issue_certificat
 from signing.trust import TrustStore
 
 SUBSCRIBERS = ("ORG-A", "ORG-B", "ORG-C")
+
+SLOW_MODULES = {
+    "test_bign_conformance", "test_bign_demo", "test_cluster", "test_conformance_endpoint", "test_conformance_flow",
+    "test_conformance_hub", "test_conformance_watch", "test_console", "test_crash", "test_demo", "test_readme",
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: a whole run of processes or of the conformance suite "
+                                       "(left out by `make test-fast`)")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.module is not None and item.module.__name__.rsplit(".", 1)[-1] in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

@@ -319,13 +319,18 @@ async def start_network(tmp_path: Path, pki: PkiLayout, edms_trust: TrustStore, 
     return Network(hub, edms, registry)
 
 
+# However short a caller's timeout, `eventually` waits at least this long before failing: on a
+# loaded machine (two suites on two cores) a step that takes 0.1 s alone can take seconds.
+PATIENCE_FLOOR = 30.0
+
+
 async def eventually(check, timeout: float = 10.0, interval: float = 0.02):
     """Poll `check` (sync or async) until it returns something truthy; return that."""
     import asyncio
     import inspect
     import time
 
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + max(timeout, PATIENCE_FLOOR)
     while True:
         result = check()
         if inspect.isawaitable(result):

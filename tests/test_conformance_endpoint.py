@@ -12,7 +12,7 @@ from cli.conformance import RunSettings, run_conformance
 from smdo.conformance.report import table
 from smdo.conformance.runner import PASSED
 
-from conformance_fixtures import FAST, Restartable, edms_config, replier
+from conformance_fixtures import Restartable, edms_config, replier, timing_for
 
 # Push-mode kinds only: the suite posts to the endpoint (smbusiness pulls; it is tested through the hub).
 CODES = {"rekord": "EP-R", "directum": "EP-D"}
@@ -28,7 +28,7 @@ async def run_at_endpoint(tmp_path, test_pki, trust_store, certs, kind="rekord",
     code = CODES[kind]
     settings = RunSettings(signer=certs["SMDO-TEST"].signer(),
                            trust=trust_store, trust_path=test_pki.trust_dir, code=code,
-                           edms_cert=certs[code].certificate, timing=FAST, pki=test_pki.directory)
+                           edms_cert=certs[code].certificate, timing=timing_for(faults), pki=test_pki.directory)
     edms: list[Restartable] = []
 
     async def listening(url: str) -> None:

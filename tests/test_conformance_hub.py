@@ -11,7 +11,7 @@ from smdo.conformance.report import table
 from smdo.registry import Registry, SubscriberStatus as S
 from smdo.unp import make_unp
 
-from conformance_fixtures import FAST, Restartable, edms_config, replier
+from conformance_fixtures import FAST, Restartable, edms_config, replier, timing_for
 from router_fixtures import HubUnderTest, eventually, hub_config
 
 KINDS = {"rekord": "CF-R", "smbusiness": "CF-S", "directum": "CF-D"}
@@ -101,7 +101,7 @@ async def test_each_emulated_edms_passes_and_is_certified(world, kind):
 @pytest.mark.parametrize("kind", list(KINDS))
 async def test_each_fault_fails_its_own_case_through_the_hub(world, kind, fault, failing_case):
     edms = await world.add(kind, frozenset({fault}))
-    result, conclusion, _ = await world.run(kind, edms)
+    result, conclusion, _ = await world.run(kind, edms, timing_for(frozenset({fault})))
     assert failing(result)[0] == failing_case, table(result)  # where it shows first; other cases still ran
     [failed] = [r for r in result.results if r.name == failing_case]
     assert REASONS[fault] in failed.reason, failed.reason  # a reason a person can act on

@@ -87,6 +87,7 @@ def test_run_refuses_bad_arguments(test_pki, args, message):
 
 
 def test_run_against_an_unknown_subscriber_says_so(test_pki, tmp_path):
+    assert CliRunner().invoke(main, ["init", str(tmp_path)]).exit_code == 0
     result = CliRunner().invoke(main, [
         "conformance", "run", "--subscriber", "NOBODY", "--data", str(tmp_path), "--hub", "https://127.0.0.1:9",
         "--trust", str(test_pki.trust_dir), "--key", str(test_pki.key_path("ORG-A")),

@@ -16,7 +16,8 @@ from registry_fixtures import UNP_A, UNP_B, issue, pki  # noqa: F401  (pki is a 
 def snapshot(tmp_path, pki):
     with Registry(tmp_path / "registry.db") as registry:
         for code, status, unp in [("DIR-A", S.ACTIVE, UNP_A), ("DIR-B", S.ACTIVE, UNP_B),
-                                  ("DIR-SUS", S.SUSPENDED, UNP_A), ("DIR-T", S.TESTING, UNP_A)]:
+                                  ("DIR-SUS", S.SUSPENDED, UNP_A), ("DIR-T", S.TESTING, UNP_A),
+                                  ("SMDO-TEST", S.ACTIVE, UNP_B)]:
             registry.add_subscriber(code, name=f"Агенцтва {code}", unp=unp, certificates=[issue(pki, code).certificate],
                                     pull=True, status=status, actor="t")
         registry.add_certificate("DIR-A", issue(pki, "DIR-A-2").certificate, actor="t")
@@ -30,7 +31,8 @@ def hub(pki):
 
 def test_directory_lists_active_subscribers_with_certificates_and_every_kind(snapshot, hub):
     directory = read_directory(build_directory(snapshot, hub))
-    assert set(directory.subscribers) == {"DIR-A", "DIR-B"}  # suspended and under-test ones are not published
+    # suspended and under-test ones are not published, nor the hub's own conformance counterpart SMDO-TEST
+    assert set(directory.subscribers) == {"DIR-A", "DIR-B"}
     a = directory.subscribers["DIR-A"]
     assert a.name == "Агенцтва DIR-A" and a.unp == UNP_A
     assert a.fingerprints == snapshot.get("DIR-A").cert_fingerprints and len(a.fingerprints) == 2

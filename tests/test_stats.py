@@ -96,7 +96,8 @@ def test_cli_table_json_and_csv(tmp_path):
     assert as_json == [{**as_json[0], "period": "2026-10", "subscriber": "C", "sent": 1, "received": 1}]
     rows = list(csv.DictReader(io.StringIO(runner.invoke(main, [*base, "--csv"]).output)))
     assert rows[0]["subscriber"] == "*" and rows[0]["sent"] == "3" and rows[0]["delivery_median_s"] == "2.0"
-    bad = runner.invoke(main, [*base[:3], "--since", "yesterday"])
-    assert bad.exit_code != 0 and "not a date" in bad.output
+    assert runner.invoke(main, [*base[:3], "--since", "yesterday"]).exit_code == 0  # forms people type
+    bad = runner.invoke(main, [*base[:3], "--since", "last week"])
+    assert bad.exit_code != 0 and "is not a time" in bad.output
     missing = runner.invoke(main, ["stats", "--data", str(tmp_path / "none")])
-    assert missing.exit_code == 1 and "no journal at" in missing.output
+    assert missing.exit_code == 1 and "is not an smdo data folder" in missing.output

@@ -22,6 +22,7 @@ def smdo(tmp_path, pki, monkeypatch):
     monkeypatch.setenv("SMDO_ACTOR", "alice")
     monkeypatch.setenv("SMDO_TRUST", str(pki.trust_dir))
     runner = CliRunner()
+    assert runner.invoke(main, ["init", str(data)]).exit_code == 0
 
     def run(*args: str, ok: bool = True):
         result = runner.invoke(main, ["subscribers", *args], catch_exceptions=False)

@@ -14,16 +14,22 @@ from signing.keys import load_private_key
 from signing.pki import revoke_certificate
 from signing.trust import TrustStore, load_crl
 
-NOW = dt.datetime.now(dt.timezone.utc)
+
+
+@pytest.fixture
+def now() -> dt.datetime:
+    """The time when the test runs (not when the module was imported: a slow suite would drift)."""
+    return dt.datetime.now(dt.timezone.utc)
 
 
 def _cert(subject: str, key, issuer_cert, issuer_key, *, ca: bool, path_length=None, key_cert_sign=True):
+    now = dt.datetime.now(dt.timezone.utc)
     public = key.public_key()
     builder = (x509.CertificateBuilder()
                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
                .issuer_name(issuer_cert.subject).public_key(public)
                .serial_number(x509.random_serial_number())
-               .not_valid_before(NOW - dt.timedelta(days=1)).not_valid_after(NOW + dt.timedelta(days=30))
+               .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=30))
                .add_extension(x509.BasicConstraints(ca=ca, path_length=path_length), critical=True))
     if ca:
         builder = builder.add_extension(x509.KeyUsage(
@@ -61,14 +67,14 @@ def test_a_foreign_root_is_not_an_anchor(other_pki, trust_store):
         trust_store.validate(other_pki.root_cert)
 
 
-def test_an_expired_certificate_is_untrusted(issue_cert, trust_store):
-    old = issue_cert("EXPIRED", not_before=NOW - dt.timedelta(days=40), days=30)
+def test_an_expired_certificate_is_untrusted(issue_cert, trust_store, now):
+    old = issue_cert("EXPIRED", not_before=now - dt.timedelta(days=40), days=30)
     with pytest.raises(UntrustedCertificate, match="CN=EXPIRED.* expired on"):
         trust_store.validate(old.certificate)
 
 
-def test_a_certificate_not_yet_valid_is_untrusted(issue_cert, trust_store):
-    future = issue_cert("FUTURE", not_before=NOW + dt.timedelta(days=2))
+def test_a_certificate_not_yet_valid_is_untrusted(issue_cert, trust_store, now):
+    future = issue_cert("FUTURE", not_before=now + dt.timedelta(days=2))
     with pytest.raises(UntrustedCertificate, match="CN=FUTURE.* not yet valid"):
         trust_store.validate(future.certificate)
 
@@ -87,7 +93,8 @@ def test_revoked_after_pki_revoke(test_pki, issue_cert):
     store.add_crl(load_crl(crl_path))
     with pytest.raises(UntrustedCertificate, match="CN=TO-REVOKE.* revoked on 20"):
         store.validate(issued.certificate)
-    assert store.validate(issued.certificate, at=NOW - dt.timedelta(minutes=1))  # signed before revocation
+    before = issued.certificate.not_valid_before_utc + dt.timedelta(seconds=1)
+    assert store.validate(issued.certificate, at=before)  # signed before revocation
     assert test_pki.index()["certificates"]["TO-REVOKE"]["revoked_at"]
     # a fresh store built from the files sees it too
     with pytest.raises(UntrustedCertificate, match="revoked"):
@@ -95,15 +102,15 @@ def test_revoked_after_pki_revoke(test_pki, issue_cert):
     assert test_pki.trust_store().validate(test_pki.certificate("ORG-A"))
 
 
-def test_an_out_of_date_crl_is_untrusted(test_pki, trust_store):
-    later = NOW + dt.timedelta(days=60)  # certificates are still valid, the CRL is not
+def test_an_out_of_date_crl_is_untrusted(test_pki, trust_store, now):
+    later = now + dt.timedelta(days=60)  # certificates are still valid, the CRL is not
     with pytest.raises(UntrustedCertificate, match="CRL of .*Republican CA.* is out of date"):
         trust_store.validate(test_pki.certificate("ORG-C"), at=later)
 
 
-def test_a_crl_with_a_bad_signature_is_refused(test_pki):
+def test_a_crl_with_a_bad_signature_is_refused(test_pki, now):
     forged = (x509.CertificateRevocationListBuilder().issuer_name(test_pki.ca_cert.subject)
-              .last_update(NOW - dt.timedelta(hours=1)).next_update(NOW + dt.timedelta(days=1))
+              .last_update(now - dt.timedelta(hours=1)).next_update(now + dt.timedelta(days=1))
               .sign(ec.generate_private_key(ec.SECP256R1()), hashes.SHA256()))
     store = TrustStore([test_pki.root_cert], [test_pki.ca_cert], [forged])
     with pytest.raises(UntrustedCertificate, match="CRL of .*Republican CA.* has an invalid signature"):
@@ -140,9 +147,9 @@ def test_an_issuer_without_key_cert_sign_is_refused(test_pki):
         store.validate(leaf)
 
 
-def test_a_cached_result_still_respects_expiry(issue_cert, test_pki):
+def test_a_cached_result_still_respects_expiry(issue_cert, test_pki, now):
     store = test_pki.trust_store()
-    short = issue_cert("SHORT", not_before=NOW - dt.timedelta(days=1), days=1)  # expires about now
+    short = issue_cert("SHORT", not_before=now - dt.timedelta(days=1), days=1)  # expires about now
     at = short.certificate.not_valid_after_utc - dt.timedelta(seconds=1)
     assert store.validate(short.certificate, at=at)
     with pytest.raises(UntrustedCertificate, match="expired"):
