@@ -17,6 +17,7 @@ BENCHMARKS = {
     "cluster": "bench.cluster",  # 1 node on SQLite vs 2 nodes on PostgreSQL; kill -9 takeover
     "stats_report": "bench.stats_report",  # a quarter's statistics on 1 M transactions vs reading the rows
     "scale": "bench.scale",  # a 1 M-transaction journal and 2,500 subscribers vs empty, in one run
+    "receipts": "bench.receipts",  # the hub's 100/101 and a receiver's ack check vs raw sign/verify
 }
 
 

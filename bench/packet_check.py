@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
@@ -30,6 +29,7 @@ from signing import belt
 from signing.pki import init_pki, issue_certificate
 from signing.trust import TrustStore
 from signing.xmldsig import sign_enveloped, verify_enveloped
+from bench.timing import best_mean_us
 
 TARGET_RATIO = 2.0
 
@@ -68,22 +68,6 @@ def _packet(size: int, signer) -> bytes:
 
     overhead = len(signed(0))
     return signed(max(0, (size - overhead) * 3 // 4))  # base64 grows the file by 4/3
-
-
-def _time(function: Callable[[], object], budget: float, repeats: int) -> float:
-    """Best mean time of one call in microseconds, over `repeats` runs of about `budget` seconds each."""
-    function()  # warm caches (schema, certificate, trust result), as in a running hub
-    start = time.perf_counter()
-    function()
-    once = max(time.perf_counter() - start, 1e-6)
-    number = max(1, int(budget / once))
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(number):
-            function()
-        best = min(best, (time.perf_counter() - start) / number)
-    return best * 1e6
 
 
 def run(argv: list[str] | None = None) -> None:
@@ -161,11 +145,11 @@ def run(argv: list[str] | None = None) -> None:
             t_ours = {}
             for kind, (_, store) in signers.items():
                 print(kind, end=" ", flush=True)
-                t_ours[kind] = _time(ours_for(packets[kind], store), budget, repeats)
+                t_ours[kind] = best_mean_us(ours_for(packets[kind], store), budget, repeats)
             print("floor", end=" ", flush=True)
-            t_floor = _time(floor, budget, repeats)
+            t_floor = best_mean_us(floor, budget, repeats)
             print("signxml", end=" ", flush=True)
-            t_signxml = _time(with_signxml, budget, max(1, repeats // 2))
+            t_signxml = best_mean_us(with_signxml, budget, max(1, repeats // 2))
             print("done", flush=True)
             rows.append((len(data), t_ours, t_floor, t_signxml))
         bign_verify = _bign_verify_time(budget, repeats) if "bign" in signers else None
@@ -197,9 +181,9 @@ def _bign_verify_time(budget: float, repeats: int) -> tuple[float, float]:
     key = bign.BignPrivateKey.generate()
     public, digest = key.public_key(), belt.belt_hash(b"bench")
     value = bign.sign_hash(key, digest)
-    verify_us = _time(lambda: bign.verify_hash(public, value, digest), budget, repeats)
+    verify_us = best_mean_us(lambda: bign.verify_hash(public, value, digest), budget, repeats)
     block = bytes(64 * 1024)
-    hash_us = _time(lambda: belt.belt_hash(block), budget, repeats)
+    hash_us = best_mean_us(lambda: belt.belt_hash(block), budget, repeats)
     return verify_us, len(block) / hash_us  # bytes per microsecond = MB/s
 
 

@@ -5,10 +5,12 @@ with the event in errorcode; `router`, ack_type 100-105 with errorcode 0 for suc
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import hmac
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from lxml import etree
@@ -18,7 +20,7 @@ from signing.keys import Signer
 from signing.xmldsig import sign_enveloped
 from smdo.dialects import HUB, Event, refusal_event, system_ack
 from smdo.errors import ErrorCode, Problem
-from smdo.packet import Sender, to_element
+from smdo.packet import Sender, new_msg_id, to_element
 from smdo.receipts import acknowledgement
 from smdo.validation import is_obsolete_version
 
@@ -60,12 +62,63 @@ def dialect_of(snapshot: RegistrySnapshot, code: str | None) -> str:
     return subscriber.ack_dialect if subscriber is not None else HUB
 
 
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class AckTemplates:
+    """Unsigned hub acks made by copying a tree built once per shape (ack_type, with or without the
+    receiver it is about) through the packet model, then filling in only ids, time, codes and texts.
+
+    The copy is the model's own output with its values replaced, so the XML is the same as
+    `to_element(acknowledgement(...))` would build (tests/test_ack_templates.py holds it to that).
+    """
+
+    def __init__(self, sender: Sender) -> None:
+        self.sender = sender
+        self._shapes: dict[tuple[int, bool], etree._Element] = {}
+
+    def _shape(self, ack_type: int, about: bool) -> etree._Element:
+        key = (ack_type, about)
+        shape = self._shapes.get(key)
+        if shape is None:  # a bounded set: the dialects' ack types times two
+            shape = to_element(acknowledgement(
+                acknowledged_msg_id=NIL_MSG_ID, ack_type=ack_type, sender=self.sender, receiver_id="-",
+                results=[(0, "-")], msg_id=NIL_MSG_ID, about_receiver="-" if about else None,
+                dtstamp=datetime(2000, 1, 1, tzinfo=timezone.utc)))
+            self._shapes[key] = shape
+        return shape
+
+    def fill(self, *, acknowledged_msg_id: str, receiver_id: str, results: Sequence[tuple[int, str]],
+             msg_id: str, dtstamp: datetime, about_receiver: str | None, ack_type: int) -> etree._Element:
+        if not results:
+            raise ValueError("an acknowledgement needs at least one result")
+        root = copy.deepcopy(self._shape(ack_type, about_receiver is not None))
+        root.set("msg_id", msg_id)
+        root.set("dtstamp", dtstamp.isoformat())
+        root.find("Header/Receiver").set("id", receiver_id)
+        ack = root.find("Body/Acknowledgement")
+        ack.set("msg_id", acknowledged_msg_id)
+        if about_receiver is not None:
+            ack.set("receiver", about_receiver)
+        first = ack.find("AckResult")
+        for index, (code, text) in enumerate(results):
+            result = first if index == 0 else copy.deepcopy(first)
+            result.set("errorcode", str(int(code)))
+            result.text = text or None
+            if index:
+                ack.append(result)
+        return root
+
+
 class HubAcks:
     """Builds and signs the hub's system acknowledgements in each receiver's dialect."""
 
-    def __init__(self, signer: Signer, hub_code: str, hub_name: str) -> None:
+    def __init__(self, signer: Signer, hub_code: str, hub_name: str,
+                 now: Callable[[], datetime] = _utc_now, new_id: Callable[[], str] = new_msg_id) -> None:
         self.signer = signer
         self.id_key = ack_id_key(signer)
+        self.now, self.new_id = now, new_id
         self.sender = Sender(
             id=hub_code,
             sys_id=str(uuid.uuid5(_HUB_IDS, f"hub:{hub_code}")),
@@ -73,19 +126,19 @@ class HubAcks:
             system_details="0.1",
             name=hub_name,
         )
+        self.templates = AckTemplates(self.sender)
+
+    def unsigned(self, *, acknowledged_msg_id: str, receiver_id: str, results: Sequence[tuple[int, str]],
+                 msg_id: str | None = None, about_receiver: str | None = None, ack_type: int = 1) -> etree._Element:
+        """The ack's tree before its signature (the template filled in)."""
+        return self.templates.fill(acknowledged_msg_id=acknowledged_msg_id, receiver_id=receiver_id,
+                                   results=results, msg_id=msg_id or self.new_id(), dtstamp=self.now(),
+                                   about_receiver=about_receiver, ack_type=ack_type)
 
     def sign(self, *, acknowledged_msg_id: str, receiver_id: str, results: Sequence[tuple[int, str]],
              msg_id: str | None = None, about_receiver: str | None = None, ack_type: int = 1) -> bytes:
-        env = acknowledgement(
-            acknowledged_msg_id=acknowledged_msg_id,
-            ack_type=ack_type,
-            sender=self.sender,
-            receiver_id=receiver_id,
-            results=list(results),
-            msg_id=msg_id,
-            about_receiver=about_receiver,
-        )
-        root = to_element(env)
+        root = self.unsigned(acknowledged_msg_id=acknowledged_msg_id, receiver_id=receiver_id, results=results,
+                             msg_id=msg_id, about_receiver=about_receiver, ack_type=ack_type)
         sign_enveloped(root, self.signer)  # appends ds:Signature to root
         return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 

@@ -249,6 +249,11 @@ def _certificate(text: str) -> tuple[x509.Certificate, object]:
     return cert, public_key
 
 
+def forget_parsed_certificates() -> None:
+    """Drop the parsed signer certificates (benchmarks measuring a cold start use this)."""
+    _certificate.cache_clear()
+
+
 def _signer_certificate(key_info: etree._Element) -> tuple[x509.Certificate, object]:
     x509_data = [c for c in _ds_children(key_info, "KeyInfo") if c.tag == f"{{{DS}}}X509Data"]
     if len(x509_data) != 1:
