@@ -6,6 +6,10 @@
   file in the data folder as it arrives, so an upload in transit costs disk, not memory. The spool
   has its own cap (`spool_max_bytes`), and each client at most `uploads_per_client` spooled uploads
   at once (by TLS client certificate, else by address): 429.
+- At most `large_reads` large bodies are read at once (per worker). One not yet admitted is not read
+  at all: its bytes wait in the kernel's socket buffer (TCP back-pressure stops the client), because
+  every connection being read holds megabytes of TLS and aiohttp buffers and heap churn in the hub
+  (measured: ~2.5 MB each with 200 read at once). It waits up to `budget_wait` for a turn, then 503.
 - Before a body is checked, its working set (the bytes, the parsed tree, the XSD pass, the canonical
   form the signature digest needs, the journal's copy: `WORKING_SET` times its size, measured) is
   reserved from the
@@ -47,6 +51,37 @@ class BodyLimits:
     uploads_per_client: int
     grace: float
     min_rate: float  # bytes per second, on average, once `grace` has passed
+    large_reads: int  # large (spooled) bodies read at once
+
+
+class Turns:
+    """Large bodies being read at once (per worker): a body waits for its turn before a byte is read."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.reading = 0
+        self.peak = 0  # the most ever read at once (never above `total`)
+        self._freed = asyncio.Event()
+
+    @contextlib.asynccontextmanager
+    async def turn(self, wait: float) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while self.reading >= self.total:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise BodyRefused(503, "large_reads", f"the hub is already reading {self.total} large packets: "
+                                  "try again later", RETRY_AFTER)
+            self._freed.clear()  # every waiter wakes on the next release and looks again
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._freed.wait(), remaining)
+        self.reading += 1
+        self.peak = max(self.peak, self.reading)
+        try:
+            yield
+        finally:
+            self.reading -= 1
+            self._freed.set()
 
 
 class TooLarge(Exception):
@@ -157,9 +192,10 @@ class BodyIntake:
         self.limits, self.clock = limits, clock
         self.budget = MemoryBudget(limits.memory_budget)
         self.spool = Spool(spool_folder, limits.spool_max_bytes, limits.uploads_per_client)
+        self.turns = Turns(limits.large_reads)
 
     def receive(self, request: web.Request) -> contextlib.AbstractAsyncContextManager[Body]:
-        return receive_body(request, self.limits, self.budget, self.spool, self.clock)
+        return receive_body(request, self.limits, self.budget, self.spool, self.clock, self.turns)
 
 
 @dataclass
@@ -187,20 +223,19 @@ def identity_only(request: web.Request) -> None:
 
 @contextlib.asynccontextmanager
 async def receive_body(request: web.Request, limits: BodyLimits, budget: MemoryBudget, spool: Spool,
-                       clock: Callable[[], float]) -> AsyncIterator[Body]:
+                       clock: Callable[[], float], turns: Turns) -> AsyncIterator[Body]:
     """The request's body, held within the memory budget until the `async with` block ends."""
     identity_only(request)
     announced = request.content_length
     if announced is not None and announced > limits.max_bytes:
         raise TooLarge(f"packet of {announced} bytes exceeds the limit of {limits.max_bytes}")
-    progress = Progress(limits, clock)
     async with contextlib.AsyncExitStack() as held:
         if announced is not None and announced <= limits.spool_threshold:
             await held.enter_async_context(budget.hold(announced * WORKING_SET, limits.budget_wait))
-            data = await _read_small(request, progress)
+            data = await _read_small(request, Progress(limits, clock))
             yield Body(data, hashlib.sha256(data).hexdigest(), spooled=False)
         else:
-            yield await _spool_then_load(request, limits, budget, spool, progress, held)
+            yield await _spool_then_load(request, limits, budget, spool, turns, clock, held)
 
 
 async def _read_small(request: web.Request, progress: Progress) -> bytes:
@@ -212,22 +247,24 @@ async def _read_small(request: web.Request, progress: Progress) -> bytes:
 
 
 async def _spool_then_load(request: web.Request, limits: BodyLimits, budget: MemoryBudget, spool: Spool,
-                           progress: Progress, held: contextlib.AsyncExitStack) -> Body:
-    """Write the body to a spool file as it arrives (hashing it), then, once the budget has room
-    for it, load it for checking and remove the file."""
+                           turns: Turns, clock: Callable[[], float], held: contextlib.AsyncExitStack) -> Body:
+    """On its turn, write the body to a spool file as it arrives (hashing it), then, once the budget
+    has room for it, load it for checking and remove the file."""
     path = spool.folder / f"{uuid.uuid4().hex}.part"
     taken = 0
     try:
         with spool.upload(client_key(request)):
             digest = hashlib.sha256()
-            with open(path, "wb") as file:
-                while chunk := await progress.next_chunk(request):
-                    if progress.received > limits.max_bytes:
-                        raise TooLarge(f"packet exceeds the limit of {limits.max_bytes} bytes")
-                    spool.take(len(chunk))
-                    taken += len(chunk)
-                    digest.update(chunk)
-                    file.write(chunk)
+            async with turns.turn(limits.budget_wait):
+                progress = Progress(limits, clock)  # the pace counts from the turn: nothing was read before
+                with open(path, "wb") as file:
+                    while chunk := await progress.next_chunk(request):
+                        if progress.received > limits.max_bytes:
+                            raise TooLarge(f"packet exceeds the limit of {limits.max_bytes} bytes")
+                        spool.take(len(chunk))
+                        taken += len(chunk)
+                        digest.update(chunk)
+                        file.write(chunk)
         await held.enter_async_context(budget.hold(taken * WORKING_SET, limits.budget_wait))
         # On the loop thread: a few ms from the page cache, and no worker thread's malloc arena
         # keeps a body-sized block after it is freed.

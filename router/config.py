@@ -81,6 +81,7 @@ class HubConfig:
     spool_max_bytes: int = 4 * 1024 * 1024 * 1024  # the spool's cap on disk
     budget_wait: float = 5.0  # a body waits this long for room in the budget, then 503
     uploads_per_client: int = 4  # spooled uploads at once per client certificate / address
+    large_reads: int = 16  # spooled bodies read at once per worker; the rest wait unread (budget_wait)
     body_grace: float = 10.0  # then a body must average body_min_rate bytes/s, or it is cut
     body_min_rate: int = 10_000
     head_timeout: float = 10.0  # a request's head must be complete this long after its first byte
@@ -104,6 +105,8 @@ class HubConfig:
             raise ValueError(f"log_format must be text or json, not {self.log_format!r}")
         if self.workers < 1:
             raise ValueError("workers must be at least 1")
+        if self.large_reads < 1:
+            raise ValueError("large_reads must be at least 1")
         if not self.http and (self.key is None or self.cert is None):
             raise ValueError("HTTPS needs the hub's --key and --cert (or use --http on loopback)")
         if self.key is None or self.cert is None:
@@ -178,8 +181,9 @@ def _coerce(name: str, value: Any) -> Any:
 
 
 _INTEGERS = ("port", "workers", "max_packet_bytes", "push_concurrency", "breaker_failures", "memory_budget",
-             "spool_threshold", "spool_max_bytes", "uploads_per_client", "body_min_rate", "max_connections",
-             "mail_port", "mail_sessions", "part_max_bytes", "part_quota_bytes", "part_quota_count")
+             "spool_threshold", "spool_max_bytes", "uploads_per_client", "large_reads", "body_min_rate",
+             "max_connections", "mail_port", "mail_sessions", "part_max_bytes", "part_quota_bytes",
+             "part_quota_count")
 
 
 def _convert(name: str, value: Any) -> Any:

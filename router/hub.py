@@ -50,6 +50,8 @@ class Hub:
         self.metrics.gauges["smdo_body_memory_bytes"] = lambda: self.bodies.budget.used
         self.metrics.gauges["smdo_body_memory_peak_bytes"] = lambda: self.bodies.budget.peak
         self.metrics.gauges["smdo_body_spool_bytes"] = lambda: self.bodies.spool.used
+        self.metrics.gauges["smdo_large_reads"] = lambda: self.bodies.turns.reading
+        self.metrics.gauges["smdo_large_reads_peak"] = lambda: self.bodies.turns.peak
         self.receipts = Receipts(limits=self.limits, trust=self.trust, registry=self.registry, acks=self.acks,
                                  store=self.journal, committer=self.committer, hub_code=config.hub_code,
                                  delivery_deadline=config.delivery_deadline)
@@ -117,5 +119,5 @@ def body_limits(config: HubConfig) -> BodyLimits:
         max_bytes=config.max_packet_bytes, spool_threshold=config.spool_threshold,
         memory_budget=config.memory_budget, budget_wait=config.budget_wait,
         spool_max_bytes=config.spool_max_bytes, uploads_per_client=config.uploads_per_client,
-        grace=config.body_grace, min_rate=config.body_min_rate,
+        grace=config.body_grace, min_rate=config.body_min_rate, large_reads=config.large_reads,
     )

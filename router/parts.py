@@ -49,16 +49,18 @@ async def upload(request: web.Request) -> web.Response:
     # minimum average rate, and the client's large uploads at once.
     try:
         identity_only(request)
-        with hub.bodies.spool.upload(client_key(request)):
-            incoming = await asyncio.to_thread(store.begin, subscriber.code, digest, request.content_length)
-            progress = Progress(hub.bodies.limits, hub.bodies.clock)
-            try:
-                while chunk := await progress.next_chunk(request):
-                    await asyncio.to_thread(incoming.write, chunk)  # hashing and writing off the event loop
-                await asyncio.to_thread(incoming.finish)
-            except BaseException:  # refused, a broken connection (truncated body) or shutdown: nothing kept
-                incoming.abort()
-                raise
+        # ... and a turn among the large bodies being read at once, like a spooled packet's.
+        async with hub.bodies.turns.turn(hub.bodies.limits.budget_wait):
+            with hub.bodies.spool.upload(client_key(request)):
+                incoming = await asyncio.to_thread(store.begin, subscriber.code, digest, request.content_length)
+                progress = Progress(hub.bodies.limits, hub.bodies.clock)
+                try:
+                    while chunk := await progress.next_chunk(request):
+                        await asyncio.to_thread(incoming.write, chunk)  # hashing and writing off the event loop
+                    await asyncio.to_thread(incoming.finish)
+                except BaseException:  # refused, a broken connection (truncated body) or shutdown: nothing kept
+                    incoming.abort()
+                    raise
     except BodyRefused as refused:
         hub.metrics.count(*LIMITS_ENFORCED, limit=refused.reason)
         return refused.response()

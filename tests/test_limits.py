@@ -144,6 +144,31 @@ async def test_large_bodies_are_spooled_within_the_budget_and_delivered_byte_for
         await receiver.stop()
 
 
+async def test_large_bodies_are_read_a_few_at_a_time_and_the_rest_wait_unread(tmp_path, test_pki, trust_store):
+    # 12 uploads at once, 3 read at a time: the others' bytes wait in the kernel until their turn.
+    hub, receiver = await network(tmp_path, test_pki, trust_store, spool_threshold=64 * 1024, large_reads=3,
+                                  memory_budget=64 * MB, uploads_per_client=16, budget_wait="120s",
+                                  body_grace="120s")
+    signer = test_pki.signer("ORG-A")
+    packets = [document("ORG-A", ["ORG-B"], payload=b"%PDF " + bytes(range(256)) * (2 * MB // 256))
+               for _ in range(12)]
+    try:
+        async with hub_client(test_pki) as client:
+            async def post(raw: bytes) -> tuple[int, bytes]:
+                async with client.post(f"{hub.url}/smdo/v1/packets", data=raw) as r:
+                    return r.status, await r.read()
+
+            answers = await asyncio.gather(*(post(sign(p, signer)) for p in packets))
+            assert all(status == 200 and ack_of(body).ack_codes == (100,) for status, body in answers), answers
+            # The hub's own count: some bodies were read at once, never more than the 3 turns.
+            assert 1 <= await gauge(hub, test_pki, "smdo_large_reads_peak") <= 3
+            assert await gauge(hub, test_pki, "smdo_large_reads") == 0
+        await eventually(lambda: set(receiver.received()) == {p.msg_id for p in packets}, timeout=60)
+    finally:
+        assert hub.terminate() == 0
+        await receiver.stop()
+
+
 async def test_a_spent_budget_answers_503_and_loses_nothing_accepted(tmp_path, test_pki, trust_store):
     hub, receiver = await network(tmp_path, test_pki, trust_store, spool_threshold=1 * MB,
                                   memory_budget=6 * MB + 4096, budget_wait="300ms", body_grace="60s")
