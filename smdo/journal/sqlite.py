@@ -164,7 +164,7 @@ class SqliteJournal:
         above which it is truncated even under load."""
         self.path = Path(path)
         self.location = str(self.path)
-        self._conn: sqlite3.Connection | None = None
+        self._db_connection: sqlite3.Connection | None = None
         self._thread: ThreadPoolExecutor | None = None
         self._reader: sqlite3.Connection | None = None
         self._reader_thread: ThreadPoolExecutor | None = None
@@ -182,7 +182,7 @@ class SqliteJournal:
         # One thread owns the connection; every statement runs there, in submission order.
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal-sqlite")
         try:
-            self._conn = await self._on_thread(_connect, self.path)
+            self._db_connection = await self._on_thread(_connect, self.path)
         except BaseException:
             self._thread.shutdown(wait=False)
             self._thread = None
@@ -208,9 +208,9 @@ class SqliteJournal:
         if self._reader_thread is not None:
             self._reader_thread.shutdown(wait=True)
             self._reader_thread = None
-        if self._conn is not None:
-            await self._on_thread(sqlite3.Connection.close, self._conn)
-            self._conn = None
+        if self._db_connection is not None:
+            await self._on_thread(sqlite3.Connection.close, self._db_connection)
+            self._db_connection = None
         if self._thread is not None:
             self._thread.shutdown(wait=True)
             self._thread = None
@@ -243,8 +243,8 @@ class SqliteJournal:
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a sync function with the connection on its thread (one hop for many statements)."""
-        assert self._conn is not None, "journal is not open"
-        return await self._on_thread(fn, self._conn, *args)
+        assert self._db_connection is not None, "journal is not open"
+        return await self._on_thread(fn, self._db_connection, *args)
 
     async def write(self, records: Sequence[Record]) -> list[Duplicate | None]:
         group = list(records)
@@ -550,7 +550,7 @@ class _AuditReader:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal-audit")
-        self._conn: sqlite3.Connection | None = None
+        self._db_connection: sqlite3.Connection | None = None
 
     async def _on(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
@@ -564,17 +564,17 @@ class _AuditReader:
             conn.execute("BEGIN")
             conn.execute("SELECT 1 FROM chain_head LIMIT 1").fetchall()  # the snapshot starts here
             return conn
-        self._conn = await self._on(connect)
+        self._db_connection = await self._on(connect)
 
     async def stop(self) -> None:
-        if self._conn is not None:
-            conn, self._conn = self._conn, None
+        if self._db_connection is not None:
+            conn, self._db_connection = self._db_connection, None
             await self._on(lambda: (conn.execute("COMMIT"), conn.close()))
         self._thread.shutdown(wait=True)
 
     async def _all(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        assert self._conn is not None
-        conn = self._conn
+        assert self._db_connection is not None
+        conn = self._db_connection
         return await self._on(lambda: conn.execute(sql, args).fetchall())
 
     async def head(self) -> tuple[int, str] | None:
@@ -593,8 +593,8 @@ class _AuditReader:
                                " LIMIT 100", (seq,))
 
     async def delivery_keys(self, msg_ids: Sequence[str]) -> list[tuple[str, str]]:
-        assert self._conn is not None
-        conn = self._conn
+        assert self._db_connection is not None
+        conn = self._db_connection
         return await self._on(lambda: _in_chunks(conn, "SELECT msg_id, receiver FROM deliveries WHERE msg_id IN ({})",
                                                  list(msg_ids), tuple))
 
@@ -603,8 +603,8 @@ class _AuditReader:
                                " ORDER BY entry_seq, id LIMIT ?", (entry_seq, row_id, limit))
 
     async def entries_of(self, msg_ids: Sequence[str]) -> list[tuple[int, str]]:
-        assert self._conn is not None
-        conn = self._conn
+        assert self._db_connection is not None
+        conn = self._db_connection
         return await self._on(lambda: _in_chunks(conn, "SELECT seq, body FROM entries WHERE msg_id IN ({})",
                                                  list(msg_ids), tuple))
 

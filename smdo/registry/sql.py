@@ -107,38 +107,38 @@ class SqliteRegistryDb:
         self.location = str(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE ... COMMIT).
-        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")  # rare writes: make each one durable
-        self._conn.execute("PRAGMA foreign_keys=ON")
-        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        self._db_connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
+        self._db_connection.execute("PRAGMA journal_mode=WAL")
+        self._db_connection.execute("PRAGMA synchronous=FULL")  # rare writes: make each one durable
+        self._db_connection.execute("PRAGMA foreign_keys=ON")
+        version = self._db_connection.execute("PRAGMA user_version").fetchone()[0]
         if version > SQLITE_SCHEMA_VERSION:
-            self._conn.close()
+            self._db_connection.close()
             raise StorageError(f"{path}: registry schema version {version} is newer than this hub knows "
                                f"({SQLITE_SCHEMA_VERSION}): run a newer smdo-hub")
         # executescript commits any open transaction first, so the script carries its own.
-        self._conn.executescript(
-            "BEGIN IMMEDIATE;" + _SCHEMA + _added_columns(self._conn)
+        self._db_connection.executescript(
+            "BEGIN IMMEDIATE;" + _SCHEMA + _added_columns(self._db_connection)
             + "CREATE INDEX IF NOT EXISTS subscribers_changed_version ON subscribers(changed_version);"
             + f"PRAGMA user_version={SQLITE_SCHEMA_VERSION}; COMMIT;")
 
     def execute(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> Any:
-        return self._conn.execute(sql, args)
+        return self._db_connection.execute(sql, args)
 
     def begin_write(self) -> None:
-        self._conn.execute("BEGIN IMMEDIATE")
+        self._db_connection.execute("BEGIN IMMEDIATE")
 
     def begin_read(self) -> None:
-        self._conn.execute("BEGIN")
+        self._db_connection.execute("BEGIN")
 
     def commit(self) -> None:
-        self._conn.execute("COMMIT")
+        self._db_connection.execute("COMMIT")
 
     def rollback(self) -> None:
-        self._conn.execute("ROLLBACK")
+        self._db_connection.execute("ROLLBACK")
 
     def close(self) -> None:
-        self._conn.close()
+        self._db_connection.close()
 
 
 def _added_columns(conn: sqlite3.Connection) -> str:
@@ -156,22 +156,22 @@ class PostgresRegistryDb:
         self._dsn = dsn
         self._in_transaction = False
         try:
-            self._conn = psycopg.connect(dsn, autocommit=True, options=SESSION_OPTIONS)
+            self._db_connection = psycopg.connect(dsn, autocommit=True, options=SESSION_OPTIONS)
         except psycopg.OperationalError as exc:
             raise StorageError(f"cannot connect to {self.location}: {str(exc).strip().splitlines()[0]}") from None
         try:
-            migrations.check_sync(self._conn, self.location)
+            migrations.check_sync(self._db_connection, self.location)
         except BaseException:
-            self._conn.close()
+            self._db_connection.close()
             raise
 
     def _usable(self) -> psycopg.Connection[Any]:
         """A new connection when the old one broke (server restart, session ended), but never in
         the middle of a transaction: that transaction fails, the next one works again."""
-        if not self._in_transaction and (self._conn.closed or self._conn.broken):
-            self._conn.close()
-            self._conn = psycopg.connect(self._dsn, autocommit=True, options=SESSION_OPTIONS)
-        return self._conn
+        if not self._in_transaction and (self._db_connection.closed or self._db_connection.broken):
+            self._db_connection.close()
+            self._db_connection = psycopg.connect(self._dsn, autocommit=True, options=SESSION_OPTIONS)
+        return self._db_connection
 
     def execute(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> Any:
         return self._usable().execute(sql.replace("?", "%s"), args)
@@ -181,7 +181,7 @@ class PostgresRegistryDb:
         self._in_transaction = True
         # The version row is every registry writer's first lock, so writers run one at a time
         # (what BEGIN IMMEDIATE gives on SQLite): check-then-insert cannot race another node.
-        self._conn.execute("SELECT value FROM meta WHERE key = 'data_version' FOR UPDATE")
+        self._db_connection.execute("SELECT value FROM meta WHERE key = 'data_version' FOR UPDATE")
 
     def begin_read(self) -> None:
         self._usable().execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -189,12 +189,12 @@ class PostgresRegistryDb:
 
     def commit(self) -> None:
         self._in_transaction = False
-        self._conn.execute("COMMIT")
+        self._db_connection.execute("COMMIT")
 
     def rollback(self) -> None:
         self._in_transaction = False
-        if not (self._conn.closed or self._conn.broken):
-            self._conn.execute("ROLLBACK")
+        if not (self._db_connection.closed or self._db_connection.broken):
+            self._db_connection.execute("ROLLBACK")
 
     def close(self) -> None:
-        self._conn.close()
+        self._db_connection.close()
