@@ -142,11 +142,18 @@ class MailIngress:
 
 
 class _BoundedSMTP(SMTP):
-    """An SMTP session that counts itself against the ingress's session cap (aiosmtpd has none)."""
+    """An SMTP session that counts itself against the ingress's session cap (aiosmtpd has none).
+
+    aiosmtpd calls connection_made twice for one session, the second time over TLS after STARTTLS,
+    and connection_lost once: the session is counted on its first call only, or every STARTTLS
+    session would hold a place for good and the cap would end up refusing everyone."""
 
     counted = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self.counted:  # the same session, now over TLS
+            super().connection_made(transport)
+            return
         ingress: MailIngress = self.event_handler
         if ingress.sessions >= ingress.config.mail_sessions:
             ingress.hub.metrics.count("smdo_mail_refused_total", "Mail the hub's SMTP server refused, by reason",

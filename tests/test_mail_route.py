@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import smtplib
+import ssl
 from dataclasses import replace
 
 import pytest
@@ -163,6 +164,26 @@ async def test_smtp_sessions_are_bounded(tmp_path, test_pki):
             w.close()
             return line.startswith(b"220")
         assert await eventually(room_again)
+    finally:
+        await hub.stop()
+        registry.close()
+
+
+async def test_starttls_sessions_give_their_place_back(tmp_path, test_pki):
+    """aiosmtpd starts a session again over TLS after STARTTLS; it still counts once, so sessions one
+    after another never run into the cap (they did: each kept a place, and the hub refused all mail)."""
+    registry = Registry(tmp_path / "data" / "registry.db")
+    config = replace(hub_config(tmp_path / "data", test_pki), mail_port=0, mail_address=HUB_MAIL, mail_sessions=2)
+    hub = await HubUnderTest(config, test_pki, registry).start()
+    port = hub.runner.app[MAIL].port
+
+    def session() -> int:
+        with smtplib.SMTP("127.0.0.1", port, timeout=30) as smtp:
+            smtp.starttls(context=ssl.create_default_context(cafile=str(test_pki.ca_bundle_path)))
+            return smtp.noop()[0]
+    try:
+        for _ in range(2 * config.mail_sessions):
+            assert await asyncio.to_thread(session) == 250
     finally:
         await hub.stop()
         registry.close()
