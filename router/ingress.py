@@ -1,7 +1,8 @@
 """`POST /smdo/v1/packets`: a packet's way in, one readable stage after another.
 
-    receive (router/body.py) -> read_packet -> validate_packet -> verify_packet -> authorise -> de-duplicate
-            -> journal -> acknowledge
+    receive (router/body.py) -> read_packet -> validate_packet -> verify_packet -> authorise
+            -> parts (router/parts.py: files beside the envelope, made durable) -> journal
+            -> de-duplicate -> acknowledge
 
 verify follows the sender's registered profile (smdo/dialects.py): `envelope`, the packet's XML
 signature by a certificate bound to the sender; `classic`, the sender known by its channel (the
