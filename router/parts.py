@@ -79,11 +79,24 @@ async def download(request: web.Request) -> web.StreamResponse:
     hub: Hub = request.app[HUB]
     subscriber = require_exchanging_subscriber(request, hub)
     digest = _digest(request)
-    if not await asyncio.to_thread(hub.parts.may_read, subscriber.code, digest):
+    if not await _entitled(hub, subscriber.code, digest):
         raise web.HTTPNotFound(text="no such part for you\n")
     # FileResponse reads the file in chunks and answers Range / If-Range requests (206, 416).
     return web.FileResponse(hub.parts.stored_path(digest), chunk_size=256 * 1024,
                             headers={"Content-Type": "application/octet-stream", "ETag": f'"{digest}"'})
+
+
+async def _entitled(hub: Hub, code: str, digest: str) -> bool:
+    """The sender or a receiver of a packet the journal accepted naming this part. Grants are made
+    before the journal commit (so a 100 covers durable parts); the journal decides, so a packet whose
+    commit failed or was refused as a conflicting duplicate (40) entitles nobody."""
+    if not await asyncio.to_thread(hub.parts.may_read, code, digest):
+        return False
+    for msg_id in await asyncio.to_thread(hub.parts.naming, digest):
+        accepted = await hub.journal.accepted(msg_id)
+        if accepted is not None and (accepted.sender == code or code in accepted.receivers):
+            return True
+    return False
 
 
 @dataclass(frozen=True)

@@ -210,6 +210,11 @@ class PartStore:
     def may_read(self, subscriber: str, digest: str) -> bool:
         return (self.root / "grants" / digest / subscriber).exists() and self.stored_path(digest).is_file()
 
+    def naming(self, digest: str) -> list[str]:
+        """The msg_ids of the packets that named this part when they were committed."""
+        refs = self.root / "refs" / digest
+        return sorted(p.name for p in refs.iterdir()) if refs.is_dir() else []
+
     def hash_file(self, owner: str, digest: str, new_hash: Callable[[], Any]) -> bytes:
         """Blocking: a part of this sender (staged or stored) hashed with another algorithm, in chunks."""
         staged = self.staged_dir(owner) / digest

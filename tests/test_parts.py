@@ -103,6 +103,24 @@ async def test_who_may_download_a_part(net, test_pki):
         assert r.status == 401
 
 
+async def test_a_packet_the_journal_refused_entitles_nobody_to_its_parts(net, test_pki):
+    """Parts are granted before the journal commit; a packet refused there (a msg_id already used for
+    other content: 409, code 40) must not let its would-be receiver download them."""
+    hub, receiver, sessions = net
+    first, second = GeneratedFile(50_000, seed=b"first"), GeneratedFile(50_000, seed=b"second")
+    for file in (first, second):
+        assert (await upload(sessions["ORG-A"], hub.url, file.digest, file.stream()))[0] == 201
+    accepted = with_part(document("ORG-A", ["ORG-B"]), "a.bin", first.digest)
+    assert (await hub.post(sign(accepted, test_pki.signer("ORG-A"))))[0] == 200
+    conflicting = with_part(document("ORG-A", ["ORG-C"], msg_id=accepted.msg_id), "b.bin", second.digest)
+    status, body = await hub.post(sign(conflicting, test_pki.signer("ORG-A")))
+    assert status == 409 and 40 in ack_of(body).ack_codes
+    async with sessions["ORG-C"].get(f"{hub.url}/smdo/v1/parts/{second.digest}") as r:
+        assert r.status == 404
+    async with sessions["ORG-C"].get(f"{hub.url}/smdo/v1/parts/{first.digest}") as r:
+        assert r.status == 404
+
+
 async def test_a_suspended_subscriber_can_neither_upload_nor_download(net, test_pki):
     hub, receiver, sessions = net
     file = GeneratedFile(10_000, seed=b"suspended")
