@@ -19,11 +19,13 @@ demo: $(STAMP)
 # The tests run a real PostgreSQL of their own: .ci/ensure-postgres installs the server when missing.
 test: $(STAMP) chromium
 	@sh .ci/ensure-postgres
+	@sh .ci/ensure-openssl
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 # Everything but the tests marked slow (tests/conftest.py: SLOW_MODULES), for quick rounds while developing.
 test-fast: $(STAMP)
 	@sh .ci/ensure-postgres
+	@sh .ci/ensure-openssl
 	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 # The console's browser tests (tests/test_console.py) need the system's Chromium.
