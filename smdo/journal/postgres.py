@@ -261,28 +261,9 @@ class PostgresJournal:
         self, *, since: float | None = None, sender: str | None = None, state: str | None = None,
         limit: int = 100, until: float | None = None, receiver: str | None = None, documents_only: bool = False,
     ) -> list[TransactionView]:
-        where, args = ["TRUE"], []
-        if since is not None:
-            where.append("t.received_at >= %s")
-            args.append(since)
-        if until is not None:
-            where.append("t.received_at < %s")
-            args.append(until)
-        if sender:
-            where.append("t.sender = %s")
-            args.append(sender)
-        if receiver:
-            where.append("t.msg_id IN (SELECT msg_id FROM deliveries WHERE receiver = %s)")
-            args.append(receiver)
-        if documents_only:  # leave out acknowledgements (msg_type 0); refusals have no type and stay
-            where.append("(t.msg_type IS NULL OR t.msg_type <> 0)")
-        if state:
-            if state in ("accepted", "rejected"):
-                where.append("t.outcome = %s")
-            else:
-                where.append("t.msg_id IN (SELECT msg_id FROM deliveries WHERE state = %s)")
-            args.append(state)
-        return await self._views(" AND ".join(where), tuple(args), limit)
+        where, args = R.transaction_filter("%s", since=since, until=until, sender=sender, receiver=receiver,
+                                           state=state, documents_only=documents_only)
+        return await self._views(where, args, limit)
 
     async def _views(self, where: str, args: tuple[object, ...], limit: int) -> list[TransactionView]:
         rows = await self._read(

@@ -16,6 +16,34 @@ VIEW_COLUMNS = ("t.msg_id, t.outcome, t.sender, t.receivers, t.msg_type, t.diges
 DELIVERY_VIEW_COLUMNS = "receiver, mode, state, attempts, updated_at, next_at, detail"
 
 
+def transaction_filter(placeholder: str, *, since: float | None, until: float | None, sender: str | None,
+                       receiver: str | None, state: str | None, documents_only: bool) -> tuple[str, tuple[Any, ...]]:
+    """The WHERE clause (over transactions t) and its arguments of a transaction search, written with
+    the store's `placeholder` (`?` or `%s`): one search, whatever the store."""
+    where, args = ["1 = 1"], []
+    if since is not None:
+        where.append(f"t.received_at >= {placeholder}")
+        args.append(since)
+    if until is not None:
+        where.append(f"t.received_at < {placeholder}")
+        args.append(until)
+    if sender:
+        where.append(f"t.sender = {placeholder}")
+        args.append(sender)
+    if receiver:
+        where.append(f"t.msg_id IN (SELECT msg_id FROM deliveries WHERE receiver = {placeholder})")
+        args.append(receiver)
+    if documents_only:  # leave out acknowledgements (msg_type 0); refusals have no type and stay
+        where.append("(t.msg_type IS NULL OR t.msg_type <> 0)")
+    if state:
+        if state in ("accepted", "rejected"):
+            where.append(f"t.outcome = {placeholder}")
+        else:
+            where.append(f"t.msg_id IN (SELECT msg_id FROM deliveries WHERE state = {placeholder})")
+        args.append(state)
+    return " AND ".join(where), tuple(args)
+
+
 def claimed(row: Sequence[Any], attempt_added: int = 0) -> Claimed:
     return Claimed(row[0], row[1], row[2], row[3], row[4], row[5] + attempt_added, row[6], row[7], row[8],
                    bytes(row[9]))

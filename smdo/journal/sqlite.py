@@ -322,28 +322,9 @@ class SqliteJournal:
         self, *, since: float | None = None, sender: str | None = None, state: str | None = None,
         limit: int = 100, until: float | None = None, receiver: str | None = None, documents_only: bool = False,
     ) -> list[TransactionView]:
-        where, args = ["1 = 1"], []
-        if since is not None:
-            where.append("t.received_at >= ?")
-            args.append(since)
-        if until is not None:
-            where.append("t.received_at < ?")
-            args.append(until)
-        if sender:
-            where.append("t.sender = ?")
-            args.append(sender)
-        if receiver:
-            where.append("t.msg_id IN (SELECT msg_id FROM deliveries WHERE receiver = ?)")
-            args.append(receiver)
-        if documents_only:  # leave out acknowledgements (msg_type 0); refusals have no type and stay
-            where.append("(t.msg_type IS NULL OR t.msg_type != 0)")
-        if state:
-            if state in ("accepted", "rejected"):
-                where.append("t.outcome = ?")
-            else:
-                where.append("t.msg_id IN (SELECT msg_id FROM deliveries WHERE state = ?)")
-            args.append(state)
-        return await self._read_side(_views, " AND ".join(where), tuple(args), limit)
+        where, args = R.transaction_filter("?", since=since, until=until, sender=sender, receiver=receiver,
+                                           state=state, documents_only=documents_only)
+        return await self._read_side(_views, where, args, limit)
 
     async def release_claims(self) -> int:
         # Only forwarding rows carry a lease: their index, not the table of finished deliveries.
