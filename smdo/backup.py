@@ -46,12 +46,7 @@ def backup_data_dir(data_dir: Path, target: Path) -> list[Path]:
     require_data_dir(data_dir)
     _fresh_target(target)
     init_data_dir(target)
-    copied = []
-    for name in STORES:
-        if (data_dir / name).exists():
-            _copy(data_dir / name, target / name)
-            copied.append(target / name)
-    return copied
+    return _copy_stores(data_dir, target)
 
 
 def restore_data_dir(backup: Path, data_dir: Path) -> list[Path]:
@@ -60,9 +55,14 @@ def restore_data_dir(backup: Path, data_dir: Path) -> list[Path]:
         raise ValueError(f"{backup} is not a backup made by `smdo backup`")
     _fresh_target(data_dir)
     init_data_dir(data_dir)
-    restored = []
+    return _copy_stores(backup, data_dir)
+
+
+def _copy_stores(source: Path, target: Path) -> list[Path]:
+    """Each store `source` holds, copied consistently into `target`, in STORES order; the copies."""
+    copied = []
     for name in STORES:
-        if (backup / name).exists():
-            _copy(backup / name, data_dir / name)
-            restored.append(data_dir / name)
-    return restored
+        if (source / name).exists():
+            _copy(source / name, target / name)
+            copied.append(target / name)
+    return copied
