@@ -1,6 +1,6 @@
 """Costs that stay flat as the hub grows: a big journal and the whole country's registry vs empty.
 
-    python -m bench scale [--transactions N | --quick] [--subscribers 2500] [--packets 300]
+    python -m bench scale [--transactions N | --quick] [--subscribers 2500] [--packets 300] [--idle S]
 
 Two cases in one run, each a real `smdo serve` (one worker, HTTPS, SQLite journal) with two push
 receivers (the tests' emulated EDMS, in their own process):
@@ -11,12 +11,14 @@ receivers (the tests' emulated EDMS, in their own process):
 For each: start-up time (to "listening"), idle CPU of the hub over a few seconds, /metrics latency
 (as the operator, one kept-alive connection), registry change-to-effect (an update until /healthz
 shows its version), a load of `--packets` signed 10 KB packets (accepted/s, p99 of the answers with
-16 connections, delivered/s until both receivers hold them), hub CPU per delivered packet, the WAL
+16 connections, delivered/s until both receivers hold them), hub CPU and context switches (thread
+hand-offs, each a wake-up) per delivered packet, the WAL
 size after the load, then `smdo journal verify` (rate and peak memory of that process).
 The floor for CPU per packet is measured in the same run: the unavoidable crypto and parsing of one
 delivered packet (hardened parse, XSD validation and signature check of the packet, parse and
 signature check of a delivery ack, two signatures for the hub's acks). Goals: ratios full/empty within 1.1x; verify memory < 200 MB;
 /metrics < 20 ms; idle CPU < 1%.
+Where the CPU goes: SMDO_BENCH_PROFILE=<folder> samples the hub during each load (see _sampler).
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import signal
 import sqlite3
 import ssl
 import statistics
@@ -121,6 +124,39 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _switches(pid: int) -> int:
+    """Context switches of all a process's threads so far: each is a wake-up (a thread hand-off,
+    the interpreter lock passed between threads), which costs CPU in the kernel and in the caches."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            for line in (task / "status").read_text().splitlines():
+                if "ctxt_switches:" in line:  # voluntary and nonvoluntary
+                    total += int(line.split()[1])
+        except (FileNotFoundError, ProcessLookupError):
+            pass  # a thread that ended meanwhile
+    return total
+
+
+def _sampler(pid: int, case: str) -> subprocess.Popen | None:
+    """With SMDO_BENCH_PROFILE=<folder>: py-spy (not a project dependency; install it to use this)
+    samples the thread holding the interpreter lock during the load into <folder>/<case>.txt,
+    collapsed stacks; with SMDO_BENCH_SAMPLER=perf, `perf record` into <folder>/<case>.perf (C and
+    kernel frames). An investigation aid: sampling adds little work inside the hub, unlike tracing."""
+    folder = os.environ.get("SMDO_BENCH_PROFILE")
+    if not folder:
+        return None
+    if os.environ.get("SMDO_BENCH_SAMPLER") == "perf":  # C frames, the kernel's share too
+        command = ["perf", "record", "-g", "-F", "999", "-p", str(pid), "-o", str(Path(folder) / f"{case}.perf")]
+    else:
+        spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        command = [spy, "record", "--pid", str(pid), "--rate", "1000", "--format", "raw", "--threads", "--gil",
+                   "--output", str(Path(folder) / f"{case}.txt")]
+    sampler = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)  # attached
+    return sampler
+
+
 class _Operator:
     """One kept-alive HTTPS connection to the hub as the operator."""
 
@@ -208,6 +244,8 @@ def _measure(case: Case, data: Path, pki, packets: list[tuple[str, bytes]], rece
             f["registry change-to-effect (ms)"] = 1000 * (time.perf_counter() - t0)
 
         before = _count_received(receivers_dir)
+        sampler = _sampler(hub.pid, case.name)
+        switches0 = _switches(hub.pid)
         cpu0 = _cpu_seconds(hub.pid)
         t0 = time.perf_counter()
         print(f"  [{case.name}] load: {len(packets)} packets", flush=True)
@@ -220,6 +258,10 @@ def _measure(case: Case, data: Path, pki, packets: list[tuple[str, bytes]], rece
         f["failed requests"] = failed
         time.sleep(0.5)  # the receivers' delivery acks (101/registration) reach the hub
         f["hub CPU per delivered packet (ms)"] = 1000 * (_cpu_seconds(hub.pid) - cpu0) / len(packets)
+        f["hub context switches per packet"] = (_switches(hub.pid) - switches0) / len(packets)
+        if sampler is not None:
+            sampler.send_signal(signal.SIGINT)
+            sampler.wait(60)
         wal = data / "journal.db-wal"
         f["WAL right after load (MB)"] = (wal.stat().st_size if wal.exists() else 0) / 2**20
         time.sleep(3.5)  # quiet: the hub truncates its WAL
@@ -301,10 +343,11 @@ def run(argv: list[str] | None = None) -> None:
     parser.add_argument("--subscribers", type=int, default=2500)
     parser.add_argument("--packets", type=int, default=300, help="packets of the load in each case")
     parser.add_argument("--quick", action="store_true", help="50,000 transactions, 200 packets")
+    parser.add_argument("--idle", type=float, help="seconds of the idle-CPU window [20; --quick 6]")
     args = parser.parse_args(argv or [])
     if args.quick:
         args.transactions, args.packets = 50_000, 200
-    idle = 6.0 if args.quick else 20.0  # CPU time comes in 10 ms ticks: a long window resolves < 1%
+    idle = args.idle or (6.0 if args.quick else 20.0)  # CPU time comes in 10 ms ticks: a long window resolves < 1%
     sys.path.insert(0, str(REPO))
     from signing.pki import init_pki, issue_certificate
 
