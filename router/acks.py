@@ -8,8 +8,9 @@ from __future__ import annotations
 import copy
 import hashlib
 import hmac
+import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
@@ -24,8 +25,12 @@ from smdo.packet import Sender, new_msg_id, to_element
 from smdo.receipts import acknowledgement
 from smdo.validation import is_obsolete_version
 
+from router.ack_bytes import SignedTemplate, proven
+
 if TYPE_CHECKING:
     from smdo.registry import RegistrySnapshot
+
+log = logging.getLogger(__name__)
 
 NIL_MSG_ID = "00000000-0000-0000-0000-000000000000"  # acknowledging a packet whose msg_id is unreadable
 UNKNOWN_RECEIVER = "UNKNOWN"
@@ -112,6 +117,19 @@ class AckTemplates:
         return root
 
 
+_VALUE_NAMES = ("msg_id", "dtstamp", "to", "acknowledged", "about", "code", "text")
+
+
+def _values(msg_id: str, dtstamp: datetime, to: str, acknowledged: str, about: str | None,
+            result: tuple[int, str]) -> dict[str, str]:
+    """An ack's values as its template's text (as AckTemplates.fill writes them into the tree)."""
+    values = {"msg_id": msg_id, "dtstamp": dtstamp.isoformat(), "to": to, "acknowledged": acknowledged,
+              "code": str(int(result[0])), "text": result[1]}
+    if about is not None:
+        values["about"] = about
+    return values
+
+
 class HubAcks:
     """Builds and signs the hub's system acknowledgements in each receiver's dialect."""
 
@@ -128,6 +146,9 @@ class HubAcks:
             name=hub_name,
         )
         self.templates = AckTemplates(self.sender)
+        # Signed bytes templates for one-result acks (100, 101, 102: one per delivered packet), by
+        # (ack_type, about a receiver); None where a template did not prove itself (router/ack_bytes.py).
+        self._signed: dict[tuple[int, bool], SignedTemplate | None] = {}
 
     def unsigned(self, *, acknowledged_msg_id: str, receiver_id: str, results: Sequence[tuple[int, str]],
                  msg_id: str | None = None, about_receiver: str | None = None, ack_type: int = 1) -> etree._Element:
@@ -138,10 +159,63 @@ class HubAcks:
 
     def sign(self, *, acknowledged_msg_id: str, receiver_id: str, results: Sequence[tuple[int, str]],
              msg_id: str | None = None, about_receiver: str | None = None, ack_type: int = 1) -> bytes:
-        root = self.unsigned(acknowledged_msg_id=acknowledged_msg_id, receiver_id=receiver_id, results=results,
-                             msg_id=msg_id, about_receiver=about_receiver, ack_type=ack_type)
+        msg_id, dtstamp = msg_id or self.new_id(), self.now()
+        if len(results) == 1:
+            template = self._signed_template(ack_type, about_receiver is not None)
+            if template is not None:
+                made = template.fill(_values(msg_id, dtstamp, receiver_id, acknowledged_msg_id, about_receiver,
+                                             results[0]))
+                if made is not None:
+                    return made
+        return self._sign_tree(acknowledged_msg_id=acknowledged_msg_id, receiver_id=receiver_id, results=results,
+                               msg_id=msg_id, dtstamp=dtstamp, about_receiver=about_receiver, ack_type=ack_type)
+
+    def _sign_tree(self, *, acknowledged_msg_id: str, receiver_id: str, results: Sequence[tuple[int, str]],
+                   msg_id: str, dtstamp: datetime, about_receiver: str | None, ack_type: int) -> bytes:
+        root = self.templates.fill(acknowledged_msg_id=acknowledged_msg_id, receiver_id=receiver_id,
+                                   results=results, msg_id=msg_id, dtstamp=dtstamp,
+                                   about_receiver=about_receiver, ack_type=ack_type)
         sign_enveloped(root, self.signer)  # appends ds:Signature to root
         return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+    def _signed_template(self, ack_type: int, about: bool) -> SignedTemplate | None:
+        key = (ack_type, about)
+        if key not in self._signed:  # a bounded set: the dialects' ack types times two
+            self._signed[key] = self._prove(ack_type, about)
+        return self._signed[key]
+
+    def _prove(self, ack_type: int, about: bool) -> SignedTemplate | None:
+        names = _VALUE_NAMES if about else tuple(n for n in _VALUE_NAMES if n != "about")
+
+        def unsigned(values: Mapping[str, str]) -> etree._Element:
+            root = self.templates.fill(acknowledged_msg_id=NIL_MSG_ID, receiver_id="-", results=[(0, "-")],
+                                       msg_id=NIL_MSG_ID, dtstamp=_utc_now(), about_receiver="-" if about else None,
+                                       ack_type=ack_type)
+            root.set("msg_id", values["msg_id"])
+            root.set("dtstamp", values["dtstamp"])
+            root.find("Header/Receiver").set("id", values["to"])
+            ack = root.find("Body/Acknowledgement")
+            ack.set("msg_id", values["acknowledged"])
+            if about:
+                ack.set("receiver", values["about"])
+            result = ack.find("AckResult")
+            result.set("errorcode", values["code"])
+            result.text = values["text"]
+            return root
+
+        try:
+            template = SignedTemplate.build(self.signer, names, unsigned)
+        except (ValueError, KeyError) as exc:
+            log.warning("no signed template for hub acks of type %d: %s", ack_type, exc)
+            return None
+        sample = dict(msg_id=new_msg_id(), dtstamp=_utc_now(), to="ORG-SAMPLE", acknowledged=new_msg_id(),
+                      about="ORG-OTHER" if about else None, result=(101, "a sample text: 1, 2 (3)"))
+        by_tree = self._sign_tree(acknowledged_msg_id=sample["acknowledged"], receiver_id=sample["to"],
+                                  results=[sample["result"]], msg_id=sample["msg_id"], dtstamp=sample["dtstamp"],
+                                  about_receiver=sample["about"], ack_type=ack_type)
+        values = _values(sample["msg_id"], sample["dtstamp"], sample["to"], sample["acknowledged"], sample["about"],
+                         sample["result"])
+        return template if proven(template, values, by_tree) else None
 
     def accepted(self, msg_id: str, sender_id: str, dialect: str = HUB) -> bytes:
         ack = system_ack(Event.ACCEPTED, dialect)

@@ -59,6 +59,43 @@ def test_every_hub_ack_equals_the_model_built_tree_and_validates(test_pki, trust
         assert etree.tostring(root) == etree.tostring(expected)
 
 
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_hub_acks_of_one_result_come_from_signed_bytes_templates_equal_to_the_tree(test_pki, trust_store,
+                                                                                 dialect: str) -> None:
+    acks = HubAcks(test_pki.signer("HUB"), "HUB", "smdo-hub", now=lambda: AT,
+                   new_id=lambda: "0b9e3a58-7c41-4f57-8a0e-1d6c2f4b9e11")
+    for made, kwargs in [
+        (acks.accepted(MSG_ID, "ORG-A", dialect), {}),
+        (acks.outcome(101, MSG_ID, "ORG-A", "ORG-B", dialect=dialect)[1], {"about": True}),
+    ]:
+        root = parse_xml(made)
+        assert validate(root) == []
+        verify_packet(root, trust_store)
+        by_tree = acks._sign_tree(  # the same ack built and signed as a tree
+            acknowledged_msg_id=MSG_ID, receiver_id="ORG-A", results=[(int(root.find("Body/Acknowledgement/AckResult")
+                                                                           .get("errorcode")),
+                                                                       root.findtext("Body/Acknowledgement/AckResult"))],
+            msg_id=root.get("msg_id"), dtstamp=AT, about_receiver="ORG-B" if kwargs else None,
+            ack_type=int(root.find("Body/Acknowledgement").get("ack_type")))
+        tree = parse_xml(by_tree)
+        for signed in (root, tree):  # ECDSA signatures differ from one signing to the next; nothing else may
+            signed.find("{http://www.w3.org/2000/09/xmldsig#}Signature/"
+                        "{http://www.w3.org/2000/09/xmldsig#}SignatureValue").text = ""
+        assert etree.tostring(root) == etree.tostring(tree)
+    assert acks._signed and all(t is not None for t in acks._signed.values())  # the templates were used
+
+
+def test_a_hub_ack_with_a_value_to_escape_is_built_as_a_tree_and_still_verifies(test_pki, trust_store) -> None:
+    acks = HubAcks(test_pki.signer("HUB"), "HUB", "smdo-hub")
+    template = acks._signed_template(1, True)
+    assert template is not None and template.fill({n: 'a "quoted" <value> & more' for n in template.names}) is None
+    _, made = acks.outcome(102, MSG_ID, "ORG-A", "ORG-<B&\"C>", text="not delivered: 'x' & <y>")
+    root = parse_xml(made)
+    verify_packet(root, trust_store)
+    assert root.find("Body/Acknowledgement").get("receiver") == 'ORG-<B&"C>'
+    assert root.findtext("Body/Acknowledgement/AckResult") == "not delivered: 'x' & <y>"
+
+
 def _receipts(tmp_path, test_pki, trust: TrustStore) -> Receipts:
     registry = Registry(tmp_path / "registry.db")
     for code in ("ORG-A", "ORG-B"):
