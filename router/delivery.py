@@ -46,6 +46,10 @@ from router.registry_view import RegistryView
 
 log = logging.getLogger(__name__)
 
+#: Under load, deliveries past their deadline are looked for this often; idle, the loop wakes at the
+#: journal's next deadline instead (`PushDelivery._wait`).
+SWEEP_INTERVAL = 0.5
+
 
 def backoff(attempt: int, base: float, cap: float) -> float:
     """Exponential backoff with jitter: between half and all of base * 2^(attempt-1), capped."""
@@ -115,13 +119,18 @@ class PushSettings:
     node_name: str = ""  # in a cluster, whose leases these are
     claim_batch: int = 32  # claims per transaction: the write lock is never held for long
     stop_grace: float = 5.0
+    #: Idle, the loop sleeps until the journal's next due time but at most this long, so work that
+    #: another process journaled without telling this one (another node or worker, an operator's
+    #: command) is found within it.
+    idle_recheck: float = 30.0
 
     @classmethod
     def from_config(cls, config: HubConfig) -> PushSettings:
         return cls(lane_size=config.push_concurrency, timeout=config.push_timeout, retry_base=config.retry_base,
                    retry_max=config.retry_max, breaker_failures=config.breaker_failures,
                    breaker_cooldown=config.breaker_cooldown, claim_lease=config.claim_lease,
-                   poll_interval=config.poll_interval, node_name=config.node_name)
+                   poll_interval=config.poll_interval, node_name=config.node_name,
+                   idle_recheck=1.0 if config.clustered or config.workers > 1 else 30.0)
 
 
 class PushDelivery:
@@ -172,7 +181,7 @@ class PushDelivery:
         while not self._stopping:
             try:
                 now = self.clock()
-                if now - last_sweep >= 0.5:
+                if now - last_sweep >= SWEEP_INTERVAL:
                     last_sweep = now
                     await self.expire_overdue(now)
                 self._work.clear()
@@ -194,15 +203,37 @@ class PushDelivery:
                     self.in_flight.add(task)
                     task.add_done_callback(self.in_flight.discard)
                 if len(claimed) < self.settings.claim_batch and not self._stopping:
-                    try:
-                        await asyncio.wait_for(self._work.wait(), self.settings.poll_interval)
-                    except asyncio.TimeoutError:
-                        pass
+                    await self._wait(claimed)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("delivery loop")
                 await asyncio.sleep(1.0)
+
+    async def _wait(self, claimed: list[Claimed]) -> None:
+        """Until there may be something to claim: notify() (new work journaled, an attempt ended),
+        else the journal's next due time, a breaker closing, or the idle recheck.
+
+        While attempts are in flight, or something is due that could not be claimed (lanes full, a
+        breaker open, the memory budget spent), it waits at most `poll_interval`, as before. Idle
+        (nothing in flight, nothing claimed), it asks the journal once when the next thing is due
+        (a retry, a lease running out, a deadline) and sleeps until then: an idle hub does no work."""
+        timeout = self.settings.poll_interval
+        if not claimed and not self.in_flight:
+            due = await self.store.next_due()
+            now = self.clock()
+            if due > now:
+                timeout = min(due - now, self.settings.idle_recheck)
+            else:  # due but not claimable: wait for a breaker to close, or poll as before
+                reopen = [lane.breaker.open_until - now for lane in self.lanes.values()
+                          if not lane.breaker.closed(now)]
+                timeout = max(self.settings.poll_interval, min(reopen, default=self.settings.poll_interval))
+        if self._work.is_set():
+            return
+        try:
+            await asyncio.wait_for(self._work.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
 
     def _lane(self, receiver: str) -> Lane:
         lane = self.lanes.get(receiver)

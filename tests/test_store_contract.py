@@ -132,6 +132,22 @@ async def test_past_deadline_and_acknowledgements(journal):
     assert [v.msg_id for v in await journal.list_transactions(sender="HUB")] == ["a1"]
 
 
+async def test_next_due_is_the_next_retry_lease_end_or_deadline(journal):
+    assert await journal.next_due() == float("inf")  # nothing pending: the delivery loop sleeps
+    await journal.write([accepted("m1")])  # received at 1000, deadline 1060
+    assert await journal.next_due() == 1000.0  # due at once
+    [claimed] = await journal.claim_push("w1", now=1001, lease=30, limit=10)
+    assert await journal.next_due() == 1031.0  # leased: due again when the lease runs out
+    await journal.write([StateChange("m1", "B", DeliveryState.RETRY_WAIT, at=1002.0, next_at=1010.0)])
+    assert await journal.next_due() == 1010.0  # the retry
+    await journal.write([accepted("p1", receivers=("C",), mode="pull", at=1000.0)])
+    await journal.write([StateChange("m1", "B", DeliveryState.RETRY_WAIT, at=1003.0, next_at=1100.0)])
+    assert await journal.next_due() == 1060.0  # the earliest deadline (the pull delivery's, m1's too)
+    await journal.write([StateChange("m1", "B", DeliveryState.DELIVERED, at=1004.0),
+                         StateChange("p1", "C", DeliveryState.DELIVERED, at=1004.0)])
+    assert await journal.next_due() == float("inf")
+
+
 async def test_rejections_are_journaled_without_body(journal, store_url):
     await journal.write([Rejected("signature", (-21,), "ab" * 32, 123, 1000.0, msg_id="x", sender="A")])
     [view] = await journal.transaction("x")

@@ -233,6 +233,13 @@ class PostgresJournal:
             " AND d.deadline <= %s AND (d.claim_until IS NULL OR d.claim_until < %s) LIMIT %s", (now, now, limit))
         return [R.claimed(r) for r in rows]
 
+    async def next_due(self) -> float:
+        # Pending rows only, through the partial indexes: a handful of rows however old the journal.
+        [(push, any_mode)] = await self._read(
+            "SELECT min(CASE WHEN mode = 'push' THEN GREATEST(coalesce(next_at, 0), coalesce(claim_until, 0)) END),"
+            f" min(GREATEST(deadline, coalesce(claim_until, 0))) FROM deliveries WHERE state IN {PENDING}")
+        return min((float(t) for t in (push, any_mode) if t is not None), default=float("inf"))
+
     async def delivery(self, delivery_id: int) -> Claimed | None:
         rows = await self._read(
             f"SELECT {R.CLAIMED_COLUMNS} FROM deliveries d JOIN transactions t"

@@ -56,6 +56,11 @@ class JournalStore(Protocol):
     async def past_deadline(self, now: float, limit: int) -> list[Claimed]:
         """Pending deliveries whose deadline has passed and that nobody holds a lease on."""
 
+    async def next_due(self) -> float:
+        """The earliest time a pending push delivery becomes claimable (its next attempt, or its
+        lease running out) or any pending delivery, unleased, is past its deadline; +inf if none.
+        What the delivery loop sleeps until when idle (one read through the pending-only indexes)."""
+
     async def delivery(self, delivery_id: int) -> Claimed | None: ...
 
     async def delivery_state(self, msg_id: str, receiver: str) -> str | None: ...
