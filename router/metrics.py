@@ -73,18 +73,32 @@ class Metrics:
         }
         self._process_seen: dict[str, float] = {}
         self._process_gauges: dict[str, Any] = {}
+        # Labelled children by label value, looked up once: `labels()` takes a lock and builds a
+        # tuple each call, and the hub counts several times per packet. The label values are the
+        # code's own (stage names, outcomes, error codes): a bounded set.
+        self._children: dict[tuple[str, str], Any] = {}
         self.packets = _Counts(self._count_packet)
-        self.deliveries = _Counts(lambda result, n: self._deliveries.labels(result).inc(n))
+        self.deliveries = _Counts(lambda result, n: self._child("deliveries", result).inc(n))
         #: name -> function read by `sync()`: a per-process value (summed over workers)
         self.gauges: dict[str, Callable[[], float]] = {}
         self._kept: tuple[object, bytes] | None = None  # see render(kept=)
 
+    def _child(self, family: str, key: str) -> Any:
+        child = self._children.get((family, key))
+        if child is None:
+            if family == "packets":
+                outcome, _, code = key.partition("_")  # "rejected_-23" -> rejected, -23 (the old call sites)
+                child = self._packets.labels(outcome, code)
+            else:
+                child = (self._stages if family == "stages" else self._deliveries).labels(key)
+            self._children[(family, key)] = child
+        return child
+
     def _count_packet(self, key: str, n: float) -> None:
-        outcome, _, code = key.partition("_")  # "rejected_-23" -> rejected, -23 (the old call sites)
-        self._packets.labels(outcome, code).inc(n)
+        self._child("packets", key).inc(n)
 
     def stage(self, name: str, seconds: float) -> None:
-        self._stages.labels(name).observe(seconds)
+        self._child("stages", name).observe(seconds)
 
     def count(self, name: str, help_text: str, amount: float = 1, **labels: str) -> None:
         """Increment counter `name` (ending in _total), created on first use with these label names."""
