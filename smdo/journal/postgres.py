@@ -34,7 +34,7 @@ from smdo.journal import rows as R
 from smdo.journal.audit import DELIVERY_COLUMNS, ENTRY_COLUMNS, TRANSACTION_COLUMNS, Progress, run_audit
 from smdo.journal.chain import ChainProblem, ChainWriter
 from smdo.journal.entries import Prepared, claim_entry, prepare
-from smdo.journal.records import Accepted, Claimed, Duplicate, Lanes, ReceiverBacklog, Record, TransactionView
+from smdo.journal.records import Accepted, Claimed, Duplicate, Lanes, RawFile, ReceiverBacklog, Record, TransactionView
 from smdo.journal.timing import LockTimes
 from smdo.journal.transitions import PENDING, accepted_msg_ids, changed_msg_ids, plan_write
 from smdo.postgres import SESSION_OPTIONS, migrations
@@ -147,10 +147,13 @@ class PostgresJournal:
             states = {(m, r): s for m, r, s in await cur.fetchall()}
         plan = plan_write(prepared, earlier, states, chain)
         if plan.transactions:
+            # A large body comes from its file whole: psycopg sends a parameter from memory.
+            rows = [t._replace(raw=await asyncio.to_thread(t.raw.read)) if isinstance(t.raw, RawFile) else t
+                    for t in plan.transactions]
             await cur.executemany(
                 "INSERT INTO transactions (entry_seq, outcome, msg_id, sender, receivers, msg_type, acknow, ack_for,"
-                " origin, digest, size, received_at, deadline, codes, stage, raw, answer)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", plan.transactions)
+                " origin, digest, size, received_at, deadline, codes, stage, packet, answer)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", rows)
         if plan.deliveries:
             await cur.executemany(
                 "INSERT INTO deliveries (msg_id, receiver, mode, state, next_at, deadline, updated_at, entry_seq)"
@@ -375,7 +378,7 @@ _FACTS = (
 )
 
 
-_AUDIT_TRANSACTIONS = TRANSACTION_COLUMNS.replace("raw_sha256", "encode(sha256(raw), 'hex')").replace(
+_AUDIT_TRANSACTIONS = TRANSACTION_COLUMNS.replace("raw_sha256", f"encode(sha256({R.PACKET}), 'hex')").replace(
     "answer_sha256", "encode(sha256(answer), 'hex')")
 
 
