@@ -1,13 +1,15 @@
 """What one large packet costs the hub while it is in flight (received, checked, journaled, answered).
 
-    python -m bench in_flight [--sizes-mb 10,25] [--repeats 3]
+    python -m bench in_flight [--sizes-mb 10,25] [--repeats 3] [--store sqlite|postgresql]
 
 Against a real `smdo serve` subprocess (HTTPS, default limits): one signed packet at a time, its
 bulk an inline file, is posted by a subscriber for a pull receiver (so no delivery runs meanwhile).
 For each: the hub's peak RSS above its RSS just before (VmHWM after resetting it), as a multiple of
 the packet's size; the time to the answer; and the slowest answer the hub gave a `GET /healthz`
 polled every 20 ms meanwhile (what the packet's check costs every other connection).
-Goal (issue 15): a 25 MB packet in flight costs under 2x its size.
+With `--store postgresql` the hub runs as a cluster node on a PostgreSQL of its own (started for
+the run), whose journal takes the packet as one parameter. Goal (issue 15): a 25 MB packet in flight
+costs under 2x its size.
 """
 from __future__ import annotations
 
@@ -72,16 +74,20 @@ def run(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench in_flight")
     parser.add_argument("--sizes-mb", default="10,25", help="packet sizes, MB")
     parser.add_argument("--repeats", type=int, default=3, help="packets per size (the median is shown)")
+    parser.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite", help="the hub's journal")
     parser.add_argument("--quick", action="store_true", help="accepted for `make bench`; same as the defaults")
     args = parser.parse_args(argv or [])
     sizes = [int(s) for s in args.sizes_mb.split(",")]
     sys.path.insert(0, str(REPO))
     from signing.pki import PkiLayout, init_pki, issue_certificate
-    from smdo.registry import Registry
+    from smdo.postgres.local import LocalPostgres
+    from smdo.postgres.migrations import upgrade
+    from smdo.registry import registry_store
     from tests.router_fixtures import document, register, sign
 
     tmp = Path(tempfile.mkdtemp(prefix="smdo-in-flight-"))
     hub: subprocess.Popen[bytes] | None = None
+    postgres: LocalPostgres | None = None
     try:
         print(f"setting up in {tmp}: test PKI, a sender and a pull receiver", flush=True)
         init_pki(tmp / "pki")
@@ -90,11 +96,18 @@ def run(argv: list[str] | None = None) -> None:
             issue_certificate(tmp / "pki", code, f"Organisation {code}", key_type="rsa")
         pki = PkiLayout(tmp / "pki")
         data = tmp / "data"
-        with Registry(data / "registry.db") as registry:
+        store: list[str] = []
+        registry_at: str | Path = data
+        if args.store == "postgresql":
+            postgres = LocalPostgres().start()
+            registry_at = postgres.new_database("in_flight")
+            upgrade(registry_at)
+            store = ["--db", registry_at, "--node", "n1"]
+        with registry_store(registry_at) as registry:
             register(registry, pki, "ORG-A")
             register(registry, pki, "ORG-B")  # pull: nothing is pushed while we measure
         hub = subprocess.Popen(
-            [sys.executable, "-m", "cli.main", "serve", "--data", str(data), "--port", "0",
+            [sys.executable, "-m", "cli.main", "serve", *store, "--data", str(data), "--port", "0",
              "--key", str(pki.key_path("HUB")), "--cert", str(pki.cert_path("HUB")), "--trust", str(pki.trust_dir)],
             cwd=REPO, stdout=subprocess.PIPE)
         line = hub.stdout.readline().decode()
@@ -122,7 +135,7 @@ def run(argv: list[str] | None = None) -> None:
                       f"answered in {elapsed:.2f} s, slowest /healthz meanwhile {slowest * 1000:.0f} ms", flush=True)
             rows.append((size_mb, statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs),
                          max(r[2] for r in runs), runs[0][3]))
-        print()
+        print(f"\njournal: {args.store}")
         print(f"{'packet':>8} | {'bytes':>11} | {'peak RSS / size':>15} | {'goal':>6} | {'answer':>8} | "
               f"{'slowest /healthz':>16} | chart (x size, each # = 0.1x)")
         for size_mb, ratio, elapsed, slowest, size in rows:
@@ -133,6 +146,8 @@ def run(argv: list[str] | None = None) -> None:
         if hub is not None:
             hub.terminate()
             hub.wait(timeout=30)
+        if postgres is not None:
+            postgres.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

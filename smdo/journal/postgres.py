@@ -30,6 +30,7 @@ from typing import Any
 
 import psycopg
 
+from smdo.journal import pg_copy
 from smdo.journal import rows as R
 from smdo.journal.audit import DELIVERY_COLUMNS, ENTRY_COLUMNS, TRANSACTION_COLUMNS, Progress, run_audit
 from smdo.journal.chain import ChainProblem, ChainWriter
@@ -146,14 +147,17 @@ class PostgresJournal:
             await cur.execute("SELECT msg_id, receiver, state FROM deliveries WHERE msg_id = ANY(%s)", (changed,))
             states = {(m, r): s for m, r, s in await cur.fetchall()}
         plan = plan_write(prepared, earlier, states, chain)
-        if plan.transactions:
-            # A large body comes from its file whole: psycopg sends a parameter from memory.
-            rows = [t._replace(raw=await asyncio.to_thread(t.raw.read)) if isinstance(t.raw, RawFile) else t
-                    for t in plan.transactions]
+        rows = [t for t in plan.transactions if not isinstance(t.raw, RawFile)]
+        if rows:
             await cur.executemany(
-                "INSERT INTO transactions (entry_seq, outcome, msg_id, sender, receivers, msg_type, acknow, ack_for,"
-                " origin, digest, size, received_at, deadline, codes, stage, packet, answer)"
+                f"INSERT INTO transactions ({pg_copy.COLUMNS})"
                 " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", rows)
+        for t in plan.transactions:
+            if isinstance(t.raw, RawFile):  # a large body: streamed from its file, never whole in memory
+                async with cur.copy(f"COPY transactions ({pg_copy.COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+                    chunks = t.raw.chunks()
+                    for block in pg_copy.copy_stream(t, t.raw.size, chunks):
+                        await copy.write(block)
         if plan.deliveries:
             await cur.executemany(
                 "INSERT INTO deliveries (msg_id, receiver, mode, state, next_at, deadline, updated_at, entry_seq)"
