@@ -169,6 +169,7 @@ PATHS: dict[str, dict[str, Any]] = {
                     **_TRANSACTION, "required": ["msg_id", "outcome", "sender", "receivers", "codes"]}}}})},
             **_errors("400", "401", "403")},
         parameters=[_query("sender", "sender code"), _query("state", "accepted, rejected or a delivery state"),
+                    _query("receiver", "receiver code (a delivery to it)"),
                     _query("since", "received at or after (Unix seconds)", {"type": "number"}),
                     _query("limit", "at most this many (1-1000, default 100)", {"type": "integer"})])},
     "/smdo/v1/directory": {"get": _op(

@@ -112,6 +112,7 @@ async def transactions(request: web.Request) -> web.Response:
     views = await hub.journal.list_transactions(
         since=_number(request, "since", 0.0, 0.0, 1e11) if since else None,
         sender=request.query.get("sender") or None, state=request.query.get("state") or None,
+        receiver=request.query.get("receiver") or None,  # by receiver or delivery state: an indexed walk
         limit=int(_number(request, "limit", 100, 1, MAX_LIST)))
     return web.json_response({"transactions": [v.as_dict() for v in views]})
 

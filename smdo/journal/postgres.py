@@ -277,11 +277,32 @@ class PostgresJournal:
     ) -> list[TransactionView]:
         where, args = R.transaction_filter("%s", since=since, until=until, sender=sender, receiver=receiver,
                                            state=state, documents_only=documents_only)
+        by_delivery = R.delivery_filter("%s", receiver=receiver, state=state)
+        if by_delivery is not None:
+            return await self._search(where, args, *by_delivery, limit)
         return await self._views(where, args, limit)
+
+    async def _search(self, t_where: str, t_args: tuple[object, ...], d_where: str, d_args: tuple[object, ...],
+                      limit: int) -> list[TransactionView]:
+        """A search by receiver or delivery state: deliveries newest first, in keyset pages (rows.py)."""
+        found: dict[str, tuple[Any, ...]] = {}
+        page, bound = R.search_pages(limit), 2 ** 63 - 1
+        sql = R.search_sql("%s", t_where, d_where)
+        while len(found) < limit:
+            rows = await self._read(sql, (*d_args, *t_args, bound, page))
+            R.distinct_newest(rows, found, limit)
+            if len(rows) < page:
+                break
+            bound = rows[-1][-1]
+        return await self._with_deliveries(list(found.values()))
 
     async def _views(self, where: str, args: tuple[object, ...], limit: int) -> list[TransactionView]:
         rows = await self._read(
             f"SELECT {R.VIEW_COLUMNS} FROM transactions t WHERE {where} ORDER BY t.id DESC LIMIT %s", (*args, limit))
+        return await self._with_deliveries(rows)
+
+    async def _with_deliveries(self, rows: Sequence[Sequence[Any]]) -> list[TransactionView]:
+        """Views of transaction rows (newest first), oldest first, accepted ones with their deliveries."""
         ids = list({r[0] for r in rows if r[1] == "accepted"})
         by_msg: dict[str, list[tuple[Any, ...]]] = {}
         if ids:

@@ -21,10 +21,15 @@ VIEW_COLUMNS = ("t.msg_id, t.outcome, t.sender, t.receivers, t.msg_type, t.diges
 DELIVERY_VIEW_COLUMNS = "receiver, mode, state, attempts, updated_at, next_at, detail"
 
 
+#: Transaction outcomes; any other searched state is a delivery's.
+OUTCOMES = ("accepted", "rejected")
+
+
 def transaction_filter(placeholder: str, *, since: float | None, until: float | None, sender: str | None,
                        receiver: str | None, state: str | None, documents_only: bool) -> tuple[str, tuple[Any, ...]]:
     """The WHERE clause (over transactions t) and its arguments of a transaction search, written with
-    the store's `placeholder` (`?` or `%s`): one search, whatever the store."""
+    the store's `placeholder` (`?` or `%s`): one search, whatever the store. A receiver or a delivery
+    state is not in it: those are `delivery_filter`'s (the search then walks deliveries)."""
     where, args = ["1 = 1"], []
     if since is not None:
         where.append(f"t.received_at >= {placeholder}")
@@ -35,18 +40,51 @@ def transaction_filter(placeholder: str, *, since: float | None, until: float | 
     if sender:
         where.append(f"t.sender = {placeholder}")
         args.append(sender)
-    if receiver:
-        where.append(f"t.msg_id IN (SELECT msg_id FROM deliveries WHERE receiver = {placeholder})")
-        args.append(receiver)
     if documents_only:  # leave out acknowledgements (msg_type 0); refusals have no type and stay
         where.append("(t.msg_type IS NULL OR t.msg_type <> 0)")
-    if state:
-        if state in ("accepted", "rejected"):
-            where.append(f"t.outcome = {placeholder}")
-        else:
-            where.append(f"t.msg_id IN (SELECT msg_id FROM deliveries WHERE state = {placeholder})")
+    if state in OUTCOMES:  # index transactions_outcome (outcome, id): newest first, no scan
+        where.append(f"t.outcome = {placeholder}")
         args.append(state)
     return " AND ".join(where), tuple(args)
+
+
+def delivery_filter(placeholder: str, *, receiver: str | None, state: str | None) -> tuple[str, tuple[Any, ...]] | None:
+    """The WHERE clause over deliveries d for a search by receiver and/or delivery state, or None.
+
+    Such a search walks deliveries newest first through `deliveries_receiver (receiver, id)` or
+    `deliveries_state (state, id)`, joins each to its transaction by msg_id and stops at the limit
+    (`search_pages`): it reads as many rows as it answers with (more only where the transaction's
+    own filters refuse some), not a subquery over every delivery of that receiver or state."""
+    where, args = [], []
+    if receiver:
+        where.append(f"d.receiver = {placeholder}")
+        args.append(receiver)
+    if state and state not in OUTCOMES:
+        where.append(f"d.state = {placeholder}")
+        args.append(state)
+    return (" AND ".join(where), tuple(args)) if where else None
+
+
+def search_sql(placeholder: str, t_where: str, d_where: str) -> str:
+    """One page of a delivery-driven search: VIEW_COLUMNS and d.id, newest delivery first, after a
+    keyset bound (`d.id < ?`)."""
+    return (f"SELECT {VIEW_COLUMNS}, d.id FROM deliveries d JOIN transactions t ON t.msg_id = d.msg_id"
+            f" AND t.outcome = 'accepted' WHERE {d_where} AND {t_where} AND d.id < {placeholder}"
+            f" ORDER BY d.id DESC LIMIT {placeholder}")
+
+
+def search_pages(limit: int) -> int:
+    """Rows per page of a delivery-driven search: a page usually answers it whole."""
+    return max(limit, 50)
+
+
+def distinct_newest(rows: Iterable[Sequence[Any]], found: dict[str, tuple[Any, ...]], limit: int) -> None:
+    """Add a page's rows (VIEW_COLUMNS..., d.id) to `found` (msg_id -> row without d.id), newest
+    first, one per transaction (a packet to two receivers in that state appears twice), up to `limit`."""
+    for row in rows:
+        if len(found) >= limit:
+            return
+        found.setdefault(row[0], tuple(row[:-1]))
 
 
 def claimed(row: Sequence[Any], attempt_added: int = 0) -> Claimed:

@@ -36,7 +36,7 @@ T = TypeVar("T")
 #: The schema version this code writes (PRAGMA user_version); a newer file is refused.
 #: 2: indexes the streaming audit pages by, lease release without a scan, kept delivery counts.
 #: 3: packets in `transactions.packet`, the record's last column (see `_apply`); `raw` keeps older ones.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -120,6 +120,13 @@ CREATE INDEX IF NOT EXISTS transactions_entry_seq ON transactions (entry_seq);
 CREATE INDEX IF NOT EXISTS deliveries_entry_seq ON deliveries (entry_seq);
 -- start-up releases leases without reading finished deliveries (a leased row is always forwarding)
 CREATE INDEX IF NOT EXISTS deliveries_forwarding ON deliveries (claimed_by) WHERE state = 'forwarding';
+-- operators' searches, newest first without a scan (schema 4): by receiver, delivery state, outcome, sender
+CREATE INDEX IF NOT EXISTS deliveries_receiver ON deliveries (receiver, id);
+CREATE INDEX IF NOT EXISTS deliveries_state ON deliveries (state, id);
+-- (refusals only: an index on every outcome would tempt the planner to walk all accepted rows,
+-- bodies and all, for the write path's "outcome = 'accepted' AND msg_id IN (...)")
+CREATE INDEX IF NOT EXISTS transactions_rejected ON transactions (id) WHERE outcome = 'rejected';
+CREATE INDEX IF NOT EXISTS transactions_sender ON transactions (sender, id);
 """
 
 #: Deliveries per state, kept by triggers in the transaction that changes a state, so /metrics and
@@ -338,6 +345,9 @@ class SqliteJournal:
     ) -> list[TransactionView]:
         where, args = R.transaction_filter("?", since=since, until=until, sender=sender, receiver=receiver,
                                            state=state, documents_only=documents_only)
+        by_delivery = R.delivery_filter("?", receiver=receiver, state=state)
+        if by_delivery is not None:
+            return await self._read_side(_search, where, args, *by_delivery, limit)
         return await self._read_side(_views, where, args, limit)
 
     async def release_claims(self) -> int:
@@ -673,6 +683,26 @@ def _views(conn: sqlite3.Connection, where: str, args: tuple[object, ...], limit
     rows = conn.execute(
         f"SELECT {R.VIEW_COLUMNS} FROM transactions t WHERE {where} ORDER BY t.id DESC LIMIT ?", (*args, limit),
     ).fetchall()
+    return _with_deliveries(conn, rows)
+
+
+def _search(conn: sqlite3.Connection, t_where: str, t_args: tuple[object, ...], d_where: str,
+            d_args: tuple[object, ...], limit: int) -> list[TransactionView]:
+    """A search by receiver or delivery state: deliveries newest first, in keyset pages (rows.py)."""
+    found: dict[str, tuple[object, ...]] = {}
+    page, bound = R.search_pages(limit), 2 ** 63 - 1
+    sql = R.search_sql("?", t_where, d_where)
+    while len(found) < limit:
+        rows = conn.execute(sql, (*d_args, *t_args, bound, page)).fetchall()
+        R.distinct_newest(rows, found, limit)
+        if len(rows) < page:
+            break
+        bound = rows[-1][-1]
+    return _with_deliveries(conn, list(found.values()))
+
+
+def _with_deliveries(conn: sqlite3.Connection, rows: list) -> list[TransactionView]:
+    """Views of transaction rows (newest first), oldest first, accepted ones with their deliveries."""
     return [
         R.view(row, conn.execute(f"SELECT {R.DELIVERY_VIEW_COLUMNS} FROM deliveries WHERE msg_id = ?"
                                  " ORDER BY receiver", (row[0],)).fetchall() if row[1] == "accepted" else ())

@@ -173,6 +173,14 @@ CREATE INDEX subscribers_changed_version ON subscribers (changed_version);
     Migration(5, "journal: packets written to a last column, `packet` (`raw` keeps the older ones)", """
 ALTER TABLE transactions ADD COLUMN packet bytea;
 """),
+    Migration(6, "operators' searches newest first without a scan: by receiver, delivery state, outcome, sender", """
+CREATE INDEX deliveries_receiver ON deliveries (receiver, id);
+CREATE INDEX deliveries_state ON deliveries (state, id);
+-- (refusals only: an index on every outcome would tempt the planner to walk all accepted rows,
+-- bodies and all, for the write path's "outcome = 'accepted' AND msg_id IN (...)")
+CREATE INDEX transactions_rejected ON transactions (id) WHERE outcome = 'rejected';
+CREATE INDEX transactions_sender ON transactions (sender, id);
+"""),
 )
 
 #: The version this code reads and writes.
