@@ -70,9 +70,11 @@ class Hub:
         await self.journal.open()
         self.committer.start()
         self.checkpoints.start()
+        self.registry.start_listening()  # PostgreSQL: registry changes are notified (router/registry_notify.py)
         self.log_crl_health()
 
     async def close(self) -> None:
+        await self.registry.stop_listening()
         await self.committer.stop()
         try:
             await self.checkpoints.stop()  # the final checkpoint covers everything committed
@@ -86,7 +88,7 @@ class Hub:
             await asyncio.sleep(interval)
             try:
                 self.sync_metrics()
-                await self.registry.reload_if_changed()
+                await self.registry.reload_if_told()
                 await asyncio.to_thread(self.crls.check)
                 self.log_crl_health()
             except Exception:  # a busy registry or a half-written file: keep the old, look again

@@ -2,7 +2,9 @@
 
 The registry is written by administrators (another process); `data_version()` tells us when, and
 `changes_since` reads just the subscribers changed after our version. The check runs on a thread,
-so the event loop never waits on it; an idle hub reads one number per check.
+so the event loop never waits on it; an idle hub reads one number per check. On PostgreSQL the hub
+is told instead (router/registry_notify.py: LISTEN): `reload_if_told` reads the number only after a
+notification, or while not listening, or every 30 s.
 """
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ from collections.abc import Sequence
 from smdo.registry import RegistrySnapshot, Subscriber, registry_store
 from smdo.storage import StorageUrl
 
+from router.registry_notify import RegistryListener
+
 log = logging.getLogger(__name__)
 
 
@@ -19,6 +23,16 @@ class RegistryView:
     def __init__(self, storage: StorageUrl) -> None:
         self.registry = registry_store(storage)
         self._set(self.registry.snapshot())
+        self.listener = RegistryListener(storage.dsn) if storage.kind == "postgresql" and storage.dsn else None
+        self.version_reads = 0  # how often the change counter was read (tests: a listening hub reads it rarely)
+
+    def start_listening(self) -> None:
+        if self.listener is not None:
+            self.listener.start()
+
+    async def stop_listening(self) -> None:
+        if self.listener is not None:
+            await self.listener.stop()
 
     def _set(self, snapshot: RegistrySnapshot) -> None:
         by_fingerprint = {fp: s for s in snapshot.subscribers() for fp in s.cert_fingerprints}
@@ -38,7 +52,14 @@ class RegistryView:
                 out.append((code, subscriber.delivery_mode))
         return tuple(out)
 
+    async def reload_if_told(self) -> bool:
+        """The periodic check: on PostgreSQL only when a change was notified (or as the fallback)."""
+        if self.listener is not None and not self.listener.due():
+            return False
+        return await self.reload_if_changed()
+
     async def reload_if_changed(self) -> bool:
+        self.version_reads += 1
         version = await asyncio.to_thread(self.registry.data_version)
         if version == self.snapshot.version:
             return False

@@ -181,6 +181,17 @@ CREATE INDEX deliveries_state ON deliveries (state, id);
 CREATE INDEX transactions_rejected ON transactions (id) WHERE outcome = 'rejected';
 CREATE INDEX transactions_sender ON transactions (sender, id);
 """),
+    Migration(7, "registry: a change notifies listening hubs (NOTIFY smdo_registry, at commit)", """
+-- Every registry write bumps data_version in its transaction; NOTIFY is delivered at commit, so a
+-- hub LISTENing reloads at once instead of polling the counter (which stays the fallback).
+CREATE FUNCTION smdo_registry_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('smdo_registry', NEW.value::text);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER meta_data_version_notifies AFTER UPDATE ON meta
+    FOR EACH ROW WHEN (NEW.key = 'data_version') EXECUTE FUNCTION smdo_registry_changed();
+"""),
 )
 
 #: The version this code reads and writes.
