@@ -27,6 +27,7 @@ from router.body import BodyRefused, Progress, client_key, identity_only
 from router.connections import LIMITS_ENFORCED
 from router.hub import Hub
 from router.keys import HUB
+from router.part_download import serve_file
 
 log = logging.getLogger(__name__)
 
@@ -81,9 +82,8 @@ async def download(request: web.Request) -> web.StreamResponse:
     digest = _digest(request)
     if not await _entitled(hub, subscriber.code, digest):
         raise web.HTTPNotFound(text="no such part for you\n")
-    # FileResponse reads the file in chunks and answers Range / If-Range requests (206, 416).
-    return web.FileResponse(hub.parts.stored_path(digest), chunk_size=256 * 1024,
-                            headers={"Content-Type": "application/octet-stream", "ETag": f'"{digest}"'})
+    # Large reads ahead of the sends, Range / If-Range (206, 416): router/part_download.py.
+    return await serve_file(request, hub.parts.stored_path(digest), digest)
 
 
 async def _entitled(hub: Hub, code: str, digest: str) -> bool:
