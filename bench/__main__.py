@@ -18,6 +18,7 @@ BENCHMARKS = {
     "stats_report": "bench.stats_report",  # a quarter's statistics on 1 M transactions vs reading the rows
     "scale": "bench.scale",  # a 1 M-transaction journal and 2,500 subscribers vs empty, in one run
     "receipts": "bench.receipts",  # the hub's 100/101 and a receiver's ack check vs raw sign/verify
+    "in_flight": "bench.in_flight",  # one 10/25 MB packet in flight: hub peak RSS as a multiple of its size
     "large_file": "bench.large_file",  # 1 GB beside the envelope: hub peak RSS, throughput vs a bare TLS copy
 }
 

@@ -10,11 +10,13 @@
   at all: its bytes wait in the kernel's socket buffer (TCP back-pressure stops the client), because
   every connection being read holds megabytes of TLS and aiohttp buffers and heap churn in the hub
   (measured: ~2.5 MB each with 200 read at once). It waits up to `budget_wait` for a turn, then 503.
-- Before a body is checked, its working set (the bytes, the parsed tree, the XSD pass, the canonical
-  form the signature digest needs, the journal's copy: `WORKING_SET` times its size, measured) is
-  reserved from the
-  hub-wide memory budget. When the budget is spent, the request waits up to `budget_wait`, then
-  gets 503 with Retry-After. The reservation lasts until the answer is sent.
+- A check holds in memory the body's bytes the parser sees: a small body whole, a spooled one without
+  its large inline files (set aside in the spool file, smdo/inline_files.py). Its working set (those
+  bytes, the parsed tree, the XSD pass, the canonical form the signature digest needs: `WORKING_SET`
+  times their size, measured) is reserved from the hub-wide memory budget before it is parsed (a
+  small body's before it is read). When the budget is spent, the request waits up to
+  `budget_wait`, then gets 503 with Retry-After. The reservation lasts until the answer is sent,
+  and a spooled body stays in its file until then: the journal copies it from there.
 - Progress: after `body_grace` seconds a body must have arrived at `body_min_rate` bytes/s on
   average, or the connection is cut (408).
 """
@@ -26,9 +28,11 @@ import hashlib
 import os
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Iterator
+import io
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from aiohttp import web
 
@@ -158,6 +162,7 @@ class Spool:
         self.folder, self.max_bytes, self.per_client = folder, max_bytes, per_client
         self.used = 0
         self.uploads: dict[str, int] = defaultdict(int)
+        self.sizes: dict[Path, int] = {}  # bytes of each body being spooled or held
 
     def clear(self) -> None:
         """At start: files left by a previous run belong to requests that were never answered."""
@@ -178,11 +183,17 @@ class Spool:
             if not self.uploads[client]:
                 del self.uploads[client]
 
-    def take(self, n: int) -> None:
+    def take(self, path: Path, n: int) -> None:
         if self.used + n > self.max_bytes:
             raise BodyRefused(503, "spool_full", "the hub's spool for large packets is full: try again later",
                               RETRY_AFTER)
         self.used += n
+        self.sizes[path] = self.sizes.get(path, 0) + n
+
+    def remove(self, path: Path) -> None:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        self.used -= self.sizes.pop(path, 0)
 
 
 class BodyIntake:
@@ -200,9 +211,38 @@ class BodyIntake:
 
 @dataclass
 class Body:
-    data: bytes
+    """A received body: in memory (`data`), or in a spool file (`path`) until the answer is sent."""
+
+    size: int
     digest: str  # SHA-256, lowercase hex
-    spooled: bool
+    data: bytes | None = None
+    path: Path | None = None
+    reserved: int = 0  # bytes of the memory budget held for checking it (WORKING_SET x what it holds)
+    grow: Callable[[int], Awaitable[None]] | None = None  # holds more of the budget (None: no budget)
+
+    @property
+    def spooled(self) -> bool:
+        return self.path is not None
+
+    def open(self) -> BinaryIO:
+        return open(self.path, "rb") if self.path is not None else io.BytesIO(self.data or b"")
+
+    def read(self) -> bytes:
+        """The whole body in memory (a spooled one is read from its file)."""
+        return self.data if self.data is not None else self.path.read_bytes()
+
+    async def reserve_for_checking(self, in_memory: int) -> None:
+        """Hold budget for a check that keeps `in_memory` bytes of this body in memory, waiting for
+        room (503 when there is none in time); what is already held counts."""
+        wanted = in_memory * WORKING_SET
+        if self.grow is not None and wanted > self.reserved:
+            await self.grow(wanted - self.reserved)
+            self.reserved = wanted
+
+    @classmethod
+    def of(cls, data: bytes) -> Body:
+        """A body that came by another route (mail), already in memory and within its own bounds."""
+        return cls(len(data), hashlib.sha256(data).hexdigest(), data=data)
 
 
 def client_key(request: web.Request) -> str:
@@ -224,18 +264,23 @@ def identity_only(request: web.Request) -> None:
 @contextlib.asynccontextmanager
 async def receive_body(request: web.Request, limits: BodyLimits, budget: MemoryBudget, spool: Spool,
                        clock: Callable[[], float], turns: Turns) -> AsyncIterator[Body]:
-    """The request's body, held within the memory budget until the `async with` block ends."""
+    """The request's body, and the budget held for checking it, until the `async with` block ends."""
     identity_only(request)
     announced = request.content_length
     if announced is not None and announced > limits.max_bytes:
         raise TooLarge(f"packet of {announced} bytes exceeds the limit of {limits.max_bytes}")
     async with contextlib.AsyncExitStack() as held:
+        async def reserve(n: int) -> None:
+            await held.enter_async_context(budget.hold(n, limits.budget_wait))
+
         if announced is not None and announced <= limits.spool_threshold:
-            await held.enter_async_context(budget.hold(announced * WORKING_SET, limits.budget_wait))
+            await reserve(announced * WORKING_SET)
             data = await _read_small(request, Progress(limits, clock))
-            yield Body(data, hashlib.sha256(data).hexdigest(), spooled=False)
+            yield Body(len(data), hashlib.sha256(data).hexdigest(), data=data, reserved=announced * WORKING_SET,
+                       grow=reserve)
         else:
-            yield await _spool_then_load(request, limits, budget, spool, turns, clock, held)
+            path, digest = await _spool(request, limits, spool, turns, clock, held)
+            yield Body(spool.sizes[path], digest, path=path, grow=reserve)
 
 
 async def _read_small(request: web.Request, progress: Progress) -> bytes:
@@ -246,34 +291,24 @@ async def _read_small(request: web.Request, progress: Progress) -> bytes:
     return b"".join(chunks)
 
 
-async def _spool_then_load(request: web.Request, limits: BodyLimits, budget: MemoryBudget, spool: Spool,
-                           turns: Turns, clock: Callable[[], float], held: contextlib.AsyncExitStack) -> Body:
-    """On its turn, write the body to a spool file as it arrives (hashing it), then, once the budget
-    has room for it, load it for checking and remove the file."""
+async def _spool(request: web.Request, limits: BodyLimits, spool: Spool, turns: Turns,
+                 clock: Callable[[], float], held: contextlib.AsyncExitStack) -> tuple[Path, str]:
+    """On its turn, write the body to a spool file as it arrives, hashing it. The file stays until
+    the answer is sent: the check reads it in chunks and the journal copies it from there."""
     path = spool.folder / f"{uuid.uuid4().hex}.part"
-    taken = 0
-    try:
-        with spool.upload(client_key(request)):
-            digest = hashlib.sha256()
-            async with turns.turn(limits.budget_wait):
-                progress = Progress(limits, clock)  # the pace counts from the turn: nothing was read before
-                with open(path, "wb") as file:
-                    while chunk := await progress.next_chunk(request):
-                        if progress.received > limits.max_bytes:
-                            raise TooLarge(f"packet exceeds the limit of {limits.max_bytes} bytes")
-                        spool.take(len(chunk))
-                        taken += len(chunk)
-                        digest.update(chunk)
-                        file.write(chunk)
-        await held.enter_async_context(budget.hold(taken * WORKING_SET, limits.budget_wait))
-        # On the loop thread: a few ms from the page cache, and no worker thread's malloc arena
-        # keeps a body-sized block after it is freed.
-        data = path.read_bytes()
-        return Body(data, digest.hexdigest(), spooled=True)
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(path)
-        spool.used -= taken
+    held.callback(spool.remove, path)
+    with spool.upload(client_key(request)):
+        digest = hashlib.sha256()
+        async with turns.turn(limits.budget_wait):
+            progress = Progress(limits, clock)  # the pace counts from the turn: nothing was read before
+            with open(path, "wb") as file:
+                while chunk := await progress.next_chunk(request):
+                    if progress.received > limits.max_bytes:
+                        raise TooLarge(f"packet exceeds the limit of {limits.max_bytes} bytes")
+                    spool.take(path, len(chunk))
+                    digest.update(chunk)
+                    file.write(chunk)
+    return path, digest.hexdigest()
 
 
 class Progress:

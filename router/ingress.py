@@ -1,6 +1,7 @@
 """`POST /smdo/v1/packets`: a packet's way in, one readable stage after another.
 
-    receive (router/body.py) -> read_packet -> validate_packet -> verify_packet -> authorise
+    receive (router/body.py) -> read (large inline files set aside: smdo/inline_files.py)
+            -> validate_packet -> verify_packet -> authorise
             -> parts (router/parts.py: files beside the envelope, made durable) -> journal
             -> de-duplicate -> acknowledge
 
@@ -15,6 +16,7 @@ nobody hears "accepted" (100) before the packet's group is durably committed.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -25,18 +27,20 @@ from aiohttp import web
 from lxml import etree
 
 from signing.keys import certificate_fingerprint
-from smdo.check import read_packet, validate_packet, verify_files, verify_packet
+from smdo import inline_files
+from smdo.check import read_reduced, validate_packet, verify_files, verify_packet
 from smdo.dialects import CLASSIC, ENVELOPE
 from smdo.dialects import HUB as HUB_DIALECT
 from smdo.errors import ErrorCode, PacketRejected, Problem, RegistrationResult
-from smdo.journal import Accepted, DeliveryState, Duplicate, Rejected, StateChange
+from smdo.inline_files import Reduced
+from smdo.journal import Accepted, DeliveryState, Duplicate, RawFile, Rejected, StateChange
 from smdo.packet import ACK_REGISTRATION, ACKNOWLEDGEMENT, PacketHeader, read_header
 
 from router import parts
 from router.ack_rules import subscriber_ack_refusal
 from router.acks import dialect_of
 from router.auth import identify
-from router.body import BodyRefused, TooLarge
+from router.body import Body, BodyRefused, TooLarge
 from router.connections import LIMITS_ENFORCED
 from router.hub import Hub
 from router.keys import HUB
@@ -77,9 +81,9 @@ class Incoming:
     """What we know about the packet so far; grows stage by stage."""
 
     received_at: float
-    body: bytes = b""
-    digest: str = ""
+    body: Body | None = None  # None: refused before it was read
     root: etree._Element | None = None
+    reduced: Reduced | None = None  # the body as parsed, its large inline files set aside
     msg_id: str | None = None  # as read before validation, for journaling a refusal
     sender_id: str | None = None
     header: PacketHeader | None = None  # after validation
@@ -91,13 +95,27 @@ class Incoming:
     channel_fingerprint: str = ""
     profile: str = ENVELOPE  # which profile authenticated the packet (journaled)
 
+    @property
+    def digest(self) -> str:
+        return self.body.digest if self.body is not None else ""
+
+    @property
+    def size(self) -> int:
+        return self.body.size if self.body is not None else 0
+
+    @property
+    def raw(self) -> bytes | RawFile:
+        """What the journal stores: the bytes, or the spool file it copies them from."""
+        assert self.body is not None
+        return RawFile(self.body.path, self.body.size) if self.body.path is not None else self.body.read()
+
 
 async def receive_packet(request: web.Request) -> web.Response:
     hub: Hub = request.app[HUB]
     packet = Incoming(received_at=time.time())
     try:
         async with hub.bodies.receive(request) as body:  # stage: receive (router/body.py)
-            packet.body, packet.digest = body.data, body.digest
+            packet.body = body
             tls_channel(request, hub, packet)
             return await check_and_journal(hub, packet)
     except BodyRefused as refused:
@@ -115,9 +133,9 @@ async def check_and_journal(hub: Hub, packet: Incoming) -> web.Response:
     """The stages after receive, while the body is held within the memory budget; the mail route
     (router/mail_in.py) runs them too after its own receive, and reads the answer's body and status."""
     try:
-        timed(hub, "read", lambda: read(hub, packet))
-        timed(hub, "validate", lambda: validate(packet))
-        timed(hub, "verify", lambda: verify(hub, packet))
+        await read(hub, packet)
+        await off_loop(packet, timed, hub, "validate", lambda: validate(packet))
+        await off_loop(packet, timed, hub, "verify", lambda: verify(hub, packet))
         timed(hub, "authorise", lambda: authorise(hub, packet))
         files = await check_parts(hub, packet)
         record = await plan(hub, packet, files.signature_problems)
@@ -143,13 +161,36 @@ def timed(hub: Hub, stage: str, run: Callable[[], T]) -> T:
         hub.metrics.stage(stage, time.perf_counter() - started)
 
 
-def read(hub: Hub, packet: Incoming) -> None:
-    """Stage: size and hardened parse (-1)."""
+async def off_loop(packet: Incoming, run: Callable[..., T], *args: object) -> T:
+    """A stage's work on a large (spooled) body runs in a thread: it takes long enough to stall
+    every other connection. A small body's is quicker than the hop."""
+    if packet.body is not None and packet.body.spooled:
+        return await asyncio.to_thread(run, *args)
+    return run(*args)
+
+
+async def read(hub: Hub, packet: Incoming) -> None:
+    """Stage: large inline files set aside (smdo/inline_files.py), room in the memory budget for the
+    rest, then size and hardened parse (-1). A run set aside that the parse shows was not an
+    element's content (inside a comment, say) is put back, and the body read again."""
+    body = packet.body
+    keep: frozenset[int] = frozenset()
+    started = time.perf_counter()
     try:
-        packet.root = read_packet(packet.body, hub.limits)
+        while True:
+            reduced = await off_loop(packet, inline_files.reduce, body.open, body.size, inline_files.MIN_BYTES, keep)
+            await body.reserve_for_checking(len(reduced.xml))
+            root = await off_loop(packet, read_reduced, reduced, hub.limits)
+            misplaced = inline_files.confirm(root, reduced)
+            if not misplaced:
+                break
+            keep |= misplaced
     except PacketRejected as exc:
-        status = 413 if len(packet.body) > hub.config.max_packet_bytes else 400
+        status = 413 if body.size > hub.config.max_packet_bytes else 400
         raise Refused("read", exc.problems, status) from exc
+    finally:
+        hub.metrics.stage("read", time.perf_counter() - started)
+    packet.root, packet.reduced = root, reduced
     _peek_ids(packet)
 
 
@@ -201,7 +242,7 @@ def verify_classic(hub: Hub, packet: Incoming, bound: frozenset[str]) -> None:
                                          f"(classic profile), so it must be known by its channel: {by}",
                                          "Header/Sender@id")], 403)
     try:
-        verify_files(packet.root, hub.trust)  # the mail route has put its attachments inline
+        verify_files(packet.root, hub.trust, reduced=packet.reduced)  # the mail route has put its attachments inline
     except PacketRejected as exc:
         raise Refused("verify", exc.problems, 403) from exc
     # The channel speaks for the sender as its bound certificate would: TLS by that very certificate,
@@ -213,7 +254,7 @@ def verify_classic(hub: Hub, packet: Incoming, bound: frozenset[str]) -> None:
 def verify_envelope(hub: Hub, packet: Incoming) -> None:
     """The sender's XML signature (-21/-22) and its certificate path (-23)."""
     try:
-        verified = verify_packet(packet.root, hub.trust)
+        verified = verify_packet(packet.root, hub.trust, reduced=packet.reduced)
     except PacketRejected as exc:
         raise Refused("verify", exc.problems, 403) from exc
     packet.signer_fingerprint = certificate_fingerprint(verified.certificate)
@@ -239,7 +280,7 @@ async def check_parts(hub: Hub, packet: Incoming) -> PartsChecked:
     sender (else -21, 400), and the officials' signatures of every file checked."""
     started = time.perf_counter()
     try:
-        return await parts.check_parts(hub, packet.root, packet.header.sender_id)
+        return await parts.check_parts(hub, packet.root, packet.header.sender_id, packet.reduced)
     except parts.PartsRefused as exc:
         raise Refused("parts", exc.problems, 400) from exc
     finally:
@@ -262,8 +303,8 @@ async def plan(hub: Hub, packet: Incoming, file_problems: Sequence[Problem] = ()
             reason="; ".join(map(str, file_problems))[:300]))
     return Accepted(
         msg_id=header.msg_id, sender=header.sender_id, receivers=header.receiver_ids, msg_type=header.msg_type,
-        acknow=header.msg_acknow, digest=packet.digest, size=len(packet.body), received_at=packet.received_at,
-        deadline=packet.received_at + hub.config.delivery_deadline, raw=packet.body,
+        acknow=header.msg_acknow, digest=packet.digest, size=packet.size, received_at=packet.received_at,
+        deadline=packet.received_at + hub.config.delivery_deadline, raw=packet.raw,
         answer=(hub.acks.accepted_with_errors(header.msg_id, header.sender_id, file_problems)
                 if file_problems and dialect == HUB_DIALECT else hub.acks.accepted(header.msg_id, header.sender_id,
                                                                                    dialect)),
@@ -319,7 +360,7 @@ async def refuse(hub: Hub, packet: Incoming, refused: Refused) -> web.Response:
     msg_id, sender = packet.msg_id, packet.sender_id
     codes = tuple(p.code for p in refused.problems)
     await hub.committer.submit([Rejected(
-        stage=refused.stage, codes=codes, digest=packet.digest, size=len(packet.body),
+        stage=refused.stage, codes=codes, digest=packet.digest, size=packet.size,
         received_at=packet.received_at, msg_id=msg_id, sender=sender, message=str(refused)[:2000],
     )])
     hub.metrics.packets[f"rejected_{codes[0]}"] += 1

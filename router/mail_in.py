@@ -13,7 +13,6 @@ A receiver's delivery ack for a packet the hub mailed to it confirms that delive
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 
@@ -24,6 +23,7 @@ from smdo.mailpack import MailLimits, assemble, read_message
 from smdo.xmlparse import parse_xml
 
 from router.hub import Hub
+from router.body import Body
 from router.ingress import Incoming, check_and_journal
 from router.mail_out import MailDelivery
 from router.receipts import BadReceipt
@@ -105,8 +105,7 @@ class MailIngress:
             return f"554 5.6.0 code {exc.code}: {exc.problems[0].message[:300]}"
         if await self.confirms_delivery(code, body):
             return "250 OK delivery confirmed"
-        packet = Incoming(received_at=time.time(), body=body, digest=hashlib.sha256(body).hexdigest(),
-                          channel=code, channel_kind="mail")
+        packet = Incoming(received_at=time.time(), body=Body.of(body), channel=code, channel_kind="mail")
         response = await check_and_journal(self.hub, packet)  # returns after the journal commit
         self.mail_out.send_answer(envelope.mail_from, response.body)
         return "250 OK" if response.status == 200 else f"250 OK refused with status {response.status}, answer mailed"

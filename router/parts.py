@@ -20,6 +20,7 @@ from signing.cms import verify_detached_hash
 from signing.errors import SignatureError
 from signing.suite import DigestAlgorithm
 from smdo.errors import ErrorCode, Problem
+from smdo.inline_files import Reduced
 from smdo.parts import FileRef, PartError, PartStore, Upload, files_of, is_digest
 
 from router.auth import require_exchanging_subscriber
@@ -136,12 +137,12 @@ class PartsChecked:
     signature_problems: list[Problem]  # officials' signatures that failed: reported, not refused
 
 
-async def check_parts(hub: Hub, root, sender: str) -> PartsChecked:
+async def check_parts(hub: Hub, root, sender: str, reduced: Reduced | None = None) -> PartsChecked:
     """Ingress stage `parts`: a hub part (`sha256-<hex>`) this sender did not upload -> -21 (raises
     `PartsRefused`); then each official's signature checked over its file. Other referenceids
     (`attach1`: a classic client's name for an e-mail attachment) are not hub parts and are carried
     as they are, as before."""
-    files = files_of(root)
+    files = files_of(root, reduced)
     problems = []
     digests = [ref.digest for ref in files if ref.digest is not None]
     for digest in await asyncio.to_thread(hub.parts.missing, sender, digests):
@@ -177,7 +178,7 @@ def _check_signatures(hub: Hub, sender: str, files: list[FileRef]) -> list[Probl
 
 def _hash_file(hub: Hub, sender: str, ref: FileRef, algorithm: DigestAlgorithm) -> bytes:
     if ref.inline is not None:
-        return algorithm.hash(ref.inline)
+        return ref.inline(algorithm)
     assert ref.digest is not None
     if algorithm.name == "sha256":
         return bytes.fromhex(ref.digest)  # proved when it was uploaded

@@ -21,6 +21,8 @@ import base64
 import binascii
 import datetime as dt
 import hmac
+import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -31,7 +33,7 @@ from lxml import etree
 from signing import algorithms
 from signing.errors import InvalidSignature, MissingSignature
 from signing.keys import Signer
-from signing.suite import SignatureAlgorithm
+from signing.suite import DigestAlgorithm, SignatureAlgorithm
 from signing.trust import TrustStore
 
 DS = "http://www.w3.org/2000/09/xmldsig#"
@@ -68,6 +70,10 @@ WEAK_ALGORITHMS: dict[str, str] = {
     _MORE + "hmac-md5": "HMAC-MD5 (MD5)",
 }
 
+
+
+#: Texts kept out of a tree: placeholder -> its canonical characters, in chunks.
+Texts = Mapping[str, Callable[[], Iterable[bytes]]]
 
 
 @dataclass(frozen=True)
@@ -287,7 +293,7 @@ def find_signature(root: etree._Element) -> etree._Element:
 
 
 def verify_enveloped(root: etree._Element, *, trust: TrustStore | None = None,
-                     at: dt.datetime | None = None) -> VerifiedSignature:
+                     at: dt.datetime | None = None, texts: Texts | None = None) -> VerifiedSignature:
     """Check the enveloped signature of `root` under the hub's profile.
 
     Proves the document is unchanged since it was signed with the key of the embedded certificate.
@@ -295,6 +301,9 @@ def verify_enveloped(root: etree._Element, *, trust: TrustStore | None = None,
     (as of `at`) right after the SignatureValue checks and before the document digest, so a signer
     outside the trust store cannot make the caller hash a large document (belt-hash, in pure
     Python, costs ~1.3 us per byte).
+
+    `texts`: element texts kept out of the tree, each standing there as a placeholder; the document
+    digest hashes each one's canonical characters in its placeholder's place (`_digest`).
     """
     signature = find_signature(root)
     parts = _expect(_ds_children(signature, "Signature"), ["SignedInfo", "SignatureValue", "KeyInfo"],
@@ -348,10 +357,30 @@ def verify_enveloped(root: etree._Element, *, trust: TrustStore | None = None,
 
     # Digest over c14n(document minus the signature), on this same tree: what was verified is what we act on.
     document = _document_c14n_without(root, signature, ref_exclusive, ref_prefixes)
-    if not hmac.compare_digest(digest_algorithm.hash(document), expected_digest):
+    if not hmac.compare_digest(_digest(document, digest_algorithm, texts or {}), expected_digest):
         raise InvalidSignature("the document's digest does not match DigestValue: it was changed after signing")
     return VerifiedSignature(certificate=certificate, signature_method=method.name,
                              digest_method=digest_algorithm.name, c14n_method=si_name)
+
+
+def _digest(document: bytes, algorithm: DigestAlgorithm, texts: Texts) -> bytes:
+    """The digest of the canonical document, each placeholder replaced by its text's chunks."""
+    if not texts:
+        return algorithm.hash(document)
+    hasher = algorithm.new()
+    position = 0
+    seen: set[bytes] = set()
+    view = memoryview(document)
+    for match in re.finditer(b"|".join(re.escape(p.encode("ascii")) for p in texts), document):
+        if match.group() in seen:  # a placeholder is random: twice means it was not ours to place
+            raise InvalidSignature("the document repeats a text the hub set aside")
+        seen.add(match.group())
+        hasher.update(view[position:match.start()])
+        for chunk in texts[match.group().decode("ascii")]():
+            hasher.update(chunk)
+        position = match.end()
+    hasher.update(view[position:])
+    return hasher.digest()
 
 
 _KEY_NAMES = {"rsa": "an RSA key", "ec": "a P-256 key", "bign": "a bign key"}

@@ -21,12 +21,13 @@ from datetime import datetime
 from cryptography import x509
 from lxml import etree
 
-from signing.cms import verify_detached
+from signing.cms import verify_detached_hash
 from signing.errors import SignatureError
 from signing.keys import certificate_fingerprint
 from signing.trust import TrustStore
 from signing.xmldsig import VerifiedSignature, verify_enveloped
 from smdo.errors import ErrorCode, PacketRejected, Problem
+from smdo.inline_files import Reduced, file_content, inline_content
 from smdo.packet import PacketHeader, read_header
 from smdo.validation import validate
 from smdo.xmlparse import Limits, parse_xml
@@ -51,6 +52,13 @@ def read_packet(data: bytes, limits: Limits = DEFAULT_LIMITS) -> etree._Element:
     return parse_xml(data, limits)
 
 
+def read_reduced(reduced: Reduced, limits: Limits = DEFAULT_LIMITS) -> etree._Element:
+    """Stage 1 for a body whose large inline files were set aside (smdo/inline_files.py): the parse
+    sees the reduced bytes (with the body's line numbers); sizes are the whole body's. The caller asks
+    `inline_files.confirm` whether every run set aside was an element's content."""
+    return parse_xml(reduced.xml, limits, size=reduced.size)
+
+
 def validate_packet(root: etree._Element) -> None:
     """Stage 2: schema and directory checks (format codes 1-35)."""
     problems = validate(root)
@@ -59,13 +67,15 @@ def validate_packet(root: etree._Element) -> None:
 
 
 def verify_packet(
-    root: etree._Element, trust: TrustStore, *, at: datetime | None = None
+    root: etree._Element, trust: TrustStore, *, at: datetime | None = None, reduced: Reduced | None = None
 ) -> VerifiedSignature:
-    """Stage 3: the enveloped signature (-21, -22) and the signer's certificate path (-23)."""
+    """Stage 3: the enveloped signature (-21, -22) and the signer's certificate path (-23). With
+    `reduced`, the texts set aside are hashed from the body in their placeholders' places."""
     try:
         # The signer's path is checked before the document digest: an untrusted signer cannot make
         # the hub hash a large packet (belt-hash is slow in pure Python).
-        verified = verify_enveloped(root, trust=trust, at=at)
+        verified = verify_enveloped(root, trust=trust, at=at,
+                                    texts=reduced.canonical_texts() if reduced is not None else None)
     except SignatureError as exc:
         raise PacketRejected([Problem(exc.code, exc.message, "/Envelop/Signature")]) from exc
     return verified
@@ -76,10 +86,11 @@ Parts = Mapping[str, bytes]
 
 
 def verify_files(root: etree._Element, trust: TrustStore, parts: Parts | None = None, *,
-                 at: datetime | None = None) -> list[x509.Certificate]:
+                 at: datetime | None = None, reduced: Reduced | None = None) -> list[x509.Certificate]:
     """Stage 3 of the classic profile: each file of a validated packet has at least one detached CMS
     signature (-22), each matches the file (-21) and chains to the trust anchors (-23). A file given
-    by Data@referenceid must be among `parts` (-21: a referenced file is missing). Returns the signers."""
+    by Data@referenceid must be among `parts` (-21: a referenced file is missing); a file set aside
+    in `reduced` is hashed from the body in chunks. Returns the signers."""
     parts = parts or {}
     signers: list[x509.Certificate] = []
     for index, transfer in enumerate(root.iterfind("Body//DocTransfer"), 1):
@@ -91,9 +102,9 @@ def verify_files(root: etree._Element, trust: TrustStore, parts: Parts | None = 
             if reference not in parts:
                 raise PacketRejected([Problem(ErrorCode.SIGNATURE_INVALID, f"file {name!r}: the referenced part "
                                               f"{reference!r} is missing", where + "/Data/@referenceid")])
-            data = parts[reference]
+            content = file_content(parts[reference])
         else:
-            data = base64.b64decode("".join((data_element.text or "").split())) if data_element is not None else b""
+            content = inline_content(data_element, reduced)
         signatures = transfer.findall("Signature")
         if not signatures:
             raise PacketRejected([Problem(ErrorCode.SIGNATURE_MISSING, f"file {name!r} carries no signature",
@@ -101,7 +112,7 @@ def verify_files(root: etree._Element, trust: TrustStore, parts: Parts | None = 
         for signature in signatures:
             try:
                 der = base64.b64decode("".join("".join(signature.itertext()).split()))
-                signers.append(verify_detached(data, der, trust, at=at))
+                signers.append(verify_detached_hash(content, der, trust, at=at))
             except SignatureError as exc:
                 raise PacketRejected([Problem(exc.code, f"file {name!r}: {exc.message}", where + "/Signature")]) \
                     from exc

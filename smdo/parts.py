@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 from lxml import etree
 
+from smdo.inline_files import FileHash, Reduced, inline_content
+
 if TYPE_CHECKING:
     from smdo.journal import JournalStore
 
@@ -68,19 +70,20 @@ class FileRef:
     name: str
     reference_id: str | None
     digest: str | None
-    inline: bytes | None
+    inline: FileHash | None  # hashes an inline file (None: a part)
     signatures: tuple[bytes, ...]
 
 
-def files_of(root: etree._Element) -> list[FileRef]:
-    """Every DocTransfer of a validated envelope, in document order."""
+def files_of(root: etree._Element, reduced: Reduced | None = None) -> list[FileRef]:
+    """Every DocTransfer of a validated envelope, in document order (`reduced`: the inline files
+    set aside from the tree, smdo/inline_files.py)."""
     out = []
     for transfer in root.iter("DocTransfer"):
         data = transfer.find("Data")
         reference = data.get("referenceid") if data is not None else None
         inline = None
         if data is not None and reference is None:
-            inline = base64.b64decode("".join((data.text or "").split()))
+            inline = inline_content(data, reduced)
         signatures = tuple(base64.b64decode("".join((s.text or "").split())) for s in transfer.iterfind("Signature"))
         out.append(FileRef(transfer.get("name", ""), reference,
                            digest_of_reference(reference) if reference else None, inline, signatures))

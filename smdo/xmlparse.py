@@ -45,7 +45,7 @@ _local = threading.local()
 def _parser(huge_tree: bool) -> etree.XMLParser:
     """huge_tree lifts libxml2's own caps (10 MB per text node, 256 levels, entity amplification
     checks). That is safe only where the byte scan in `parse_xml` has proved the packet carries no
-    DTD and so no entities: the caller passes `_byte_scan_is_conclusive(data)`. Other packets
+    DTD and so no entities: the caller passes `byte_scan_is_conclusive(data)`. Other packets
     (UTF-16, or a declared encoding the scan cannot read) keep every libxml2 cap."""
     parsers = getattr(_local, "parsers", None)
     if parsers is None:
@@ -61,7 +61,7 @@ _ENCODING = re.compile(rb"""encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
 _ASCII_ENCODINGS = {b"utf-8", b"utf8", b"us-ascii", b"ascii"}
 
 
-def _byte_scan_is_conclusive(data: bytes) -> bool:
+def byte_scan_is_conclusive(data: bytes) -> bool:
     """True when the packet is UTF-8 (or ASCII), so "<!DOCTYPE" would appear as those very bytes."""
     start = 3 if data.startswith(b"\xef\xbb\xbf") else 0
     declaration = _XML_DECLARATION.match(data, start)
@@ -81,11 +81,12 @@ def _line_of(data: bytes, offset: int) -> int:
     return data.count(b"\n", 0, offset) + 1
 
 
-def parse_xml(data: bytes, limits: Limits = Limits()) -> etree._Element:
-    """Parse untrusted packet bytes into an element tree, or raise PacketRejected (code -1)."""
+def parse_xml(data: bytes, limits: Limits = Limits(), *, size: int | None = None) -> etree._Element:
+    """Parse untrusted packet bytes into an element tree, or raise PacketRejected (code -1).
+    `size`: of the whole body, when `data` is its reduced form (smdo/inline_files.py)."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError("parse_xml expects bytes")
-    size = len(data)
+    size = len(data) if size is None else size
     if size > limits.max_bytes:
         raise _reject(f"packet too large: {size} bytes, the limit is {limits.max_bytes}")
     if size == 0:
@@ -102,7 +103,7 @@ def parse_xml(data: bytes, limits: Limits = Limits()) -> etree._Element:
         offset = data.find(b"<!ENTITY")
         if offset >= 0:
             raise _reject("entity declarations are not allowed", _line_of(data, offset))
-    parser = _parser(huge_tree=_byte_scan_is_conclusive(data))
+    parser = _parser(huge_tree=byte_scan_is_conclusive(data))
     try:
         root = etree.fromstring(data, parser)
     except etree.XMLSyntaxError as exc:

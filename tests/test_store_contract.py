@@ -153,7 +153,7 @@ async def test_a_state_change_of_an_unknown_delivery_fails_the_write(journal):
         ("DELETE FROM entries WHERE seq = 2", "entries row 2"),
         ("DELETE FROM entries WHERE seq = 4", "chain_head"),
         ("UPDATE transactions SET sender = 'Z' WHERE msg_id = 'm2'", "transactions row 2"),
-        ("UPDATE transactions SET raw = NULL WHERE msg_id = 'm1'", "transactions row 1"),
+        ("UPDATE transactions SET packet = NULL WHERE msg_id = 'm1'", "transactions row 1"),
         ("DELETE FROM transactions WHERE msg_id = 'm2'", "transactions row of entry 2"),
         ("UPDATE deliveries SET state = 'delivered' WHERE msg_id = 'm2'", "deliveries row 2"),
         ("DELETE FROM deliveries WHERE msg_id = 'm1'", "deliveries row m1/B"),
@@ -268,6 +268,50 @@ async def test_an_older_sqlite_journal_gets_the_new_columns(tmp_path):
         assert [e.get("state") for e in await store.history("m1")][1:] == ["forwarding", "delivered"]
         await store.write([StateChange("m1", "B", DeliveryState.REGISTERED, at=1010, detail="inc 7")])
         assert len(await store.history("m1")) == 4
+        assert await store.verify() == []
+    finally:
+        await store.close()
+
+
+async def test_a_large_packet_is_copied_in_from_its_file_byte_for_byte(store_url, tmp_path):
+    """A spooled body (RawFile) is written from its file in chunks; it reads back as the same bytes."""
+    from smdo.journal import RawFile
+
+    raw = b"<Envelop>" + bytes(range(256)) * 12_000 + b"</Envelop>"  # 3 MB: more than one chunk
+    path = tmp_path / "body.part"
+    path.write_bytes(raw)
+    record = accepted("m1", raw)
+    store = journal_store(store_url)
+    await store.open()
+    try:
+        await store.write([Accepted(**{**record.__dict__, "raw": RawFile(path, len(raw))})])
+        assert (await store.accepted("m1")).raw == raw
+        [claimed] = await store.claim_push("w", now=1001, lease=30, limit=1)
+        assert claimed.raw == raw
+        assert await store.verify() == []
+    finally:
+        await store.close()
+
+
+async def test_packets_written_by_schema_2_are_still_read(tmp_path):
+    """Up to schema 2 the packet was in `raw`, before `answer`; since 3 it is the last column."""
+    url = f"sqlite://{tmp_path}"
+    store = journal_store(url)
+    await store.open()
+    await store.write([accepted("m1", b"<Envelop>old</Envelop>")])
+    await store.close()
+    with sqlite3.connect(tmp_path / "journal.db") as db:
+        db.execute("UPDATE transactions SET raw = packet")
+        db.execute("ALTER TABLE transactions DROP COLUMN packet")
+        db.execute("PRAGMA user_version = 2")
+    store = journal_store(url)
+    await store.open()
+    try:
+        await store.write([accepted("m2", b"<Envelop>new</Envelop>")])
+        assert (await store.accepted("m1")).raw == b"<Envelop>old</Envelop>"
+        assert (await store.accepted("m2")).raw == b"<Envelop>new</Envelop>"
+        assert sorted(c.raw for c in await store.claim_push("w", now=1001, lease=30, limit=5)) == [
+            b"<Envelop>new</Envelop>", b"<Envelop>old</Envelop>"]
         assert await store.verify() == []
     finally:
         await store.close()

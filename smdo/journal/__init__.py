@@ -7,6 +7,7 @@ from smdo.journal.records import (
     DeliveryState,
     Duplicate,
     Lanes,
+    RawFile,
     ReceiverBacklog,
     Record,
     Rejected,
@@ -16,6 +17,6 @@ from smdo.journal.records import (
 from smdo.journal.store import JournalStore
 
 __all__ = [
-    "Accepted", "Claimed", "DeliveryState", "Duplicate", "GroupCommitter", "JournalStore", "Lanes", "ReceiverBacklog", "Record", "Rejected",
+    "Accepted", "Claimed", "DeliveryState", "Duplicate", "GroupCommitter", "JournalStore", "Lanes", "RawFile", "ReceiverBacklog", "Record", "Rejected",
     "StateChange", "TransactionView", "journal_store",
 ]

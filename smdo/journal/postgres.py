@@ -30,11 +30,12 @@ from typing import Any
 
 import psycopg
 
+from smdo.journal import pg_copy
 from smdo.journal import rows as R
 from smdo.journal.audit import DELIVERY_COLUMNS, ENTRY_COLUMNS, TRANSACTION_COLUMNS, Progress, run_audit
 from smdo.journal.chain import ChainProblem, ChainWriter
 from smdo.journal.entries import Prepared, claim_entry, prepare
-from smdo.journal.records import Accepted, Claimed, Duplicate, Lanes, ReceiverBacklog, Record, TransactionView
+from smdo.journal.records import Accepted, Claimed, Duplicate, Lanes, RawFile, ReceiverBacklog, Record, TransactionView
 from smdo.journal.timing import LockTimes
 from smdo.journal.transitions import PENDING, accepted_msg_ids, changed_msg_ids, plan_write
 from smdo.postgres import SESSION_OPTIONS, migrations
@@ -146,11 +147,17 @@ class PostgresJournal:
             await cur.execute("SELECT msg_id, receiver, state FROM deliveries WHERE msg_id = ANY(%s)", (changed,))
             states = {(m, r): s for m, r, s in await cur.fetchall()}
         plan = plan_write(prepared, earlier, states, chain)
-        if plan.transactions:
+        rows = [t for t in plan.transactions if not isinstance(t.raw, RawFile)]
+        if rows:
             await cur.executemany(
-                "INSERT INTO transactions (entry_seq, outcome, msg_id, sender, receivers, msg_type, acknow, ack_for,"
-                " origin, digest, size, received_at, deadline, codes, stage, raw, answer)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", plan.transactions)
+                f"INSERT INTO transactions ({pg_copy.COLUMNS})"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", rows)
+        for t in plan.transactions:
+            if isinstance(t.raw, RawFile):  # a large body: streamed from its file, never whole in memory
+                async with cur.copy(f"COPY transactions ({pg_copy.COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+                    chunks = t.raw.chunks()
+                    for block in pg_copy.copy_stream(t, t.raw.size, chunks):
+                        await copy.write(block)
         if plan.deliveries:
             await cur.executemany(
                 "INSERT INTO deliveries (msg_id, receiver, mode, state, next_at, deadline, updated_at, entry_seq)"
@@ -375,7 +382,7 @@ _FACTS = (
 )
 
 
-_AUDIT_TRANSACTIONS = TRANSACTION_COLUMNS.replace("raw_sha256", "encode(sha256(raw), 'hex')").replace(
+_AUDIT_TRANSACTIONS = TRANSACTION_COLUMNS.replace("raw_sha256", f"encode(sha256({R.PACKET}), 'hex')").replace(
     "answer_sha256", "encode(sha256(answer), 'hex')")
 
 

@@ -1,9 +1,10 @@
 """The journal's records and views: what the hub writes and reads, independent of any database."""
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 
 
 class DeliveryState(str, Enum):
@@ -33,6 +34,23 @@ REGISTRATION_STATES = (
 
 
 @dataclass(frozen=True)
+class RawFile:
+    """A packet's bytes left in a file (a large body, spooled as it arrived): a store copies them from
+    there in chunks, so the journal never holds a second copy of a large packet in memory."""
+
+    path: Path
+    size: int
+
+    def chunks(self, size: int = 1024 * 1024) -> Iterator[bytes]:
+        with open(self.path, "rb") as file:
+            while chunk := file.read(size):
+                yield chunk
+
+    def read(self) -> bytes:
+        return self.path.read_bytes()
+
+
+@dataclass(frozen=True)
 class Accepted:
     """A packet the hub took responsibility for (from a subscriber, or made by the hub itself)."""
 
@@ -45,7 +63,7 @@ class Accepted:
     size: int
     received_at: float
     deadline: float
-    raw: bytes
+    raw: bytes | RawFile
     answer: bytes  # the hub's signed answer, returned again for a repeated msg_id
     deliveries: tuple[tuple[str, str], ...]  # (receiver, "push" | "pull")
     ack_for: str | None = None  # msg_id this acknowledgement acknowledges (msg_type 0)

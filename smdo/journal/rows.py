@@ -7,9 +7,14 @@ from typing import Any
 
 from smdo.journal.records import Accepted, Claimed, DeliveryView, TransactionView
 
+#: A packet's bytes: in `packet` (the last column, so SQLite can write a large one in place) since
+#: SQLite schema 3 / PostgreSQL migration 5, in `raw` before.
+PACKET = "coalesce(packet, raw)"
 #: Columns (deliveries d JOIN transactions t) in `Claimed` order.
-CLAIMED_COLUMNS = "d.id, d.msg_id, d.receiver, t.sender, d.mode, d.attempts, d.deadline, t.acknow, t.msg_type, t.raw"
-ACCEPTED_COLUMNS = ("msg_id, sender, receivers, msg_type, acknow, digest, size, received_at, deadline, raw, answer,"
+CLAIMED_COLUMNS = ("d.id, d.msg_id, d.receiver, t.sender, d.mode, d.attempts, d.deadline, t.acknow, t.msg_type,"
+                   " coalesce(t.packet, t.raw)")
+ACCEPTED_COLUMNS = ("msg_id, sender, receivers, msg_type, acknow, digest, size, received_at, deadline, "
+                    f"{PACKET}, answer,"
                     " ack_for, origin")
 VIEW_COLUMNS = ("t.msg_id, t.outcome, t.sender, t.receivers, t.msg_type, t.digest, t.size, t.received_at,"
                 " t.codes, t.origin, t.ack_for")

@@ -26,7 +26,7 @@ from smdo.journal import rows as R
 from smdo.journal.audit import DELIVERY_COLUMNS, ENTRY_COLUMNS, TRANSACTION_COLUMNS, Progress, run_audit
 from smdo.journal.chain import GENESIS, ChainProblem, ChainWriter
 from smdo.journal.entries import claim_entry, prepare
-from smdo.journal.records import Accepted, Claimed, Duplicate, Lanes, ReceiverBacklog, Record, TransactionView
+from smdo.journal.records import Accepted, Claimed, Duplicate, Lanes, RawFile, ReceiverBacklog, Record, TransactionView
 from smdo.journal.timing import LockTimes
 from smdo.journal.transitions import PENDING, WritePlan, accepted_msg_ids, changed_msg_ids, plan_write
 from smdo.storage import StorageError
@@ -35,7 +35,8 @@ T = TypeVar("T")
 
 #: The schema version this code writes (PRAGMA user_version); a newer file is refused.
 #: 2: indexes the streaming audit pages by, lease release without a scan, kept delivery counts.
-SCHEMA_VERSION = 2
+#: 3: packets in `transactions.packet`, the record's last column (see `_apply`); `raw` keeps older ones.
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -66,8 +67,9 @@ CREATE TABLE IF NOT EXISTS transactions (
     deadline REAL,
     codes TEXT NOT NULL,         -- JSON list
     stage TEXT,
-    raw BLOB,                    -- accepted packets only
-    answer BLOB
+    raw BLOB,                    -- accepted packets, written by schema versions up to 2
+    answer BLOB,
+    packet BLOB                  -- accepted packets since version 3: last, so a large one is written in place
 );
 CREATE UNIQUE INDEX IF NOT EXISTS transactions_accepted_msg_id
     ON transactions (msg_id) WHERE outcome = 'accepted';
@@ -105,6 +107,7 @@ _ADDED_COLUMNS = (
     ("entries", "msg_id", "TEXT"),
     ("deliveries", "delivered_at", "REAL"),
     ("deliveries", "registered_at", "REAL"),
+    ("transactions", "packet", "BLOB"),
 )
 INDEXES = """
 CREATE INDEX IF NOT EXISTS entries_msg_id ON entries (msg_id) WHERE msg_id IS NOT NULL;
@@ -590,7 +593,7 @@ class _AuditReader:
                                                  list(msg_ids), tuple))
 
 
-_AUDIT_TRANSACTIONS = TRANSACTION_COLUMNS.replace("raw_sha256", "sha256_hex(raw)").replace(
+_AUDIT_TRANSACTIONS = TRANSACTION_COLUMNS.replace("raw_sha256", f"sha256_hex({R.PACKET})").replace(
     "answer_sha256", "sha256_hex(answer)")
 
 
@@ -624,10 +627,18 @@ def _apply(conn: sqlite3.Connection, chain: ChainWriter, prepared: list) -> list
         conn, "SELECT msg_id, receiver, state FROM deliveries WHERE msg_id IN ({})",
         changed_msg_ids(prepared), lambda row: ((row[0], row[1]), row[2])))
     plan: WritePlan = plan_write(prepared, earlier, states, chain)
-    conn.executemany(
-        "INSERT INTO transactions (entry_seq, outcome, msg_id, sender, receivers, msg_type, acknow, ack_for, origin,"
-        " digest, size, received_at, deadline, codes, stage, raw, answer)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", plan.transactions)
+    # The packet is the record's last column: SQLite writes a zeroblob there without making it (one
+    # anywhere else it builds in memory, twice), and the blob is then filled in chunks from the file.
+    insert = ("INSERT INTO transactions (entry_seq, outcome, msg_id, sender, receivers, msg_type, acknow, ack_for,"
+              " origin, digest, size, received_at, deadline, codes, stage, packet, answer)"
+              " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {packet}, ?)")
+    conn.executemany(insert.format(packet="?"), [t for t in plan.transactions if not isinstance(t.raw, RawFile)])
+    for t in plan.transactions:
+        if isinstance(t.raw, RawFile):  # a large body: room first, then its bytes in chunks from its file
+            row = conn.execute(insert.format(packet="zeroblob(?)"), t._replace(raw=t.raw.size)).lastrowid
+            with conn.blobopen("transactions", "packet", row) as blob:
+                for chunk in t.raw.chunks():
+                    blob.write(chunk)
     conn.executemany(
         "INSERT INTO deliveries (msg_id, receiver, mode, state, next_at, deadline, updated_at, entry_seq)"
         " VALUES (?, ?, ?, 'accepted', ?, ?, ?, ?)", plan.deliveries)

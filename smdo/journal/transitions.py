@@ -20,6 +20,7 @@ from smdo.journal.records import (
     Accepted,
     DeliveryState,
     Duplicate,
+    RawFile,
     Rejected,
     StateChange,
 )
@@ -54,7 +55,7 @@ class TransactionRow(NamedTuple):
     deadline: float | None
     codes: str  # JSON list
     stage: str | None
-    raw: bytes | None
+    raw: bytes | RawFile | None  # a RawFile is copied in by the store in chunks
     answer: bytes | None
 
 

@@ -170,6 +170,9 @@ CREATE TRIGGER deliveries_state_counted AFTER UPDATE OF state ON deliveries
 ALTER TABLE subscribers ADD COLUMN changed_version bigint NOT NULL DEFAULT 0;
 CREATE INDEX subscribers_changed_version ON subscribers (changed_version);
 """),
+    Migration(5, "journal: packets written to a last column, `packet` (`raw` keeps the older ones)", """
+ALTER TABLE transactions ADD COLUMN packet bytea;
+"""),
 )
 
 #: The version this code reads and writes.
