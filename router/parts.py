@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -137,14 +138,22 @@ class PartsChecked:
     signature_problems: list[Problem]  # officials' signatures that failed: reported, not refused
 
 
-async def check_parts(hub: Hub, root, sender: str, reduced: Reduced | None = None) -> PartsChecked:
+async def check_parts(hub: Hub, root, sender: str, receivers: Sequence[str] = (),
+                      reduced: Reduced | None = None) -> PartsChecked:
     """Ingress stage `parts`: a hub part (`sha256-<hex>`) this sender did not upload -> -21 (raises
     `PartsRefused`); then each official's signature checked over its file. Other referenceids
     (`attach1`: a classic client's name for an e-mail attachment) are not hub parts and are carried
-    as they are, as before."""
+    as they are, as before. A receiver that takes mail cannot fetch parts: such a packet is refused
+    (34) rather than mailed with files its receiver can never get."""
     files = files_of(root, reduced)
     problems = []
     digests = [ref.digest for ref in files if ref.digest is not None]
+    snapshot = hub.registry.snapshot
+    by_mail = [code for code in receivers if (s := snapshot.get(code)) is not None and s.receives_by_mail]
+    if digests and by_mail:
+        raise PartsRefused([Problem(ErrorCode.WRONG_ELEMENT_TYPE, f"{', '.join(by_mail)} receive(s) by mail, which "
+                                    "carries files inline or as attachments, not parts beside the envelope: send "
+                                    "the files inline", "DocTransfer/Data@referenceid")])
     for digest in await asyncio.to_thread(hub.parts.missing, sender, digests):
         names = ", ".join(repr(r.name) for r in files if r.digest == digest)
         problems.append(Problem(ErrorCode.SIGNATURE_INVALID, f"a referenced file is missing: {names} "
