@@ -1,6 +1,7 @@
 """Mutation test of the conformance suite: how many realistic EDMS defects does it catch?
 
-    python -m bench mutation [--kind rekord] [--fault NAME ...] [--large-kb 1024] [--patience 6] [--quick]
+    python -m bench mutation [--kind rekord] [--fault NAME ...] [--large-kb 1024] [--part-mb 16] [--patience 6]
+                             [--quick]
 
 Each defect is a fault switch of the emulated EDMS (edms_adapters.config.FAULTS, one list). The
 suite runs against the correct EDMS first (the floor: every case must pass, and its run time is
@@ -108,7 +109,8 @@ def caught_by(result: SuiteResult) -> list[str]:
 async def main(args: argparse.Namespace) -> float:
     faults = args.fault or (list(QUICK) if args.quick else list(FAULTS))
     timing = Timing(delivery=1.5, registration=10.0, patience=args.patience, document=args.patience * 2,
-                    repeat_window=1.0, large_bytes=args.large_kb * 1024, large_wait=30.0, restart=20.0)
+                    repeat_window=1.0, large_bytes=args.large_kb * 1024, large_wait=30.0, restart=20.0,
+                    part_bytes=args.part_mb * 1024 * 1024, part_wait=120.0, tampered_part_bytes=256 * 1024)
     with tempfile.TemporaryDirectory(prefix="smdo-mutation-") as tmp:
         root = Path(tmp)
         pki = init_pki(root / "pki", key_type="ec")
@@ -152,6 +154,7 @@ def run(argv: list[str]) -> None:
                         help="a push-mode emulated EDMS (the suite posts to its endpoint)")
     parser.add_argument("--fault", action="append", choices=sorted(FAULTS), help="only these defects")
     parser.add_argument("--large-kb", type=int, default=1024, help="size of the large attachment")
+    parser.add_argument("--part-mb", type=int, default=16, help="size of the file beside the envelope (large-part)")
     parser.add_argument("--patience", type=float, default=6.0, help="seconds a case waits for an answer")
     parser.add_argument("--quick", action="store_true", help=f"only {len(QUICK)} defects")
     asyncio.run(main(parser.parse_args(argv)))

@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
 from cli.subscribers import default_actor
+from router.part_download import ByteRange, Unsatisfiable, requested_range
 from signing.keys import Signer, certificate_fingerprint, load_certificate, load_certificates, ssl_key_password
 from signing.trust import TrustStore
 from smdo.conformance.adapter import AdapterClient
@@ -42,6 +43,7 @@ from smdo.conformance.certification import prepare_counterpart, prepare_subscrib
 from smdo.conformance.conclusion import conclusion_xml
 from smdo.conformance.counterpart import Counterpart
 from smdo.conformance.packets import PacketFactory
+from smdo.conformance.parts import Shelf
 from smdo.conformance.report import junit_xml, table
 from smdo.conformance.routes import EndpointRoute, HubRoute, Route
 from smdo.conformance.runner import SuiteResult, run_suite
@@ -69,6 +71,7 @@ class CounterpartListener:
     def __init__(self, counterpart: Counterpart, host: str = "127.0.0.1", port: int = 0) -> None:
         self.counterpart = counterpart
         self.host, self.port = host, port
+        self.shelf = Shelf()  # parts an --endpoint EDMS downloads from the suite playing the hub
         self._runner: web.AppRunner | None = None
 
     @property
@@ -85,10 +88,32 @@ class CounterpartListener:
     async def _as_hub(self, request: web.Request) -> web.Response:
         return await self._handle(request, as_hub=True)
 
+    async def _part(self, request: web.Request) -> web.StreamResponse:
+        """GET /smdo/v1/parts/{sha256} as the hub answers it (Range, 206, 416), generated as it is sent."""
+        part = self.shelf.get(request.match_info["sha256"])
+        if part is None:
+            raise web.HTTPNotFound(text="no such part\n")
+        try:
+            wanted = requested_range(request.headers.get("Range"), part.size) or ByteRange(0, part.size)
+        except Unsatisfiable:
+            return web.Response(status=416, headers={"Content-Range": f"bytes */{part.size}"})
+        partial = wanted != ByteRange(0, part.size)
+        response = web.StreamResponse(status=206 if partial else 200,
+                                      headers={"Content-Type": "application/octet-stream", "Accept-Ranges": "bytes"})
+        if partial:
+            response.headers["Content-Range"] = f"bytes {wanted.start}-{wanted.stop - 1}/{part.size}"
+        response.content_length = wanted.stop - wanted.start
+        await response.prepare(request)
+        for chunk in part.chunks(wanted.start, wanted.stop):
+            await response.write(chunk)
+        await response.write_eof()
+        return response
+
     async def start(self) -> CounterpartListener:
         app = web.Application(client_max_size=MAX_BODY)
         app.router.add_post("/counterpart", self._as_subscriber)
         app.router.add_post("/smdo/v1/packets", self._as_hub)
+        app.router.add_get("/smdo/v1/parts/{sha256}", self._part)
         # Our handlers answer at once; do not wait long for clients that keep connections open.
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
@@ -178,8 +203,13 @@ async def run_conformance(settings: RunSettings, *, progress: Callable[[str], No
     """
     counterpart = Counterpart(settings.signer, settings.trust)
     listener = await CounterpartListener(counterpart, settings.listen_host, settings.listen_port).start()
+    suite_cert, suite_key = cert_path, key_path  # the test counterpart's own TLS identity
+    parts_session: aiohttp.ClientSession | None = None
     if settings.subscriber is not None:  # the hub's operator API wants an operator's certificate
         cert_path, key_path = settings.operator_cert, settings.operator_key
+        # ... but parts are uploaded as SMDO-TEST, a subscriber like any (operators may not upload)
+        if suite_cert is not None and suite_key is not None:
+            parts_session = client_session(settings.trust_path, settings.signer, suite_cert, suite_key)
     session = client_session(settings.trust_path, settings.signer, cert_path, key_path)
     registry: Registry | None = None
     work = tempfile.TemporaryDirectory(prefix="smdo-conformance-")
@@ -195,25 +225,27 @@ async def run_conformance(settings: RunSettings, *, progress: Callable[[str], No
             registry = open_registry(settings.db, settings.data)
             sub = prepare_subscriber(registry, settings.subscriber, actor=settings.actor)
             prepare_counterpart(registry, settings.signer.certificate, f"{url}/counterpart",
-                                tls_certificate=load_certificate(cert_path) if cert_path is not None else None,
+                                tls_certificate=load_certificate(suite_cert) if suite_cert is not None else None,
                                 actor=settings.actor)
             if not await _hub_has_seen(session, settings.hub_url, registry.data_version(), settings.settle):
                 progress(f"warning: the hub at {settings.hub_url} did not confirm the registry change within "
                          f"{settings.settle:.0f} s; running anyway")
             code, fingerprints, sys_id = sub.code, sub.cert_fingerprints, sub.sys_id or None
             classic = sub.profile == CLASSIC  # the hub knew it by its channel: its packets come unsigned
-            route = HubRoute(settings.hub_url, session, counterpart, code, sub.delivery_mode)
+            by_mail = sub.delivery_mode == "pull" and bool(sub.mail_address)  # router/mail_out.py
+            route = HubRoute(settings.hub_url, session, counterpart, code, sub.delivery_mode,
+                             parts_session=parts_session)
         else:
             assert settings.endpoint is not None and settings.edms_cert is not None and settings.code is not None
             code, fingerprints, sys_id = settings.code, frozenset({certificate_fingerprint(settings.edms_cert)}), None
-            classic = False
-            route = EndpointRoute(settings.endpoint, session, counterpart, code, fingerprints)
+            classic = by_mail = False
+            route = EndpointRoute(settings.endpoint, session, counterpart, code, fingerprints, shelf=listener.shelf)
         ctx = Context(code=code, route=route, counterpart=counterpart,
                       factory=PacketFactory(settings.signer, code), fingerprints=fingerprints, sys_id=sys_id,
                       timing=settings.timing, ask_for_document=ask_for_document, restart=restart,
                       trust_kit=trust_kit,
                       adapter=AdapterClient(settings.adapter_url, session) if settings.adapter_url else None,
-                      classic=classic)
+                      classic=classic, receives_by_mail=by_mail)
         result = await run_suite(ctx, progress=progress)
         conclusion = None
         if registry is not None:
@@ -221,6 +253,8 @@ async def run_conformance(settings: RunSettings, *, progress: Callable[[str], No
         return result, conclusion
     finally:
         await session.close()
+        if parts_session is not None:
+            await parts_session.close()
         await listener.stop()
         work.cleanup()
         if registry is not None:
@@ -302,6 +336,8 @@ def conformance() -> None:
 @click.option("--pki", "pki_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="The certification PKI the EDMS trusts: issues the trust cases' certificates, revokes one.")
 @click.option("--large-mb", default=20.0, show_default=True, help="Size of the large attachment (MiB).")
+@click.option("--part-mb", default=300.0, show_default=True,
+              help="Size of the file sent beside the envelope as a part (case large-part, MiB).")
 @click.option("--junit", "junit_path", type=click.Path(dir_okay=False, path_type=Path), help="Write a JUnit XML report.")
 @click.option("--conclusion", "conclusion_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the signed conclusion to this file.")
@@ -317,7 +353,7 @@ def run(subscriber: str | None, endpoint: str | None, edms_cert: str | None, cod
         hub_cert: Path | None, listen: str, advertise: str | None, reply_hook: str | None, junit_path: Path | None,
         conclusion_path: Path | None, delivery_limit: float, registration_limit: float, patience: float,
         document_wait: float, actor: str | None, adapter_url: str | None, restart_hook: str | None,
-        pki_dir: Path | None, large_mb: float) -> None:
+        pki_dir: Path | None, large_mb: float, part_mb: float) -> None:
     """Run the conformance suite against one EDMS; exit 0 only if every case passes."""
     def fail(message: str) -> None:
         click.echo(f"error: {message}", err=True)
@@ -339,7 +375,8 @@ def run(subscriber: str | None, endpoint: str | None, edms_cert: str | None, cod
                                advertise=advertise,
                                timing=Timing(delivery=delivery_limit, registration=registration_limit,
                                              patience=patience, document=document_wait,
-                                             large_bytes=int(large_mb * 1024 * 1024)),
+                                             large_bytes=int(large_mb * 1024 * 1024),
+                                             part_bytes=int(part_mb * 1024 * 1024)),
                                actor=actor or default_actor(), adapter_url=adapter_url, pki=pki_dir)
         if subscriber is not None:
             if hub_signer is None:

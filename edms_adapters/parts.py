@@ -47,8 +47,9 @@ def referenced_parts(root: etree._Element) -> list[str]:
     return [ref.digest for ref in files_of(root) if ref.digest is not None]
 
 
-def with_files(env: p.Envelope, files_dir: Path) -> p.Envelope:
-    """The envelope with each referenced part's bytes put back (they were downloaded beforehand)."""
+def with_files(env: p.Envelope, files_dir: Path, *, drop: bool = False) -> p.Envelope:
+    """The envelope with each referenced part's bytes put back (they were downloaded beforehand);
+    `drop`: without the parts (the planted defects "drops-parts", "ignores-part-signatures")."""
     body = env.body
     files = getattr(body, "files", ())
     if not any(f.reference_id for f in files):
@@ -56,6 +57,8 @@ def with_files(env: p.Envelope, files_dir: Path) -> p.Envelope:
     restored = []
     for f in files:
         digest = digest_of_reference(f.reference_id) if f.reference_id else None
+        if digest is not None and drop:
+            continue
         if digest is not None:
             try:
                 f = replace(f, data=(files_dir / digest).read_bytes(), reference_id=None)

@@ -11,7 +11,11 @@ from edms_adapters.adapter import EdmsAdapter, RegistrationCard, SenderInfo
 from edms_adapters.sdip import card_to_envelope, envelope_to_card
 from smdo import packet as p
 from smdo.errors import PacketRejected
-from smdo.xmlparse import parse_xml
+from smdo.xmlparse import Limits, parse_xml
+
+# Its own stored record, not a packet from outside: a file that came beside the envelope (a part of
+# hundreds of MB) is inline here, so the hub's 30 MB packet bound would make the record unreadable.
+OWN_RECORD = Limits(max_bytes=8 * 1024 ** 3)
 
 
 class RekordAdapter(EdmsAdapter[p.Envelope]):
@@ -39,7 +43,7 @@ class RekordAdapter(EdmsAdapter[p.Envelope]):
 
     def load(self, data: bytes) -> p.Envelope:
         try:
-            return p.from_element(parse_xml(data))
+            return p.from_element(parse_xml(data, OWN_RECORD))
         except PacketRejected as exc:
             raise ValueError(f"SDIP envelope: {exc}") from None
         except (AttributeError, TypeError, IndexError, KeyError, ValueError) as exc:

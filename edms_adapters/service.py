@@ -356,7 +356,8 @@ class EdmsService:
             if (self.files_dir / digest).exists():
                 continue
             try:
-                await self.hub.download_part(digest, self.files_dir / digest)
+                await self.hub.download_part(digest, self.files_dir / digest,
+                                             check=not self.config.has("trusts-part-digest"))
             except HubError as exc:
                 log.warning("%s: part %s not fetched: %s", self.config.code, digest, exc)
                 return Answer(503, f"part {digest} not fetched yet: {exc}".encode(), "text/plain")
@@ -417,14 +418,18 @@ class EdmsService:
                 validate_packet(root)
             try:
                 envelope = with_files(p.from_element(root), self.files_dir)  # parts put back
-                card = envelope_to_card(envelope)
+                card = envelope_to_card(with_files(p.from_element(root), self.files_dir, drop=True)
+                                        if self.config.has("drops-parts") else envelope)
             except (AttributeError, TypeError, ValueError, IndexError, KeyError, PacketRejected):
                 if not self.config.has("accept-invalid"):
                     raise
         except PacketRejected as exc:
             return Registration(RegistrationResult.NOT_REGISTRABLE, reason=str(exc)), card
         if envelope is not None:
-            untrusted = file_signature_problem(envelope, self.trust, faults)
+            checked = envelope
+            if self.config.has("ignores-part-signatures"):  # the defect: only the inline files' signatures
+                checked = with_files(p.from_element(root), self.files_dir, drop=True)
+            untrusted = file_signature_problem(checked, self.trust, faults)
             if untrusted is not None:
                 return Registration(RegistrationResult.SIGNATURE_NOT_TRUSTED, reason=untrusted), card
         outcome = Registration(RegistrationResult.REGISTERED)

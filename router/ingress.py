@@ -280,7 +280,8 @@ async def check_parts(hub: Hub, packet: Incoming) -> PartsChecked:
     sender (else -21, 400), and the officials' signatures of every file checked."""
     started = time.perf_counter()
     try:
-        return await parts.check_parts(hub, packet.root, packet.header.sender_id, packet.reduced)
+        return await parts.check_parts(hub, packet.root, packet.header.sender_id, packet.header.receiver_ids,
+                                       packet.reduced)
     except parts.PartsRefused as exc:
         raise Refused("parts", exc.problems, 400) from exc
     finally:

@@ -52,7 +52,7 @@ class MailDelivery:
     def mail_receivers(self) -> list[tuple[str, str]]:
         """(code, address) of the subscribers that receive by mail."""
         return [(s.code, s.mail_address) for s in self.hub.registry.snapshot.subscribers()
-                if s.mail_address and s.delivery_mode == "pull" and s.status is not SubscriberStatus.REVOKED]
+                if s.receives_by_mail and s.status is not SubscriberStatus.REVOKED]
 
     def pending_delivery(self, msg_id: str, receiver: str) -> int | None:
         found = self.pending.get((msg_id, receiver))

@@ -42,7 +42,11 @@ async def _release_claims(config: HubConfig) -> None:
 def keep_large_blocks_out_of_the_heap() -> None:
     """glibc raises its mmap threshold each time a large block is freed (up to 32 MB), after which
     body-sized blocks (packets, parsed trees) come from the heap and stay in RSS when freed. A fixed
-    threshold keeps them mmapped, so memory goes back to the system as soon as a packet is done."""
+    threshold keeps them mmapped, so memory goes back to the system as soon as a packet is done.
+    The price: asyncio's TLS reads hand over blocks of up to ~300 KB, each then an mmap, page faults
+    and a munmap, ~40% of a large part's upload time (bench/large_file.py). A 1 MiB threshold (or
+    buffered TLS reads into one shared buffer) removed that, but put 200 concurrent 28 MB uploads
+    at 380-460 MB peak RSS against the 400 MB goal (`bench abuse`), 303-325 MB with this one."""
     try:
         ctypes.CDLL("libc.so.6").mallopt(-3, 256 * 1024)  # M_MMAP_THRESHOLD
     except (OSError, AttributeError):  # not glibc: its allocator decides

@@ -27,7 +27,8 @@ from edms_fixtures import full_card
 # own short limit (SLOW_FAULT, half of that delay): the case fails however fast or loaded the
 # machine is, without 11 cases each sleeping seconds.
 FAST = Timing(delivery=5.0, registration=10.0, patience=8.0, document=15.0, repeat_window=1.5,
-              large_bytes=1024 * 1024, large_wait=30.0, restart=20.0)
+              large_bytes=1024 * 1024, large_wait=30.0, restart=20.0,
+              part_bytes=3 * 1024 * 1024, part_wait=60.0, tampered_part_bytes=256 * 1024)
 SLOW_SECONDS = 0.5
 SLOW_FAULT = replace(FAST, delivery=SLOW_SECONDS / 2)
 

@@ -100,14 +100,14 @@ async def test_add_certify_activate_exchange_suspend(tmp_path, test_pki, certs):
             "--delivery-limit", "5",  # the default 1 s is the spec's; a loaded test machine needs more
             "--reply-hook", f"{sys.executable} {hook} {ready['url']} {test_pki.trust_dir} {{msg_id}} {tests_dir}",
             "--adapter", f"{ready['url']}/test-adapter", "--restart-hook", rekord.restart_command,
-            "--pki", str(test_pki.directory),
+            "--pki", str(test_pki.directory), "--part-mb", "20",  # the default 300 MB is for a real run
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
             env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)})
         output = (await asyncio.wait_for(process.communicate(), 300))[0].decode()
         assert process.returncode == 0, output
-        assert "[1/19] delivery-ack: PASSED" in output and "PASSED: 19 passed, 0 failed" in output
+        assert "[1/22] delivery-ack: PASSED" in output and "PASSED: 22 passed, 0 failed" in output
         suite = etree.parse(str(junit)).getroot()[0]
-        assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("19", "0", "0")
+        assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("22", "0", "0")
         assert registry.require("FLOW-R").status is S.CERTIFIED
         assert registry.latest_conclusion("FLOW-R").passed
         shown = smdo(data, "conformance", "conclusion", "FLOW-R", "--trust", str(test_pki.trust_dir),

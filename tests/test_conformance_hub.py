@@ -82,7 +82,11 @@ async def test_each_emulated_edms_passes_and_is_certified(world, kind):
     root = read_conclusion(conclusion.document)  # signed by the hub, verifiable later
     assert root.get("result") == "passed" and root.get("subscriber") == KINDS[kind]
     assert len(root.findall("Cases/Case")) == len(result.results)
-    assert any(line.startswith("[19/19] large-attachment: PASSED") for line in lines)
+    assert any(line.startswith("[19/22] large-attachment: PASSED") for line in lines)
+    reasons = {r.name: r.reason for r in result.results}
+    assert "delivered in" in reasons["large-part"] and "1 file(s) as sent" in reasons["large-part"]
+    assert reasons["tampered-part"].startswith("answered 3") and "signed-part.bin" in reasons["tampered-part"]
+    assert "the hub refused the changed bytes itself" in reasons["part-digest-mismatch"]
     # The counterpart answered the EDMS's own document with a registration acknowledgement.
     [sent] = edms.running.service.documents("sent")
 
@@ -115,6 +119,38 @@ REASONS = {
     "accept-invalid": "validate incoming packets against the SDIP schema",
     "slow": "Answer the delivery as soon as the packet is stored",
 }
+
+
+@pytest.mark.parametrize("fault, failing_case, words", [
+    ("drops-parts", "large-part", "is not on the card"),
+    ("ignores-part-signatures", "tampered-part", "over the whole downloaded part"),
+])
+@pytest.mark.parametrize("kind", list(KINDS))
+async def test_each_part_fault_fails_its_case_through_the_hub(world, kind, fault, failing_case, words):
+    """The suite uploads its parts as SMDO-TEST (a subscriber's TLS certificate: the operator's may
+    not upload) and the hub delivers them by push or mailbox; a defective EDMS fails the case."""
+    edms = await world.add(kind, frozenset({fault}))
+    result, conclusion, _ = await world.run(kind, edms)
+    assert failing(result) == [failing_case], table(result)
+    [failed] = [r for r in result.results if r.name == failing_case]
+    assert words in failed.reason, failed.reason
+    assert not conclusion.passed
+
+
+async def test_the_suite_cannot_upload_parts_as_an_operator(world, certs, test_pki):
+    """Parts are uploaded as the subscriber SMDO-TEST; the operator's certificate the suite uses for
+    the operator API gets 403 on the parts route like any non-subscriber."""
+    from parts_fixtures import GeneratedFile, upload
+
+    import aiohttp
+    import ssl
+
+    ctx = ssl.create_default_context(cafile=str(test_pki.ca_bundle_path))
+    ctx.load_cert_chain(str(certs["OPERATOR"].cert_path), str(certs["OPERATOR"].key_path))
+    file = GeneratedFile(10_000, seed=b"operator")
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx)) as operator:
+        status, _ = await upload(operator, world.hub.url, file.digest, file.stream())
+    assert status == 403
 
 
 async def test_a_refusal_without_reason_is_refused_by_the_hub_and_the_case_says_so(world):

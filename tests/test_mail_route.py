@@ -109,6 +109,17 @@ async def test_an_https_document_reaches_the_classic_client_by_mail_and_its_mail
     assert await eventually(lambda: _state_is(network.hub, msg_id, "ORG-A", "delivered"))
 
 
+async def test_files_beside_the_envelope_are_refused_for_a_receiver_that_takes_mail(network, test_pki):
+    """A mail receiver cannot fetch parts: the packet is refused (34) rather than mailed without its file."""
+    root = real_client_packet("azdoc-document.xml", "ORG-B", "ORG-A")
+    data = root.find(".//DocTransfer/Data")
+    data.text = None
+    data.set("referenceid", "sha256-" + "ab" * 32)
+    status, answer = await network.hub.post(signed(root, test_pki.signer("ORG-B")))
+    assert status == 400 and ack_of(answer).ack_codes == (34,)
+    assert "ORG-A receive(s) by mail" in etree.tostring(etree.fromstring(answer), encoding="unicode")
+
+
 async def test_a_tampered_file_signature_by_mail_is_refused_with_its_code(network, test_pki):
     root = real_client_packet("laiss-document.xml", "ORG-A", "ORG-B")
     parts = with_signed_files(root, test_pki.signer("ORG-C"), inline=False)

@@ -274,3 +274,60 @@ async def test_archive_moves_finished_packets_parts_out_and_the_journal_still_ve
 
 async def _state_is(hub, msg_id, receiver, state) -> bool:
     return await delivery_state(hub, msg_id, receiver) == state
+
+
+async def test_byte_ranges_of_a_part(net, test_pki):
+    """The hub's own range serving (router/part_download.py): a closed range, a suffix, a range
+    clipped at the end, an If-Range naming another file (the whole file), a malformed header."""
+    hub, receiver, sessions = net
+    file = GeneratedFile(3 * 1024 * 1024 + 5, seed=b"ranges")
+    whole = b"".join(file.chunks())
+    assert (await upload(sessions["ORG-A"], hub.url, file.digest, file.stream()))[0] == 201
+    env = with_part(document("ORG-A", ["ORG-C"]), "ranges.bin", file.digest)
+    assert (await hub.post(sign(env, test_pki.signer("ORG-A"))))[0] == 200
+    url = f"{hub.url}/smdo/v1/parts/{file.digest}"
+    cases = [
+        ({"Range": "bytes=10-1048585"}, 206, whole[10:1048586], f"bytes 10-1048585/{file.size}"),
+        ({"Range": "bytes=-7"}, 206, whole[-7:], f"bytes {file.size - 7}-{file.size - 1}/{file.size}"),
+        ({"Range": f"bytes={file.size - 3}-{file.size + 100}"}, 206, whole[-3:], None),
+        ({"Range": "bytes=5-", "If-Range": '"another"'}, 200, whole, None),
+        ({"Range": "bytes=5-", "If-Range": f'"{file.digest}"'}, 206, whole[5:], None),
+        ({"Range": "bytes=0-1,5-9"}, 200, whole, None),
+        ({"Range": "lines=1-2"}, 200, whole, None),
+    ]
+    for headers, status, body, content_range in cases:
+        async with sessions["ORG-C"].get(url, headers=headers) as r:
+            got = await r.read()
+            assert (r.status, len(got)) == (status, len(body)), headers
+            assert got == body, headers
+            assert r.headers["ETag"] == f'"{file.digest}"'
+            if content_range:
+                assert r.headers["Content-Range"] == content_range
+    async with sessions["ORG-C"].get(url, headers={"Range": "bytes=-0"}) as r:
+        assert r.status == 416 and r.headers["Content-Range"] == f"bytes */{file.size}"
+
+
+async def test_an_edms_resumes_a_partial_download_and_checks_the_whole(net, test_pki, tmp_path):
+    """HubClient.download_part hashes as it downloads: a resumed download hashes the bytes it had
+    first, so a `.partial` that is not the file's start is found out (and deleted)."""
+    from edms_adapters.hub_client import HubClient, HubError
+
+    hub, receiver, sessions = net
+    file = GeneratedFile(2 * 1024 * 1024 + 9, seed=b"edms-resume")
+    whole = b"".join(file.chunks())
+    assert (await upload(sessions["ORG-A"], hub.url, file.digest, file.stream()))[0] == 201
+    env = with_part(document("ORG-A", ["ORG-C"]), "resume.bin", file.digest)
+    assert (await hub.post(sign(env, test_pki.signer("ORG-A"))))[0] == 200
+    async with HubClient(hub.url, trust=test_pki.ca_bundle_path, cert=test_pki.cert_path("ORG-C"),
+                         key=test_pki.key_path("ORG-C")) as client:
+        target = tmp_path / "edms" / file.digest
+        target.parent.mkdir()
+        target.with_name(target.name + ".partial").write_bytes(whole[:700_000])
+        await client.download_part(file.digest, target)
+        assert target.read_bytes() == whole and not target.with_name(target.name + ".partial").exists()
+
+        other = tmp_path / "edms" / "other"
+        other.with_name("other.partial").write_bytes(b"x" * 700_000)  # not the file's first bytes
+        with pytest.raises(HubError, match="not that digest"):
+            await client.download_part(file.digest, other)
+        assert not other.exists() and not other.with_name("other.partial").exists()

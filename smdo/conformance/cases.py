@@ -24,7 +24,7 @@ from smdo.conformance.adapter import AdapterClient, AdapterError
 from smdo.conformance.counterpart import Counterpart, Received, describe, registration_of
 from smdo.conformance.fidelity import differences, expected_card, fix_hint
 from smdo.conformance.packets import Outgoing, PacketFactory, parent_of, referred_to
-from smdo.conformance.routes import Route, RouteError
+from smdo.conformance.routes import PartRefused, Route, RouteError
 from smdo.conformance.trust_kit import TrustKit
 from smdo.errors import RegistrationResult
 from smdo.receipts import REGISTRATION_TEXTS
@@ -49,6 +49,9 @@ class Timing:
     repeat_window: float = 2.0  # after a repeat was answered, how long to watch for a second registration
     large_bytes: int = 20 * 1024 * 1024
     large_wait: float = 120.0
+    part_bytes: int = 300 * 1024 * 1024  # the file beside the envelope (large-part)
+    part_wait: float = 600.0  # its upload, delivery (the EDMS downloads it) and registration
+    tampered_part_bytes: int = 1024 * 1024  # the changed / mismatched parts (held whole: it is signed)
     restart: float = 60.0  # how long the EDMS may take to come back after the restart hook
 
 
@@ -83,6 +86,9 @@ class Context:
     # The EDMS is registered in the classic profile: its envelopes come unsigned (the hub knew it by
     # its channel), its files signed; the counterpart checked those.
     classic: bool = False
+    # It receives by e-mail (pull mode with a mail address, router/mail_out.py): the mail route
+    # carries files as the mail's own attachments and no parts, so the part cases do not apply.
+    receives_by_mail: bool = False
 
     def signed_by_edms(self, found: Received) -> bool:
         return found.signer_fingerprint in self.fingerprints or (self.classic and found.signer_fingerprint is None)
@@ -174,7 +180,7 @@ async def registered_card(ctx: Context, out: Outgoing, what: str, wait: float | 
 
 def check_fidelity(out: Outgoing, card: dict, what: str) -> str:
     """Fail unless the card shows every field as sent; returns what was checked."""
-    expected = expected_card(out.envelope)
+    expected = expected_card(out.envelope, {part.digest: part.size for part in out.parts})
     problems = differences(expected, card)
     if problems:
         raise CaseFailed(f"the {what} (msg {out.msg_id}) was registered as {card.get('incoming_number')}, but not as "
@@ -205,9 +211,13 @@ async def expect_registered(ctx: Context, out: Outgoing, what: str, wait: float 
 _GENERIC = {"", *(t.lower() for t in REGISTRATION_TEXTS.values()), *RESULT_NAMES.values()}
 
 
-async def expect_untrusted(ctx: Context, out: Outgoing, sent: str, requires: str) -> str:
-    """A conforming EDMS answers 3 (signature not trusted) saying why, and registers nothing."""
-    await ctx.route.send_unchecked(out)
+async def expect_untrusted(ctx: Context, out: Outgoing, sent: str, requires: str, *, checked: bool = False) -> str:
+    """A conforming EDMS answers 3 (signature not trusted) saying why, and registers nothing.
+    `checked`: the packet goes through the hub's checks (which take it), not in unchecked."""
+    if checked:
+        await ctx.route.send(out)
+    else:
+        await ctx.route.send_unchecked(out)
     _, code, text = await registration(ctx, out, ctx.timing.patience)
     wrong = []
     if code != RegistrationResult.SIGNATURE_NOT_TRUSTED:
@@ -569,3 +579,87 @@ async def large_attachment(ctx: Context) -> str:
     text = await expect_registered(ctx, out, f"document with a {ctx.timing.large_bytes / (1024 * 1024):.0f} MB "
                                               "attachment", ctx.timing.large_wait)
     return f"{len(out.raw) / 1e6:.1f} MB packet delivered in {got.seconds:.1f} s and registered: {text}"
+
+
+def _mb(size: int) -> str:
+    return f"{size / (1024 * 1024):.0f} MB" if size >= 1024 * 1024 else f"{size // 1024} KB"
+
+
+NO_PARTS_BY_MAIL = ("not applicable: {code} receives by e-mail (the classic mail route), which carries files as "
+                    "the mail's own attachments; files beside the envelope (parts) reach HTTPS push and mailbox "
+                    "receivers only")
+
+
+PART_RULE = ("Download every part the envelope names (GET /smdo/v1/parts/{sha256} from the hub, Range to resume), "
+             "check its SHA-256 is the one in Data@referenceid, and only then answer 101")
+
+
+@case("large-part", "A document with a large file beside the envelope (a part) is delivered intact and registered")
+async def large_part(ctx: Context) -> str:
+    if ctx.receives_by_mail:
+        return NO_PARTS_BY_MAIL.format(code=ctx.code)
+    out = ctx.factory.part_document(ctx.timing.part_bytes)
+    what = f"document with a {_mb(ctx.timing.part_bytes)} file beside the envelope"
+    started = time.monotonic()
+    for part in out.parts:
+        await ctx.route.upload_part(part)
+    uploaded = time.monotonic() - started
+    await ctx.route.send(out)
+    got = await ctx.route.confirmation(out.msg_id, ctx.timing.part_wait)
+    if not got.ok:
+        raise CaseFailed(f"the {what} (msg {out.msg_id}, part sha256-{out.parts[0].digest}) was not delivered: "
+                         f"{got.reason}. {PART_RULE}")
+    text = await expect_registered(ctx, out, what, ctx.timing.part_wait)
+    return (f"{_mb(out.parts[0].size)} uploaded in {uploaded:.1f} s, delivered in {got.seconds:.1f} s and "
+            f"registered: {text}")
+
+
+@case("tampered-part", "A file beside the envelope changed after its official signed it gets 'signature not "
+                       "trusted'", REGISTRATION_ACKS)
+async def tampered_part(ctx: Context) -> str:
+    if ctx.receives_by_mail:
+        return NO_PARTS_BY_MAIL.format(code=ctx.code)
+    out = ctx.factory.swapped_part_document(ctx.timing.tampered_part_bytes)
+    for part in out.parts:
+        await ctx.route.upload_part(part)
+    return await expect_untrusted(
+        ctx, out, f"correctly signed, with a {_mb(out.parts[0].size)} file beside the envelope whose bytes were "
+                  "changed after its official signed them (its DocTransfer/Signature is over the bytes before)",
+        "Verify each DocTransfer/Signature over the whole downloaded part, as over an inline file; answer 3 "
+        "naming the file when one fails", checked=True)
+
+
+@case("part-digest-mismatch", "A part whose bytes are not the digest the envelope names is not registered")
+async def part_digest_mismatch(ctx: Context) -> str:
+    if ctx.receives_by_mail:
+        return NO_PARTS_BY_MAIL.format(code=ctx.code)
+    named = ctx.factory.part_document(ctx.timing.tampered_part_bytes)
+    [part] = named.parts
+    other = part.swapped(part.size // 3)  # served under the first one's digest
+    if ctx.route.checks_parts:
+        # Through the hub the EDMS cannot meet such a part: the hub hashes every part as it arrives.
+        try:
+            await ctx.route.upload_part(other, named=part.digest)
+        except PartRefused as exc:
+            if exc.status == 400:
+                return ("through the hub an EDMS never receives such a part: the hub refused the changed bytes "
+                        f"itself ({exc}); run with --endpoint to test the EDMS's own check")
+            raise
+        raise CaseFailed(f"the hub took bytes whose SHA-256 is {other.digest} as part {part.digest}")
+    await ctx.route.upload_part(other, named=part.digest)
+    await ctx.route.send(named)
+    got = await ctx.route.confirmation(named.msg_id, ctx.timing.patience)
+    found = await ctx.counterpart.wait_for(registration_of(named.msg_id, ctx.code),
+                                           ctx.timing.patience if got.ok else ctx.timing.repeat_window)
+    card = await card_now(ctx, named.msg_id) if ctx.adapter is not None else None
+    sent = (f"sent msg {named.msg_id} naming part sha256-{part.digest}, and served other bytes for it "
+            f"(SHA-256 {other.digest})")
+    code = found.acknowledgement.results[0].errorcode if found is not None and found.acknowledgement else None
+    if code == RegistrationResult.REGISTERED or (card is not None and card.get("status") == "registered"):
+        raise CaseFailed(f"{sent}: the EDMS registered it. {PART_RULE}")
+    if got.ok and code is None:
+        raise CaseFailed(f"{sent}: the EDMS confirmed its delivery (101) and reported nothing within "
+                         f"{ctx.timing.patience:.0f} s. {PART_RULE}")
+    if code is not None:
+        return f"answered {result_name(code)}: {found.acknowledgement.results[0].text}"
+    return f"did not take it: {got.reason}"

@@ -10,15 +10,24 @@ import hashlib
 from datetime import date
 
 from smdo import packet as p
+from smdo.parts import digest_of_reference
 
 
 def _day(value: date | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def _files(files: tuple[p.DocTransfer, ...]) -> list[dict]:
-    return [{"name": f.name, "size": len(f.data or b""), "sha256": hashlib.sha256(f.data or b"").hexdigest()}
-            for f in files]
+def _files(files: tuple[p.DocTransfer, ...], part_sizes: dict[str, int]) -> list[dict]:
+    """Name, size and SHA-256 of each file: inline ones from their bytes, parts (named by their
+    digest) from the digest and the size the suite uploaded."""
+    out = []
+    for f in files:
+        digest = digest_of_reference(f.reference_id) if f.reference_id else None
+        if digest is not None:
+            out.append({"name": f.name, "size": part_sizes.get(digest), "sha256": digest})
+        else:
+            out.append({"name": f.name, "size": len(f.data or b""), "sha256": hashlib.sha256(f.data or b"").hexdigest()})
+    return out
 
 
 # card field -> where it comes from in the packet (for the "which field to fix" part of a reason)
@@ -31,14 +40,15 @@ SOURCES = {
 }
 
 
-def expected_card(env: p.Envelope) -> dict:
+def expected_card(env: p.Envelope, part_sizes: dict[str, int] | None = None) -> dict:
+    sizes = part_sizes or {}
     zone = env.body
     if isinstance(zone, p.Document):
-        card: dict = {"title": zone.title or env.subject or "", "files": _files(zone.files)}
+        card: dict = {"title": zone.title or env.subject or "", "files": _files(zone.files, sizes)}
         parent = zone.doc_parent
     elif isinstance(zone, p.Task):
         executor = zone.executors[0].organization.id if zone.executors else None
-        card = {"title": env.subject or "", "files": _files(zone.files),
+        card = {"title": env.subject or "", "files": _files(zone.files, sizes),
                 "task": {"number": zone.task_number.number, "date": _day(zone.task_number.taskdate),
                          "text": zone.task_text, "deadline": _day(zone.deadline),
                          "executor": {"code": executor} if executor else None}}
@@ -47,7 +57,7 @@ def expected_card(env: p.Envelope) -> dict:
         folder = zone.folders[0]
         ref = folder.referred[0]
         ref_date = ref.number.regdate if isinstance(ref.number, p.RegNumber) else ref.number.taskdate
-        return {"title": env.subject or "", "files": _files(folder.files),
+        return {"title": env.subject or "", "files": _files(folder.files, sizes),
                 "supplement": {"idnumber": ref.idnumber, "number": ref.number.number, "date": _day(ref_date),
                                "note": folder.note or ""}}
     else:

@@ -16,7 +16,9 @@ from signing.keys import Signer
 from signing.xmldsig import sign_enveloped
 from smdo import packet as p
 from smdo.conformance import SUITE_VERSION
+from smdo.conformance.parts import PartFile
 from smdo.errors import RegistrationResult
+from smdo.parts import reference_for
 from smdo.receipts import registration_ack
 from smdo.registry import TEST_COUNTERPART_CODE
 
@@ -33,6 +35,7 @@ class Outgoing:
 
     envelope: p.Envelope
     raw: bytes
+    parts: tuple[PartFile, ...] = ()  # files beside the envelope, each uploaded under its own digest
 
     @property
     def msg_id(self) -> str:
@@ -107,6 +110,28 @@ class PacketFactory:
                                    data=os.urandom(size))
         return self.document(f"Conformance: document with a {size / (1024 * 1024):.0f} MB attachment",
                              files=(attachment,))
+
+    def part_document(self, size: int) -> Outgoing:
+        """One file of `size` bytes carried beside the envelope as a part (named by its SHA-256)."""
+        part = PartFile(size, os.urandom(16))
+        attachment = p.DocTransfer(name="large-part.bin", type="bin", description=f"{size} bytes beside the envelope",
+                                   data=None, reference_id=reference_for(part.digest))
+        out = self.document(f"Conformance: document with a {size / (1024 * 1024):.0f} MB file beside the envelope",
+                            files=(attachment,))
+        return Outgoing(out.envelope, out.raw, (part,))
+
+    def swapped_part_document(self, size: int) -> Outgoing:
+        """A part whose bytes were swapped after its official signed it: the envelope names the part
+        it carries (so the transport binding holds and the hub takes it), but the file's
+        DocTransfer/Signature is over the bytes before the swap."""
+        signed = PartFile(size, os.urandom(16))
+        sent = signed.swapped(size // 2)
+        attachment = p.DocTransfer(name="signed-part.bin", type="bin", data=None,
+                                   reference_id=reference_for(sent.digest),
+                                   signatures=(sign_detached(signed.read(), self.signer),))
+        out = self.document("Conformance: a file beside the envelope changed after it was signed",
+                            files=(attachment,))
+        return Outgoing(out.envelope, out.raw, (sent,))
 
     def non_ascii_document(self) -> Outgoing:
         """Cyrillic and other non-ASCII text in the title and file names; files of every byte value."""

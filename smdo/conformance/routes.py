@@ -23,12 +23,21 @@ import aiohttp
 from smdo import packet as p
 from smdo.conformance.counterpart import Counterpart, Received, describe
 from smdo.conformance.packets import Outgoing
+from smdo.conformance.parts import PartFile, Shelf
 from smdo.dialects import is_delivery_confirmation
 from smdo.errors import ErrorCode
 
 
 class RouteError(Exception):
     """The suite could not hand a packet over at all (the hub refused it, or is unreachable)."""
+
+
+class PartRefused(RouteError):
+    """The hub refused a part the suite uploaded; `status` is its HTTP status (400: not its digest)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -40,8 +49,10 @@ class Confirmation:
 
 class Route(Protocol):
     description: str
+    checks_parts: bool  # the hub stands between: it takes a part only if its bytes are its digest
 
     async def send(self, out: Outgoing) -> None: ...
+    async def upload_part(self, part: PartFile, *, named: str | None = None) -> None: ...
     async def send_unchecked(self, out: Outgoing, *, repeat: bool = False) -> None: ...
     async def confirmation(self, msg_id: str, wait: float, *, repeat: bool = False) -> Confirmation: ...
     async def refusals(self, sender: str, since: float) -> list[str]: ...
@@ -51,7 +62,7 @@ class EndpointRoute:
     """Straight to the EDMS's push endpoint; its HTTP answer is its delivery acknowledgement."""
 
     def __init__(self, url: str, session: aiohttp.ClientSession, counterpart: Counterpart, receiver: str,
-                 fingerprints: frozenset[str]) -> None:
+                 fingerprints: frozenset[str], shelf: Shelf | None = None) -> None:
         self.url = url
         self.session = session
         self.counterpart = counterpart
@@ -59,6 +70,15 @@ class EndpointRoute:
         self.fingerprints = fingerprints
         self.description = f"directly to the push endpoint {url}"
         self._answers: dict[str, list[Confirmation]] = {}
+        self.shelf = shelf
+        self.checks_parts = False
+
+    async def upload_part(self, part: PartFile, *, named: str | None = None) -> None:
+        """The suite plays the hub: its listener serves the part (GET /smdo/v1/parts/{sha256}).
+        `named`: serve these bytes under another digest (a part whose bytes are not its name)."""
+        if self.shelf is None:
+            raise RouteError("this run's listener serves no parts")
+        self.shelf.put(named or part.digest, part)
 
     async def send(self, out: Outgoing) -> None:
         start = time.monotonic()
@@ -120,9 +140,14 @@ class HubRoute:
     hub writes its journal (and any node of a cluster will do)."""
 
     def __init__(self, hub_url: str, session: aiohttp.ClientSession, counterpart: Counterpart, receiver: str,
-                 receiver_mode: str, *, check_every: float = 1.0) -> None:
+                 receiver_mode: str, *, check_every: float = 1.0,
+                 parts_session: aiohttp.ClientSession | None = None) -> None:
         self.hub_url = hub_url.rstrip("/")
         self.session = session
+        # The test counterpart's own TLS identity: a part is uploaded like any subscriber's (an
+        # operator's certificate may not), and the envelope naming it must come from its uploader.
+        self.parts_session = parts_session
+        self.checks_parts = True
         self.counterpart = counterpart
         self.receiver = receiver
         self.receiver_mode = receiver_mode
@@ -142,6 +167,26 @@ class HubRoute:
         if status != 200:
             raise RouteError(f"the hub refused the suite's packet {out.msg_id} (HTTP {status}): "
                              f"{_answer_text(self.counterpart, body)}")
+
+    async def upload_part(self, part: PartFile, *, named: str | None = None) -> None:
+        """PUT the part to the hub as SMDO-TEST, streamed; the hub checks its digest as it arrives."""
+        if self.parts_session is None:
+            raise RouteError("no TLS client certificate of the test counterpart to upload parts with")
+        digest = named or part.digest
+        url = f"{self.hub_url}/smdo/v1/parts/{digest}"
+
+        async def body():  # type: ignore[no-untyped-def]
+            for chunk in part.chunks():
+                yield chunk
+
+        try:
+            async with self.parts_session.put(url, data=body(), timeout=aiohttp.ClientTimeout(total=None, sock_read=120),
+                                              headers={"Content-Type": "application/octet-stream"}) as r:
+                status, text = r.status, (await r.text())[:300]
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise RouteError(f"cannot upload part {digest} to the hub: {exc or type(exc).__name__}") from None
+        if status not in (200, 201):
+            raise PartRefused(f"the hub refused the suite's part {digest} (HTTP {status}): {text}", status)
 
     async def send_unchecked(self, out: Outgoing, *, repeat: bool = False) -> None:
         """Have the hub carry the packet unchecked, as from the test counterpart (operator API).

@@ -96,6 +96,11 @@ class Subscriber:
     profile: str = ENVELOPE_PROFILE
     mail_address: str | None = None
 
+    @property
+    def receives_by_mail(self) -> bool:
+        """Its mailbox is mailed to it (router/mail_out.py): a pull subscriber with a mail address."""
+        return bool(self.mail_address) and self.delivery_mode == "pull"
+
     def as_dict(self) -> dict[str, object]:
         return {
             "code": self.code,
