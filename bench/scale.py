@@ -167,9 +167,13 @@ def _sampler(pid: int, case: str) -> subprocess.Popen | None:
     if not folder:
         return None
     if os.environ.get("SMDO_BENCH_SAMPLER") == "perf":  # C frames, the kernel's share too
+        if shutil.which("perf") is None:
+            raise SystemExit("SMDO_BENCH_SAMPLER=perf needs the perf command")
         command = ["perf", "record", "-g", "-F", "999", "-p", str(pid), "-o", str(Path(folder) / f"{case}.perf")]
     else:
         spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        if not Path(spy).exists():
+            raise SystemExit("SMDO_BENCH_PROFILE needs py-spy: `pip install py-spy` into this venv")
         command = [spy, "record", "--pid", str(pid), "--rate", "1000", "--format", "raw", "--threads", "--gil",
                    "--output", str(Path(folder) / f"{case}.txt")]
     sampler = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
