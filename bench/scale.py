@@ -225,11 +225,14 @@ async def _load(url: str, packets: list[tuple[str, bytes]], ca_bundle: Path, con
     return len(packets) / elapsed, latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))], failed
 
 
-def _measure(case: Case, data: Path, pki, packets: list[tuple[str, bytes]], receivers_dir: Path, idle: float) -> None:
+def _measure(case: Case, data: Path, pki, packets: list[tuple[str, bytes]], receivers_dir: Path, idle: float,
+             event_loop: str) -> None:
     f = case.figures
+    config = data.parent / f"{data.name}-hub.toml"
+    config.write_text(f'[hub]\nevent_loop = "{event_loop}"\n')
     began = time.perf_counter()
     hub = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "serve", "--data", str(data), "--port", "0",
+        [sys.executable, "-m", "cli.main", "serve", "--config", str(config), "--data", str(data), "--port", "0",
          "--key", str(pki.key_path("HUB")), "--cert", str(pki.cert_path("HUB")), "--trust", str(pki.trust_dir),
          "--operator-cert", str(pki.cert_path("OPERATOR")), "--workers", "1"],
         cwd=REPO, stdout=subprocess.PIPE)
@@ -371,6 +374,8 @@ def run(argv: list[str] | None = None) -> None:
     parser.add_argument("--subscribers", type=int, default=2500)
     parser.add_argument("--packets", type=int, default=300, help="packets of the load in each case")
     parser.add_argument("--quick", action="store_true", help="50,000 transactions, 200 packets")
+    parser.add_argument("--event-loop", choices=("uvloop", "asyncio"), default="uvloop",
+                        help="the hub's event loop (its `event_loop` setting)")
     parser.add_argument("--idle", type=float, help="seconds of the idle-CPU window [20; --quick 6]")
     args = parser.parse_args(argv or [])
     if args.quick:
@@ -407,7 +412,8 @@ def run(argv: list[str] | None = None) -> None:
             _fill_registry(data / "registry.db", pki, receiver_ports, case.subscribers)
             asyncio.run(_fill_journal(data, case.transactions))
             print(f"  built in {time.perf_counter() - t0:.0f} s", flush=True)
-            _measure(case, data, pki, packets[number * args.packets:(number + 1) * args.packets], tmp, idle)
+            _measure(case, data, pki, packets[number * args.packets:(number + 1) * args.packets], tmp, idle,
+                     args.event_loop)
         _table(cases, floor)
     finally:
         if receivers is not None and receivers.is_alive():

@@ -33,7 +33,7 @@ from smdo.dialects import CLASSIC, ENVELOPE
 from smdo.dialects import HUB as HUB_DIALECT
 from smdo.errors import ErrorCode, PacketRejected, Problem, RegistrationResult
 from smdo.inline_files import Reduced
-from smdo.journal import Accepted, DeliveryState, Duplicate, RawFile, Rejected, StateChange
+from smdo.journal import Accepted, Carried, DeliveryState, Duplicate, RawFile, Rejected, StateChange
 from smdo.packet import ACK_REGISTRATION, ACKNOWLEDGEMENT, PacketHeader, read_header
 
 from router import parts
@@ -314,12 +314,12 @@ async def plan(hub: Hub, packet: Incoming, file_problems: Sequence[Problem] = ()
     )
 
 
-async def acknowledged_original(hub: Hub, packet: Incoming) -> Accepted:
+async def acknowledged_original(hub: Hub, packet: Incoming) -> Carried:
     """A subscriber's acknowledgement (any type it may send) must answer a packet the hub carried
     to it, and go back to that packet's sender only."""
     header = packet.header
     conflict = ErrorCode.CONFLICTS_WITH_EARLIER
-    original = await hub.journal.accepted(header.ack_msg_id or "")
+    original = await hub.journal.carried(header.ack_msg_id or "")
     if original is None or original.origin == "hub":  # the hub's own acks are not acknowledged
         raise Refused("authorise", [Problem(conflict, f"acknowledgement of {header.ack_msg_id}, "
                                             "a message the hub has not carried", "Body/Acknowledgement@msg_id")], 409)
@@ -332,7 +332,7 @@ async def acknowledged_original(hub: Hub, packet: Incoming) -> Accepted:
     return original
 
 
-def registration_result(packet: Incoming, original: Accepted) -> StateChange:
+def registration_result(packet: Incoming, original: Carried) -> StateChange:
     """A receiver's registration result, recorded on the original's delivery to this receiver."""
     header = packet.header
     code = header.ack_codes[0] if header.ack_codes else -1

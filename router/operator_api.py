@@ -96,7 +96,7 @@ async def settle(request: web.Request) -> web.Response:
         msg_id, receiver, detail = str(body["msg_id"]), str(body["receiver"]), str(body.get("detail", ""))[:500]
     except (ValueError, KeyError, TypeError):
         raise web.HTTPBadRequest(text='send JSON {"msg_id": ..., "receiver": ..., "detail": ...}\n') from None
-    stored = await hub.journal.accepted(msg_id)
+    stored = await hub.journal.carried(msg_id)
     if stored is None or stored.origin != ORIGIN or receiver not in dict(stored.deliveries):
         raise web.HTTPNotFound(text="no injected delivery with this msg_id and receiver\n")
     await hub.committer.submit([StateChange(msg_id, receiver, DeliveryState.DELIVERED, at=time.time(),

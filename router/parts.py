@@ -126,7 +126,7 @@ async def _entitled(hub: Hub, code: str, digest: str) -> bool:
     if not await asyncio.to_thread(hub.parts.may_read, code, digest):
         return False
     for msg_id in await asyncio.to_thread(hub.parts.naming, digest):
-        accepted = await hub.journal.accepted(msg_id)
+        accepted = await hub.journal.carried(msg_id)
         if accepted is not None and (accepted.sender == code or code in accepted.receivers):
             return True
     return False

@@ -114,7 +114,7 @@ class Receipts:
         """`record`'s id is taken: by the hub itself (same event, done) or by a subscriber (next id)."""
         msg_id = record.msg_id
         for attempt in range(1, MAX_ACK_ID_ATTEMPTS + 1):
-            holder = await self.store.accepted(msg_id)
+            holder = await self.store.carried(msg_id)
             if holder is None or holder.origin == "hub":
                 return
             log.warning("hub ack id %s is held by a packet from %s; issuing the ack under another id",

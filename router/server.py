@@ -12,10 +12,11 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from typing import Any
 
+import uvloop
 from aiohttp import web
 
 from smdo.datadir import lock_data_dir
@@ -73,7 +74,7 @@ def serve(config: HubConfig, announce: Callable[[str], None] | None = None) -> N
         if not config.clustered:
             asyncio.run(_release_claims(config))
         if config.workers == 1:
-            asyncio.run(_worker(config, announce))
+            _run_loop(config, _worker(config, announce))
             return
         # Every worker writes its metrics to files here; any worker's scrape sums them.
         prepare_multiprocess(config.data / "metrics")
@@ -115,7 +116,14 @@ def _worker_process(config: HubConfig, index: int, ready: Any) -> None:
         log.info("worker %d: %s", index, line)
         ready.set()
 
-    asyncio.run(_worker(config, announce))
+    _run_loop(config, _worker(config, announce))
+
+
+def _run_loop(config: HubConfig, main: Coroutine[Any, Any, None]) -> None:
+    """A worker's event loop: uvloop (`event_loop`, the default) or the standard library's."""
+    factory = uvloop.new_event_loop if config.event_loop == "uvloop" else None
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(main)
 
 
 async def _worker(config: HubConfig, announce: Callable[[str], None]) -> None:

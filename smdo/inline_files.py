@@ -114,7 +114,9 @@ def reduce(open_body: Opener, size: int, min_bytes: int = MIN_BYTES,
     whole, as do bodies without large runs."""
     with open_body() as body:
         head = body.read(512)
-        runs = _runs(body, size, min_bytes, keep) if byte_scan_is_conclusive(head) else []
+        # A body smaller than `min_bytes` holds no run to set aside: most packets skip the scan.
+        scan = size >= min_bytes and byte_scan_is_conclusive(head)
+        runs = _runs(body, size, min_bytes, keep) if scan else []
         if not runs:
             body.seek(0)
             return Reduced(body.read(), {}, open_body, size)

@@ -110,6 +110,9 @@ def test_a_bad_config_value_names_the_setting(tmp_path, test_pki):
         toml.write_text(f"[hub]\n{setting}\n")
         refused(smdo("serve", "--config", str(toml), "--data", str(tmp_path / "var")), str(toml), fragment)
     assert not (tmp_path / "var").exists()  # refused before anything was created
+    toml.write_text('[hub]\nevent_loop = "trio"\n')
+    refused(smdo("serve", "--config", str(toml), "--data", str(tmp_path / "var")),
+            "event_loop must be uvloop or asyncio, not 'trio'")
 
 
 def test_a_bad_environment_value_names_the_setting(tmp_path):

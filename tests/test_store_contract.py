@@ -68,6 +68,10 @@ async def test_same_msg_id_returns_the_earlier_answer(journal):
     assert len(await journal.transaction("m1")) == 1
     stored = await journal.accepted("m1")
     assert stored is not None and stored.raw == b"<Envelop/>" and stored.deliveries == (("B", "push"),)
+    carried = await journal.carried("m1")  # the same facts without the packet's bytes
+    assert (carried.sender, carried.receivers, carried.origin, carried.deliveries) == ("A", ("B",), "ingress",
+                                                                                       (("B", "push"),))
+    assert await journal.carried("m2") is None
 
 
 async def test_claims_are_exclusive_until_the_lease_ends(journal):

@@ -3,6 +3,7 @@ from smdo.journal.committer import GroupCommitter
 from smdo.journal.opener import journal_store
 from smdo.journal.records import (
     Accepted,
+    Carried,
     Claimed,
     DeliveryState,
     Duplicate,
@@ -17,6 +18,6 @@ from smdo.journal.records import (
 from smdo.journal.store import JournalStore
 
 __all__ = [
-    "Accepted", "Claimed", "DeliveryState", "Duplicate", "GroupCommitter", "JournalStore", "Lanes", "RawFile", "ReceiverBacklog", "Record", "Rejected",
+    "Accepted", "Carried", "Claimed", "DeliveryState", "Duplicate", "GroupCommitter", "JournalStore", "Lanes", "RawFile", "ReceiverBacklog", "Record", "Rejected",
     "StateChange", "TransactionView", "journal_store",
 ]

@@ -35,7 +35,7 @@ from smdo.journal import rows as R
 from smdo.journal.audit import DELIVERY_COLUMNS, ENTRY_COLUMNS, TRANSACTION_COLUMNS, Progress, run_audit
 from smdo.journal.chain import ChainProblem, ChainWriter
 from smdo.journal.entries import Prepared, claim_entry, prepare
-from smdo.journal.records import Accepted, Claimed, Duplicate, Lanes, RawFile, ReceiverBacklog, Record, TransactionView
+from smdo.journal.records import Accepted, Carried, Claimed, Duplicate, Lanes, RawFile, ReceiverBacklog, Record, TransactionView
 from smdo.journal.timing import LockTimes
 from smdo.journal.transitions import PENDING, accepted_msg_ids, changed_msg_ids, plan_write
 from smdo.postgres import SESSION_OPTIONS, migrations
@@ -264,6 +264,14 @@ class PostgresJournal:
             return None
         deliveries = await self._read("SELECT receiver, mode FROM deliveries WHERE msg_id = %s ORDER BY id", (msg_id,))
         return R.accepted(rows[0], deliveries)
+
+    async def carried(self, msg_id: str) -> Carried | None:
+        rows = await self._read(
+            f"SELECT {R.CARRIED_COLUMNS} FROM transactions WHERE msg_id = %s AND outcome = 'accepted'", (msg_id,))
+        if not rows:
+            return None
+        deliveries = await self._read("SELECT receiver, mode FROM deliveries WHERE msg_id = %s ORDER BY id", (msg_id,))
+        return R.carried(rows[0], deliveries)
 
     async def transaction(self, msg_id: str) -> list[TransactionView]:
         return await self._views("t.msg_id = %s", (msg_id,), 1000)

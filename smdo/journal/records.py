@@ -74,6 +74,18 @@ class Accepted:
 
 
 @dataclass(frozen=True)
+class Carried:
+    """What the journal knows of an accepted packet, without its bytes (which may be 30 MB): who sent
+    it, to whom and how, and whether the hub made it. For deciding who may act on it."""
+
+    msg_id: str
+    sender: str
+    receivers: tuple[str, ...]
+    origin: str
+    deliveries: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
 class Rejected:
     """A packet refused at some stage; journaled without its body."""
 

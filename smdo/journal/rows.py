@@ -5,7 +5,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from smdo.journal.records import Accepted, Claimed, DeliveryView, TransactionView
+from smdo.journal.records import Accepted, Carried, Claimed, DeliveryView, TransactionView
 
 #: A packet's bytes: in `packet` (the last column, so SQLite can write a large one in place) since
 #: SQLite schema 3 / PostgreSQL migration 5, in `raw` before.
@@ -90,6 +90,14 @@ def distinct_newest(rows: Iterable[Sequence[Any]], found: dict[str, tuple[Any, .
 def claimed(row: Sequence[Any], attempt_added: int = 0) -> Claimed:
     return Claimed(row[0], row[1], row[2], row[3], row[4], row[5] + attempt_added, row[6], row[7], row[8],
                    bytes(row[9]))
+
+
+CARRIED_COLUMNS = "msg_id, sender, receivers, origin"
+
+
+def carried(row: Sequence[Any], deliveries: Iterable[Sequence[Any]]) -> Carried:
+    return Carried(msg_id=row[0], sender=row[1], receivers=tuple(json.loads(row[2])), origin=row[3],
+                   deliveries=tuple((r, m) for r, m in deliveries))
 
 
 def accepted(row: Sequence[Any], deliveries: Iterable[Sequence[Any]]) -> Accepted:

@@ -26,7 +26,7 @@ from smdo.journal import rows as R
 from smdo.journal.audit import DELIVERY_COLUMNS, ENTRY_COLUMNS, TRANSACTION_COLUMNS, Progress, run_audit
 from smdo.journal.chain import GENESIS, ChainProblem, ChainWriter
 from smdo.journal.entries import claim_entry, prepare
-from smdo.journal.records import Accepted, Claimed, Duplicate, Lanes, RawFile, ReceiverBacklog, Record, TransactionView
+from smdo.journal.records import Accepted, Carried, Claimed, Duplicate, Lanes, RawFile, ReceiverBacklog, Record, TransactionView
 from smdo.journal.timing import LockTimes
 from smdo.journal.transitions import PENDING, WritePlan, accepted_msg_ids, changed_msg_ids, plan_write
 from smdo.storage import StorageError
@@ -331,6 +331,16 @@ class SqliteJournal:
                 return None
             return R.accepted(row, c.execute("SELECT receiver, mode FROM deliveries WHERE msg_id = ? ORDER BY id",
                                              (msg_id,)).fetchall())
+        return await self._run(read)
+
+    async def carried(self, msg_id: str) -> Carried | None:
+        def read(c: sqlite3.Connection) -> Carried | None:
+            row = c.execute(f"SELECT {R.CARRIED_COLUMNS} FROM transactions WHERE msg_id = ? AND outcome = 'accepted'",
+                            (msg_id,)).fetchone()
+            if row is None:
+                return None
+            return R.carried(row, c.execute("SELECT receiver, mode FROM deliveries WHERE msg_id = ? ORDER BY id",
+                                            (msg_id,)).fetchall())
         return await self._run(read)
 
     async def transaction(self, msg_id: str) -> list[TransactionView]:

@@ -17,6 +17,7 @@ from smdo.journal.records import (  # noqa: F401 - re-exported: the interface's 
     PENDING_STATES,
     REGISTRATION_STATES,
     Accepted,
+    Carried,
     Claimed,
     DeliveryState,
     DeliveryView,
@@ -67,6 +68,9 @@ class JournalStore(Protocol):
 
     async def accepted(self, msg_id: str) -> Accepted | None:
         """The accepted transaction with this msg_id (without `also`), or None."""
+
+    async def carried(self, msg_id: str) -> Carried | None:
+        """Who sent the accepted packet with this msg_id, to whom and how, without its bytes; or None."""
 
     async def transaction(self, msg_id: str) -> list[TransactionView]: ...
 
