@@ -71,9 +71,11 @@ def _checkpoints_option(fn):
 @click.option("--since-checkpoint", is_flag=True,
               help="Check only what was written after the last checkpoint that is validly signed and still "
                    "matched by the journal (a daily verify); without one, everything is checked.")
+@click.option("--archive", "archive_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="The folder packets were archived to: re-hash each archived file against its journal entry.")
 @click.option("--quiet", is_flag=True, help="No progress lines.")
 def verify(data: Path, db: str | None, checkpoints_file: Path | None, hub_cert: Path | None, trust: Path | None,
-           since_checkpoint: bool, quiet: bool) -> None:
+           since_checkpoint: bool, archive_dir: Path | None, quiet: bool) -> None:
     """Check the hash chain and every row against it, then the chain against the hub's signed
     checkpoints; exit 1 naming each edited or deleted row and the first checkpoint no longer matched.
     Reads the journal in pages (memory stays flat however large it is), printing progress."""
@@ -102,13 +104,17 @@ def verify(data: Path, db: str | None, checkpoints_file: Path | None, hub_cert: 
             start = seen.last_good
             click.echo(f"starting after checkpoint at entry {start.seq} ({start.at})" if start
                        else "no valid checkpoint to start after: checking everything", err=True)
-        return await journal.verify(since=(start.seq, start.head) if start else None, progress=shown)
+        return await journal.verify(since=(start.seq, start.head) if start else None, progress=shown,
+                                    archive=archive_dir)
 
     began = time.monotonic()
     problems = asyncio.run(_with_journal(data, db, check))
     shown.done(time.monotonic() - began)
     for problem in problems:
-        click.echo(f"journal broken: {problem}", err=True)
+        if problem.table == "archive":
+            click.echo(f"archive broken: file {problem.row}: {problem.message}", err=True)
+        else:
+            click.echo(f"journal broken: {problem}", err=True)
     for problem in seen.signatures:
         click.echo(f"checkpoint not valid: {problem}", err=True)
     if seen.against:
@@ -117,7 +123,8 @@ def verify(data: Path, db: str | None, checkpoints_file: Path | None, hub_cert: 
             click.echo(f"  also {problem}", err=True)
     if problems or seen.signatures or seen.against:
         sys.exit(1)
-    click.echo("journal ok: hash chain intact, every transaction and delivery matches it")
+    click.echo("journal ok: hash chain intact, every transaction and delivery matches it"
+               + (f"; every packet archived to {archive_dir} matches its digest" if archive_dir else ""))
     if seen.last is not None:
         who = "the hub's certificate" if pinned else "the certificate each carries (give --hub-cert to pin the hub's)"
         click.echo(f"checkpoints ok: {seen.count} signed by {who}, {seen.stamped} timestamped, "
@@ -208,30 +215,53 @@ def checkpoints_(data: Path, checkpoints_file: Path | None, as_json: bool) -> No
 @command.command("archive")
 @_data_option
 @click.option("--to", "to", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder the parts are moved to (e.g. an archive volume).")
+              help="Folder the packets and parts are moved to (e.g. an archive volume).")
 @click.option("--retention", default="30d", envvar="SMDO_RETENTION", show_default=True,
-              help="Keep parts of packets finished less than this long ago [SMDO_RETENTION].")
+              help="Keep packets and parts of packets received less than this long ago [SMDO_RETENTION].")
 def archive_(data: Path, db: str | None, to: Path, retention: str) -> None:
-    """Move the files carried beside finished packets (every receiver delivered, registered,
-    refused or expired) older than --retention out of DATA/parts to --to; the journal keeps the
-    envelopes, which name each file by its SHA-256, so `smdo journal verify` still passes."""
+    """Move finished packets (every receiver delivered, registered, refused or expired) received more
+    than --retention ago out of the journal to TO/packets/<msg_id>.xml, and the files carried beside
+    them out of DATA/parts to TO. Each packet moved leaves a chain entry with its digest, so
+    `smdo journal verify` still passes and `--archive TO` re-checks the files. For a stopped hub:
+    a running one archives by itself with its `retention` and `archive_dir` settings."""
+    from smdo.datadir import DataDirBusy, lock_data_dir
+    from smdo.journal.archive import archive_packets
     from smdo.parts import PartStore, archive
 
     try:
         keep = parse_duration(retention)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-    if not (data / "parts").exists():
-        raise click.ClickException(f"no parts at {data / 'parts'}")
-    store = PartStore(data / "parts")
+    where = existing_storage(data, db)
+    lock = None
+    if where.kind == "sqlite":  # the journal's writer is the hub: not while one runs on this folder
+        try:
+            lock = lock_data_dir(where.folder, "serve.lock", "a hub")
+        except DataDirBusy:
+            raise click.ClickException(
+                f"a hub is running on {where.folder}: it archives by itself when given the settings "
+                "retention and archive_dir (smdo serve --retention 30d --archive-dir DIR)") from None
+    parts = PartStore(data / "parts") if (data / "parts").exists() else None
 
     async def run(journal: JournalStore):
-        return await archive(store, journal, to, retention=keep, now=time.time())
+        now = time.time()
+        packets = await archive_packets(journal, to, retention=keep, now=now)
+        moved = await archive(parts, journal, to, retention=keep, now=now) if parts is not None else []
+        return packets, moved
 
-    moved = asyncio.run(_with_journal(data, db, run))
+    try:
+        packets, moved = asyncio.run(_with_journal(data, db, run))
+    finally:
+        if lock is not None:
+            lock.close()
+    click.echo(f"archived {len(packets.archived)} packet(s) ({packets.bytes} bytes) to {to / 'packets'}")
+    for problem in packets.problems:
+        click.echo(f"not archived: {problem}", err=True)
     click.echo(f"archived {len(moved)} part(s) to {to}")
     for digest in moved:
         click.echo(f"  {digest}")
+    if packets.problems:
+        sys.exit(1)
 
 
 @command.command("show")
@@ -255,6 +285,8 @@ def show(data: Path, db: str | None, msg_id: str, as_json: bool) -> None:
                    f"sender     {v.sender or '-'}\nreceivers  {', '.join(v.receivers) or '-'}\n"
                    f"type       {v.msg_type}\nreceived   {_when(v.received_at)}\nsize       {v.size} bytes\n"
                    f"digest     {v.digest}")
+        if v.archived:
+            click.echo("packet     archived (moved out of the journal; its entry keeps the digest)")
         if v.ack_for:
             click.echo(f"acks       {v.ack_for}")
         for d in v.deliveries:

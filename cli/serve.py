@@ -49,6 +49,9 @@ from smdo.storage import StorageError
 @click.option("--mail-address", help="The hub's own mail address, for the mail route.")
 @click.option("--smtp-relay", help="HOST:PORT of the mail server that takes the hub's outgoing mail [off].")
 @click.option("--checkpoint-interval", help="Sign a journal checkpoint this often (and at shutdown) [1m].")
+@click.option("--retention", help="Move finished packets and their parts older than this (e.g. 90d) to "
+                                   "--archive-dir, hourly [unset: keep everything].")
+@click.option("--archive-dir", help="Where --retention moves finished packets and parts (an archive volume).")
 @click.option("--tsa", help="RFC 3161 time-stamping authority URL: timestamp every journal checkpoint.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
               help="Least important level logged [warning]: refused packets and failed deliveries are warnings.")

@@ -48,6 +48,11 @@ class HubConfig:
     operator_certs: tuple[Path, ...] = ()  # operators' TLS client certificates (router/auth.py)
     checkpoint_interval: float = 60.0  # a signed journal checkpoint this often, and at shutdown
     tsa: str | None = None  # RFC 3161 time-stamping authority URL for each checkpoint
+    # Archiving (router/archiving.py): finished packets and their parts older than `retention` are
+    # moved from the journal and <data>/parts to `archive_dir`, every `archive_interval`. Unset: kept forever.
+    retention: float | None = None
+    archive_dir: Path | None = None
+    archive_interval: float = 3600.0
     client_auth: str = "optional"  # none | optional | required (mTLS)
     http: bool = False  # plain HTTP, loopback only
     workers: int = 1
@@ -126,6 +131,13 @@ class HubConfig:
             raise ValueError(f"smtp_relay must be HOST:PORT, not {self.smtp_relay!r}")
         if self.checkpoint_interval <= 0:
             raise ValueError("checkpoint_interval must be positive")
+        if (self.retention is None) != (self.archive_dir is None):
+            raise ValueError("give both retention and archive_dir (finished packets older than retention are moved "
+                             "there), or neither (everything is kept)")
+        if self.retention is not None and self.retention < 0:
+            raise ValueError("retention must not be negative")
+        if self.archive_interval <= 0:
+            raise ValueError("archive_interval must be positive")
         if self.tsa is not None and not self.tsa.startswith(("http://", "https://")):
             raise ValueError(f"--tsa must be an http:// or https:// URL, not {self.tsa!r}")
         if (self.tls_key is None) != (self.tls_cert is None):
@@ -171,7 +183,7 @@ class HubConfig:
 _DURATIONS = {
     "delivery_deadline", "retry_base", "retry_max", "push_timeout", "breaker_cooldown",
     "mailbox_visibility", "poll_interval", "claim_lease", "mail_resend", "mail_timeout", "checkpoint_interval",
-    "budget_wait", "body_grace", "head_timeout", "idle_timeout", "part_ttl",
+    "budget_wait", "body_grace", "head_timeout", "idle_timeout", "part_ttl", "retention", "archive_interval",
 }
 
 
@@ -196,7 +208,7 @@ def _convert(name: str, value: Any) -> Any:
         return None
     if name in _DURATIONS:
         return parse_duration(value)
-    if name in ("data", "key", "cert", "tls_key", "tls_cert", "trust"):
+    if name in ("data", "key", "cert", "tls_key", "tls_cert", "trust", "archive_dir"):
         return Path(value)
     if name in ("crl", "operator_certs"):
         items = value.split(",") if isinstance(value, str) else value

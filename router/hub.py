@@ -15,6 +15,7 @@ from smdo.xmlparse import Limits
 from router.acks import HubAcks
 from router.auth import load_operators
 from router.body import BodyIntake, BodyLimits
+from router.archiving import Archiver
 from router.checkpointing import Checkpointer
 from router.config import HubConfig
 from router.crl_watch import CrlWatch, crl_files, crl_health
@@ -64,17 +65,20 @@ class Hub:
         self.crl_problems: list[str] = []  # as last logged
         self.checkpoints = Checkpointer(self)
         self.parts = PartStore(config.data / "parts", config.part_limits)
+        self.archiver = Archiver(self)
 
     async def open(self) -> None:
         self.bodies.spool.clear()
         await self.journal.open()
         self.committer.start()
         self.checkpoints.start()
+        self.archiver.start()
         self.registry.start_listening()  # PostgreSQL: registry changes are notified (router/registry_notify.py)
         self.log_crl_health()
 
     async def close(self) -> None:
         await self.registry.stop_listening()
+        await self.archiver.stop()  # before the committer: a pass in flight writes through the journal
         await self.committer.stop()
         try:
             await self.checkpoints.stop()  # the final checkpoint covers everything committed

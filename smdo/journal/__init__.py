@@ -3,6 +3,7 @@ from smdo.journal.committer import GroupCommitter
 from smdo.journal.opener import journal_store
 from smdo.journal.records import (
     Accepted,
+    Archived,
     Carried,
     Claimed,
     DeliveryState,
@@ -18,6 +19,6 @@ from smdo.journal.records import (
 from smdo.journal.store import JournalStore
 
 __all__ = [
-    "Accepted", "Carried", "Claimed", "DeliveryState", "Duplicate", "GroupCommitter", "JournalStore", "Lanes", "RawFile", "ReceiverBacklog", "Record", "Rejected",
+    "Accepted", "Archived", "Carried", "Claimed", "DeliveryState", "Duplicate", "GroupCommitter", "JournalStore", "Lanes", "RawFile", "ReceiverBacklog", "Record", "Rejected",
     "StateChange", "TransactionView", "journal_store",
 ]

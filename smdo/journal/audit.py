@@ -8,13 +8,20 @@ entry that set their state, each page with the entries of its msg_ids. Memory is
 (and one packet's entries), not by the journal, and a store hands packets over as their SHA-256, not
 their bytes. Given a trusted checkpoint (seq, hash) the audit starts after it: a daily verify reads
 only what was written since.
+
+An archived packet (smdo/journal/archive.py) has a NULL packet in its row and an `archived` entry
+with its digest; given the archive folder, the audit also re-hashes each archived file against the
+entry that moved it there.
 """
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
 from smdo.journal.chain import GENESIS, ChainProblem, entry_hash
@@ -70,9 +77,11 @@ class Progress:
 
 
 async def run_audit(reader: AuditReader, *, since: tuple[int, str] | None = None,
-                    progress: Callable[[Progress], None] | None = None, page: int = PAGE) -> list[ChainProblem]:
+                    progress: Callable[[Progress], None] | None = None, page: int = PAGE,
+                    archive: Path | None = None) -> list[ChainProblem]:
     """The audit over what `reader` returns. `since`: a trusted (seq, hash) to start after (the
-    caller has checked the journal still holds that hash at that seq, e.g. a signed checkpoint)."""
+    caller has checked the journal still holds that hash at that seq, e.g. a signed checkpoint);
+    `archive`: the folder packets were archived to (each archived file of the range is re-hashed)."""
     problems: list[ChainProblem] = []
     head = await reader.head()
     start_seq, prev_hash = since or (0, GENESIS)
@@ -103,7 +112,10 @@ async def run_audit(reader: AuditReader, *, since: tuple[int, str] | None = None
                 problems.append(ChainProblem("entries", seq, "msg_id column differs from the entry"))
             bodies[seq] = parsed
         low = rows[0][0]
-        problems += _check_transactions(bodies, await reader.transactions_between(low, last_seq))
+        transactions = await reader.transactions_between(low, last_seq)
+        problems += _check_transactions(bodies, transactions, await _archived_digests(reader, transactions))
+        if archive is not None:
+            problems += await asyncio.to_thread(_check_archive_files, archive, bodies)
         problems += await _check_deliveries_exist(reader, bodies)
         state.checked = last_seq - start_seq
         if progress:
@@ -128,8 +140,54 @@ async def run_audit(reader: AuditReader, *, since: tuple[int, str] | None = None
     return problems
 
 
-def _check_transactions(bodies: dict[int, dict[str, Any]], transactions: list[tuple[Any, ...]]) -> list[ChainProblem]:
+async def _archived_digests(reader: AuditReader, transactions: list[tuple[Any, ...]]) -> dict[str, set[str]]:
+    """msg_id -> digests named by `archived` entries, for the page's accepted rows without a packet
+    (their entries come later in the chain than the page, so they are looked up by msg_id)."""
+    missing = [t[3] for t in transactions if t[2] == "accepted" and t[8] is None and t[3] is not None]
+    found: dict[str, set[str]] = {}
+    if not missing:
+        return found
+    for _seq, body in await reader.entries_of(missing):
+        try:
+            e = json.loads(body)
+        except ValueError:
+            continue  # named by the chain's part of the audit
+        if isinstance(e, dict) and e.get("kind") == "archived":
+            found.setdefault(e.get("msg_id"), set()).add(e.get("digest"))
+    return found
+
+
+def _check_archive_files(archive: Path, bodies: dict[int, dict[str, Any]]) -> list[ChainProblem]:
+    """Blocking: each archived entry's file, read in chunks, against the entry's digest."""
     problems = []
+    for seq, e in sorted(bodies.items()):
+        if e.get("kind") != "archived":
+            continue
+        name = str(e.get("file", ""))
+        relative = PurePosixPath(name)
+        if not name or relative.is_absolute() or ".." in relative.parts:
+            problems.append(ChainProblem("archive", name or f"of entry {seq}", "not a file name inside the archive"))
+            continue
+        h = hashlib.sha256()
+        try:
+            with open(archive / relative, "rb") as file:
+                while chunk := file.read(1024 * 1024):
+                    h.update(chunk)
+        except FileNotFoundError:
+            problems.append(ChainProblem("archive", name, f"missing (archived by entry {seq})"))
+            continue
+        except OSError as exc:
+            problems.append(ChainProblem("archive", name, f"cannot be read: {exc.strerror}"))
+            continue
+        if h.hexdigest() != e.get("digest"):
+            problems.append(ChainProblem("archive", name, f"does not match the digest of entry {seq}"))
+    return problems
+
+
+def _check_transactions(bodies: dict[int, dict[str, Any]], transactions: list[tuple[Any, ...]],
+                        archived: dict[str, set[str]] | None = None) -> list[ChainProblem]:
+    problems = []
+    archived = archived or {}
     seen: set[int] = set()
     for tid, seq, outcome, msg_id, sender, digest, size, codes, raw_sha256, answer_sha256 in transactions:
         seen.add(seq)
@@ -142,7 +200,8 @@ def _check_transactions(bodies: dict[int, dict[str, Any]], transactions: list[tu
         if outcome == "rejected" and json.loads(codes) != e.get("codes"):
             problems.append(ChainProblem("transactions", tid, f"codes differ from journal entry {seq}"))
         if outcome == "accepted":
-            if raw_sha256 != digest:
+            moved_out = raw_sha256 is None and digest in archived.get(msg_id, ())
+            if raw_sha256 != digest and not moved_out:
                 problems.append(ChainProblem("transactions", tid, "stored packet does not match its digest"))
             if answer_sha256 is None or answer_sha256 != e.get("answer_sha256"):
                 problems.append(ChainProblem("transactions", tid, "stored answer does not match the journal"))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 
 from smdo.journal.chain import canonical
-from smdo.journal.records import Accepted, DeliveryState, Record, Rejected, StateChange
+from smdo.journal.records import Accepted, Archived, DeliveryState, Record, Rejected, StateChange
 
 
 def entry(r: Record) -> dict[str, object]:
@@ -42,6 +42,9 @@ def entry(r: Record) -> dict[str, object]:
             "size": r.size,
             "message": r.message,
         }
+    if isinstance(r, Archived):
+        return {"kind": "archived", "at": r.at, "msg_id": r.msg_id, "digest": r.digest, "size": r.size,
+                "file": r.file}
     return state_entry(r.msg_id, r.receiver, DeliveryState(r.state).value, r.at, next_at=r.next_at,
                        detail=r.detail, codes=list(r.codes))
 

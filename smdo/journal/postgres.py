@@ -26,6 +26,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -37,7 +38,7 @@ from smdo.journal.chain import ChainProblem, ChainWriter
 from smdo.journal.entries import Prepared, claim_entry, prepare
 from smdo.journal.records import Accepted, Carried, Claimed, Duplicate, Lanes, RawFile, ReceiverBacklog, Record, TransactionView
 from smdo.journal.timing import LockTimes
-from smdo.journal.transitions import PENDING, accepted_msg_ids, changed_msg_ids, plan_write
+from smdo.journal.transitions import FINISHED, PENDING, accepted_msg_ids, archived_msg_ids, changed_msg_ids, plan_write
 from smdo.postgres import SESSION_OPTIONS, migrations
 from smdo.storage import StorageError
 
@@ -146,7 +147,13 @@ class PostgresJournal:
         if changed:
             await cur.execute("SELECT msg_id, receiver, state FROM deliveries WHERE msg_id = ANY(%s)", (changed,))
             states = {(m, r): s for m, r, s in await cur.fetchall()}
-        plan = plan_write(prepared, earlier, states, chain)
+        stored: dict[str, str] = {}
+        archived = archived_msg_ids(prepared)
+        if archived:
+            await cur.execute("SELECT msg_id, digest FROM transactions WHERE outcome = 'accepted' AND msg_id = ANY(%s)"
+                              " AND (packet IS NOT NULL OR raw IS NOT NULL)", (archived,))
+            stored = {m: d for m, d in await cur.fetchall()}
+        plan = plan_write(prepared, earlier, states, chain, stored)
         rows = [t for t in plan.transactions if not isinstance(t.raw, RawFile)]
         if rows:
             await cur.executemany(
@@ -167,6 +174,9 @@ class PostgresJournal:
                 "UPDATE deliveries SET state = %s, next_at = %s, detail = %s, updated_at = %s, entry_seq = %s,"
                 " delivered_at = coalesce(%s, delivered_at), registered_at = coalesce(%s, registered_at),"
                 " claimed_by = NULL, claim_until = NULL WHERE msg_id = %s AND receiver = %s", plan.updates)
+        if plan.archived:
+            await cur.execute("UPDATE transactions SET packet = NULL, raw = NULL"
+                              " WHERE outcome = 'accepted' AND msg_id = ANY(%s)", (plan.archived,))
         return plan.results
 
     async def claim_push(self, worker: str, now: float, lease: float, limit: int,
@@ -333,15 +343,24 @@ class PostgresJournal:
             return {}
         return dict(await self._read("SELECT seq, hash FROM entries WHERE seq = ANY(%s)", (wanted,)))
 
+    async def archive_candidates(self, before: float, after_id: int, limit: int) -> list[tuple[int, str, str, int]]:
+        return await self._read(R.archive_candidates_sql("%s", FINISHED), (before, after_id, limit))
+
+    async def packet(self, msg_id: str) -> bytes | None:
+        rows = await self._read(f"SELECT {R.PACKET} FROM transactions WHERE msg_id = %s AND outcome = 'accepted'",
+                                (msg_id,))
+        return None if not rows or rows[0][0] is None else bytes(rows[0][0])
+
     async def verify(self, *, since: tuple[int, str] | None = None,
-                     progress: Callable[[Progress], None] | None = None) -> list[ChainProblem]:
+                     progress: Callable[[Progress], None] | None = None,
+                     archive: Path | None = None) -> list[ChainProblem]:
         # A session of its own, in one snapshot of all tables however many nodes keep writing;
         # status reads on the reader connection go on meanwhile.
         conn = await self._connect()
         try:
             async with conn.transaction(), conn.cursor() as cur:
                 await cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                return await run_audit(_AuditReader(cur), since=since, progress=progress)
+                return await run_audit(_AuditReader(cur), since=since, progress=progress, archive=archive)
         finally:
             await conn.close()
 

@@ -112,7 +112,20 @@ class StateChange:
     codes: tuple[int, ...] = ()
 
 
-Record = Accepted | Rejected | StateChange
+@dataclass(frozen=True)
+class Archived:
+    """An accepted packet's bytes moved out of the journal to `file` (relative to the archive folder)
+    once every delivery of it was finished and the retention passed (smdo/journal/archive.py). Its
+    entry keeps the digest, so the chain and the audit still speak for the packet."""
+
+    msg_id: str
+    digest: str
+    size: int
+    file: str
+    at: float
+
+
+Record = Accepted | Rejected | StateChange | Archived
 
 
 @dataclass(frozen=True)
@@ -165,6 +178,7 @@ class TransactionView:
     origin: str
     ack_for: str | None
     deliveries: tuple[DeliveryView, ...] = field(default=())
+    archived: bool = False  # the packet's bytes were moved out of the journal (`Archived`)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -180,6 +194,7 @@ class TransactionView:
             "origin": self.origin,
             "ack_for": self.ack_for,
             "deliveries": [d.__dict__ for d in self.deliveries],
+            "archived": self.archived,
         }
 
 

@@ -17,7 +17,8 @@ ACCEPTED_COLUMNS = ("msg_id, sender, receivers, msg_type, acknow, digest, size, 
                     f"{PACKET}, answer,"
                     " ack_for, origin")
 VIEW_COLUMNS = ("t.msg_id, t.outcome, t.sender, t.receivers, t.msg_type, t.digest, t.size, t.received_at,"
-                " t.codes, t.origin, t.ack_for")
+                " t.codes, t.origin, t.ack_for,"
+                " (t.outcome = 'accepted' AND t.packet IS NULL AND t.raw IS NULL)")
 DELIVERY_VIEW_COLUMNS = "receiver, mode, state, attempts, updated_at, next_at, detail"
 
 
@@ -87,9 +88,16 @@ def distinct_newest(rows: Iterable[Sequence[Any]], found: dict[str, tuple[Any, .
         found.setdefault(row[0], tuple(row[:-1]))
 
 
+def _packet(blob: Any) -> bytes:
+    """A stored packet; b"" for an archived one (NULL). Only finished deliveries' packets are
+    archived, and no path that sends a packet reads a finished delivery (claims take pending ones),
+    so an empty packet is only ever seen where it is not sent: a late ack about a finished delivery."""
+    return b"" if blob is None else bytes(blob)
+
+
 def claimed(row: Sequence[Any], attempt_added: int = 0) -> Claimed:
     return Claimed(row[0], row[1], row[2], row[3], row[4], row[5] + attempt_added, row[6], row[7], row[8],
-                   bytes(row[9]))
+                   _packet(row[9]))
 
 
 CARRIED_COLUMNS = "msg_id, sender, receivers, origin"
@@ -103,7 +111,7 @@ def carried(row: Sequence[Any], deliveries: Iterable[Sequence[Any]]) -> Carried:
 def accepted(row: Sequence[Any], deliveries: Iterable[Sequence[Any]]) -> Accepted:
     return Accepted(
         msg_id=row[0], sender=row[1], receivers=tuple(json.loads(row[2])), msg_type=row[3], acknow=row[4],
-        digest=row[5], size=row[6], received_at=row[7], deadline=row[8], raw=bytes(row[9]), answer=bytes(row[10]),
+        digest=row[5], size=row[6], received_at=row[7], deadline=row[8], raw=_packet(row[9]), answer=bytes(row[10]),
         deliveries=tuple((r, m) for r, m in deliveries), ack_for=row[11], origin=row[12],
     )
 
@@ -112,5 +120,17 @@ def view(row: Sequence[Any], deliveries: Iterable[Sequence[Any]]) -> Transaction
     return TransactionView(
         msg_id=row[0], outcome=row[1], sender=row[2], receivers=tuple(json.loads(row[3])), msg_type=row[4],
         digest=row[5], size=row[6], received_at=row[7], codes=tuple(json.loads(row[8])), origin=row[9],
-        ack_for=row[10], deliveries=tuple(DeliveryView(*d) for d in deliveries),
+        ack_for=row[10], deliveries=tuple(DeliveryView(*d) for d in deliveries), archived=bool(row[11]),
     )
+
+
+def archive_candidates_sql(placeholder: str, finished: Sequence[str]) -> str:
+    """Accepted rows still holding their packet, received before a time, every delivery finished:
+    (id, msg_id, digest, size), by id after a keyset bound (`t.id > ?`), with a limit. Arguments:
+    (before, after_id, limit)."""
+    states = ", ".join(f"'{s}'" for s in finished)
+    return (f"SELECT t.id, t.msg_id, t.digest, t.size FROM transactions t WHERE t.outcome = 'accepted'"
+            f" AND t.received_at < {placeholder} AND t.id > {placeholder}"
+            " AND (t.packet IS NOT NULL OR t.raw IS NOT NULL)"
+            f" AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.msg_id = t.msg_id AND d.state NOT IN ({states}))"
+            f" ORDER BY t.id LIMIT {placeholder}")

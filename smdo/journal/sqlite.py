@@ -28,7 +28,15 @@ from smdo.journal.chain import GENESIS, ChainProblem, ChainWriter
 from smdo.journal.entries import claim_entry, prepare
 from smdo.journal.records import Accepted, Carried, Claimed, Duplicate, Lanes, RawFile, ReceiverBacklog, Record, TransactionView
 from smdo.journal.timing import LockTimes
-from smdo.journal.transitions import PENDING, WritePlan, accepted_msg_ids, changed_msg_ids, plan_write
+from smdo.journal.transitions import (
+    FINISHED,
+    PENDING,
+    WritePlan,
+    accepted_msg_ids,
+    archived_msg_ids,
+    changed_msg_ids,
+    plan_write,
+)
 from smdo.storage import StorageError
 
 T = TypeVar("T")
@@ -379,14 +387,24 @@ class SqliteJournal:
         except FileNotFoundError:
             return 0
 
+    async def archive_candidates(self, before: float, after_id: int, limit: int) -> list[tuple[int, str, str, int]]:
+        return await self._read_side(lambda c: c.execute(
+            R.archive_candidates_sql("?", FINISHED), (before, after_id, limit)).fetchall())
+
+    async def packet(self, msg_id: str) -> bytes | None:
+        row = await self._read_side(lambda c: c.execute(
+            f"SELECT {R.PACKET} FROM transactions WHERE msg_id = ? AND outcome = 'accepted'", (msg_id,)).fetchone())
+        return None if row is None or row[0] is None else bytes(row[0])
+
     async def verify(self, *, since: tuple[int, str] | None = None,
-                     progress: Callable[[Progress], None] | None = None) -> list[ChainProblem]:
+                     progress: Callable[[Progress], None] | None = None,
+                     archive: Path | None = None) -> list[ChainProblem]:
         # A connection and thread of its own: the audit reads one snapshot for as long as it takes
         # while the hub's connection keeps committing.
         reader = _AuditReader(self.path)
         await reader.start()
         try:
-            return await run_audit(reader, since=since, progress=progress)
+            return await run_audit(reader, since=since, progress=progress, archive=archive)
         finally:
             await reader.stop()
 
@@ -657,7 +675,10 @@ def _apply(conn: sqlite3.Connection, chain: ChainWriter, prepared: list) -> list
     states = dict(_in_chunks(
         conn, "SELECT msg_id, receiver, state FROM deliveries WHERE msg_id IN ({})",
         changed_msg_ids(prepared), lambda row: ((row[0], row[1]), row[2])))
-    plan: WritePlan = plan_write(prepared, earlier, states, chain)
+    stored = dict(_in_chunks(
+        conn, "SELECT msg_id, digest FROM transactions WHERE outcome = 'accepted' AND msg_id IN ({})"
+        " AND (packet IS NOT NULL OR raw IS NOT NULL)", archived_msg_ids(prepared), tuple))
+    plan: WritePlan = plan_write(prepared, earlier, states, chain, stored)
     # The packet is the record's last column: SQLite writes a zeroblob there without making it (one
     # anywhere else it builds in memory, twice), and the blob is then filled in chunks from the file.
     insert = ("INSERT INTO transactions (entry_seq, outcome, msg_id, sender, receivers, msg_type, acknow, ack_for,"
@@ -677,6 +698,8 @@ def _apply(conn: sqlite3.Connection, chain: ChainWriter, prepared: list) -> list
         "UPDATE deliveries SET state = ?, next_at = ?, detail = ?, updated_at = ?, entry_seq = ?,"
         " delivered_at = coalesce(?, delivered_at), registered_at = coalesce(?, registered_at),"
         " claimed_by = NULL, claim_until = NULL WHERE msg_id = ? AND receiver = ?", plan.updates)
+    conn.executemany("UPDATE transactions SET packet = NULL, raw = NULL WHERE msg_id = ? AND outcome = 'accepted'",
+                     [(m,) for m in plan.archived])
     return plan.results
 
 

@@ -9,6 +9,7 @@ also becomes an entry of the one hash chain. Stores: `smdo.journal.sqlite` (embe
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 from smdo.journal.audit import Progress
@@ -100,9 +101,20 @@ class JournalStore(Protocol):
         """The stored hash of each of these entries that exists (a missing seq is left out)."""
 
     async def verify(self, *, since: tuple[int, str] | None = None,
-                     progress: Callable[[Progress], None] | None = None) -> list[ChainProblem]:
+                     progress: Callable[[Progress], None] | None = None,
+                     archive: Path | None = None) -> list[ChainProblem]:
         """The audit (`smdo.journal.audit`) over this store's entries and rows, streamed in pages
-        from one snapshot; `since`: a trusted (seq, hash) to start after; `progress` is called per page."""
+        from one snapshot; `since`: a trusted (seq, hash) to start after; `progress` is called per page;
+        `archive`: the folder packets were archived to, each archived file re-hashed against its entry."""
+
+    # For archiving (smdo/journal/archive.py): finished packets' bytes moved out, an `Archived` record each.
+    async def archive_candidates(self, before: float, after_id: int, limit: int) -> list[tuple[int, str, str, int]]:
+        """(row id, msg_id, digest, size) of up to `limit` accepted rows with id > `after_id`, received
+        before `before`, still holding their packet, and whose every delivery is finished
+        (`transitions.FINISHED`), by id."""
+
+    async def packet(self, msg_id: str) -> bytes | None:
+        """The accepted packet's stored bytes; None when there is none (or it was archived)."""
 
     # --- operators' views: a transaction's history, backlog, hourly counts, statistics ---------
 

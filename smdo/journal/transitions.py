@@ -18,6 +18,7 @@ from smdo.journal.records import (
     PENDING_STATES,
     REGISTRATION_STATES,
     Accepted,
+    Archived,
     DeliveryState,
     Duplicate,
     RawFile,
@@ -28,6 +29,8 @@ from smdo.journal.records import (
 PENDING = tuple(s.value for s in PENDING_STATES)
 REGISTRATION = tuple(s.value for s in REGISTRATION_STATES)
 FINAL = (DeliveryState.DELIVERED.value, DeliveryState.EXPIRED.value)
+#: States after which a delivery never needs its packet again: what archiving waits for.
+FINISHED = FINAL + REGISTRATION
 
 
 def may_change(current: str, new: str) -> bool:
@@ -92,6 +95,7 @@ class WritePlan:
     deliveries: list[NewDelivery] = field(default_factory=list)
     updates: list[DeliveryUpdate] = field(default_factory=list)
     results: list[Duplicate | None] = field(default_factory=list)
+    archived: list[str] = field(default_factory=list)  # msg_ids whose packet and raw become NULL
 
 
 def changed_msg_ids(prepared: list[Prepared]) -> list[str]:
@@ -99,6 +103,11 @@ def changed_msg_ids(prepared: list[Prepared]) -> list[str]:
     ids = {r.msg_id for r, _, _ in prepared if isinstance(r, StateChange)}
     ids |= {c.msg_id for _, _, also in prepared for c, _ in also}
     return list(ids)
+
+
+def archived_msg_ids(prepared: list[Prepared]) -> list[str]:
+    """The msg_ids whose stored packets' digests `plan_write` needs (for `Archived` records)."""
+    return [r.msg_id for r, _, _ in prepared if isinstance(r, Archived)]
 
 
 def accepted_msg_ids(prepared: list[Prepared]) -> list[str]:
@@ -111,13 +120,16 @@ def plan_write(
     earlier: Mapping[str, tuple[str, bytes]],
     states: Mapping[tuple[str, str], str],
     chain: ChainWriter,
+    stored: Mapping[str, str] | None = None,
 ) -> WritePlan:
     """The rows a group becomes, in record order; entries are appended to `chain` as it goes.
 
     `earlier`: msg_id -> (digest, answer) of accepted transactions already stored;
-    `states`: (msg_id, receiver) -> current state of the deliveries the group changes.
+    `states`: (msg_id, receiver) -> current state of the deliveries the group changes;
+    `stored`: msg_id -> digest of the accepted rows that still hold their packet, for `Archived`
+    records (one whose row holds no packet, or another digest, is skipped: archived already).
     """
-    earlier, states = dict(earlier), dict(states)
+    earlier, states, stored = dict(earlier), dict(states), dict(stored or {})
     plan = WritePlan()
 
     def change(c: StateChange, body: bytes) -> None:
@@ -153,6 +165,10 @@ def plan_write(
                     states[(r.msg_id, receiver)] = DeliveryState.ACCEPTED.value
                 for c, c_body in also:
                     change(c, c_body)
+        elif isinstance(r, Archived):
+            if stored.pop(r.msg_id, None) == r.digest:
+                chain.append(body, r.msg_id)
+                plan.archived.append(r.msg_id)
         elif isinstance(r, Rejected):
             seq = chain.append(body, r.msg_id)
             plan.transactions.append(TransactionRow(
