@@ -14,22 +14,7 @@ from router.keys import HUB
 from smdo.registry import Registry
 
 from router_fixtures import HubUnderTest, document, eventually, hub_config, register, sign, smdo
-from test_store_contract import accepted, raw_sql
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request, tmp_path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite://{tmp_path}"
-    return request.getfixturevalue("postgres_url")
-
-
-@pytest.fixture
-async def journal(store_url):
-    store = journal_store(store_url)
-    await store.open()
-    yield store
-    await store.close()
+from test_store_contract import accepted, journal, raw_sql, store_url  # noqa: F401 - the stores' fixtures
 
 
 def delivered(msg_id: str, receiver: str = "B", at: float = 1001.0) -> StateChange:
