@@ -26,7 +26,10 @@ from edms_adapters.cardcodec import b64, date_text, optional_date, parse_date, p
 _PARSER = etree.XMLParser(
     resolve_entities=False, no_network=True, load_dtd=False, huge_tree=True, remove_blank_text=True
 )
-MAX_CARD_BYTES = 30 * 1024 * 1024
+# A card holds its files inline, and a file that came beside the envelope (a part) may be hundreds
+# of MB: the bound is the largest part the hub takes (`part_max_bytes`, 4 GB) in base64, as for
+# Rekord's own records (edms_adapters/rekord.py OWN_RECORD).
+MAX_CARD_BYTES = 6 * 1024 ** 3
 
 
 def _party(tag: str, party: Party) -> etree._Element:
