@@ -14,6 +14,8 @@ from router.keys import HUB
 from smdo.registry import Registry
 
 from router_fixtures import HubUnderTest, document, eventually, hub_config, register, sign, smdo
+from smdo.journal.rows import archive_candidates_sql
+from smdo.journal.transitions import FINISHED
 from test_store_contract import accepted, journal, raw_sql, store_url  # noqa: F401 - the stores' fixtures
 
 
@@ -47,6 +49,12 @@ async def test_a_finished_packet_is_archived_and_the_journal_still_verifies(jour
     again = await archive_packets(journal, to, retention=100.0, now=2000.0)  # nothing left to do
     assert again.archived == []
     assert len([e for e in await journal.history("done") if e["kind"] == "archived"]) == 1
+    if store_url.startswith("sqlite://"):  # the walk reads the index of rows still holding a packet
+        plan = raw_sql(store_url, "EXPLAIN QUERY PLAN " + archive_candidates_sql("?", FINISHED).replace("?", "0"))
+        assert any("transactions_unarchived" in str(row) for row in plan), plan
+        assert [r[0] for r in raw_sql(store_url, "SELECT msg_id FROM transactions INDEXED BY transactions_unarchived"
+                                      " WHERE outcome = 'accepted' AND coalesce(packet, raw) IS NOT NULL"
+                                      " ORDER BY received_at")] == ["waiting", "young"]  # "done" left it
 
 
 async def test_a_packet_nulled_without_an_archived_entry_is_named(journal, store_url):

@@ -356,6 +356,7 @@ async def test_packets_written_by_schema_2_are_still_read(tmp_path):
     await store.close()
     with sqlite3.connect(tmp_path / "journal.db") as db:
         db.execute("UPDATE transactions SET raw = packet")
+        db.execute("DROP INDEX transactions_unarchived")  # schema 5's, which names the column
         db.execute("ALTER TABLE transactions DROP COLUMN packet")
         db.execute("PRAGMA user_version = 2")
     store = journal_store(url)

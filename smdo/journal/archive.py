@@ -49,11 +49,11 @@ async def archive_packets(journal: JournalStore, to: Path, *, retention: float, 
                           page: int = PAGE) -> ArchiveResult:
     """Archive every finished packet received before `now - retention`; see the module's docstring."""
     result = ArchiveResult()
-    after = 0
+    after = (float("-inf"), 0)
     while rows := await journal.archive_candidates(now - retention, after, page):
         records = []
-        for row_id, msg_id, digest, size in rows:
-            after = row_id
+        for row_id, msg_id, digest, size, received_at in rows:
+            after = (received_at, row_id)
             packet = await journal.packet(msg_id)
             if packet is None:
                 continue  # archived meanwhile (another node)

@@ -343,8 +343,9 @@ class PostgresJournal:
             return {}
         return dict(await self._read("SELECT seq, hash FROM entries WHERE seq = ANY(%s)", (wanted,)))
 
-    async def archive_candidates(self, before: float, after_id: int, limit: int) -> list[tuple[int, str, str, int]]:
-        return await self._read(R.archive_candidates_sql("%s", FINISHED), (before, after_id, limit))
+    async def archive_candidates(self, before: float, after: tuple[float, int],
+                                 limit: int) -> list[tuple[int, str, str, int, float]]:
+        return await self._read(R.archive_candidates_sql("%s", FINISHED), (before, *after, limit))
 
     async def packet(self, msg_id: str) -> bytes | None:
         rows = await self._read(f"SELECT {R.PACKET} FROM transactions WHERE msg_id = %s AND outcome = 'accepted'",

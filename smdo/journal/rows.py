@@ -126,11 +126,12 @@ def view(row: Sequence[Any], deliveries: Iterable[Sequence[Any]]) -> Transaction
 
 def archive_candidates_sql(placeholder: str, finished: Sequence[str]) -> str:
     """Accepted rows still holding their packet, received before a time, every delivery finished:
-    (id, msg_id, digest, size), by id after a keyset bound (`t.id > ?`), with a limit. Arguments:
-    (before, after_id, limit)."""
+    (id, msg_id, digest, size, received_at), in (received_at, id) order after a keyset bound, with a
+    limit. Arguments: (before, after received_at, after id, limit). The WHERE repeats the partial
+    index `transactions_unarchived`'s, so the walk reads only rows not yet archived."""
     states = ", ".join(f"'{s}'" for s in finished)
-    return (f"SELECT t.id, t.msg_id, t.digest, t.size FROM transactions t WHERE t.outcome = 'accepted'"
-            f" AND t.received_at < {placeholder} AND t.id > {placeholder}"
-            " AND (t.packet IS NOT NULL OR t.raw IS NOT NULL)"
+    return (f"SELECT t.id, t.msg_id, t.digest, t.size, t.received_at FROM transactions t"
+            f" WHERE t.outcome = 'accepted' AND coalesce(t.packet, t.raw) IS NOT NULL"
+            f" AND t.received_at < {placeholder} AND (t.received_at, t.id) > ({placeholder}, {placeholder})"
             f" AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.msg_id = t.msg_id AND d.state NOT IN ({states}))"
-            f" ORDER BY t.id LIMIT {placeholder}")
+            f" ORDER BY t.received_at, t.id LIMIT {placeholder}")

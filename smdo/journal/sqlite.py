@@ -44,7 +44,8 @@ T = TypeVar("T")
 #: The schema version this code writes (PRAGMA user_version); a newer file is refused.
 #: 2: indexes the streaming audit pages by, lease release without a scan, kept delivery counts.
 #: 3: packets in `transactions.packet`, the record's last column (see `_apply`); `raw` keeps older ones.
-SCHEMA_VERSION = 4
+#: 4: operators' search indexes. 5: `transactions_unarchived`, the rows archiving still has to look at.
+SCHEMA_VERSION = 5
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -135,6 +136,9 @@ CREATE INDEX IF NOT EXISTS deliveries_state ON deliveries (state, id);
 -- bodies and all, for the write path's "outcome = 'accepted' AND msg_id IN (...)")
 CREATE INDEX IF NOT EXISTS transactions_rejected ON transactions (id) WHERE outcome = 'rejected';
 CREATE INDEX IF NOT EXISTS transactions_sender ON transactions (sender, id);
+-- archiving walks only the rows still holding a packet (schema 5): archived ones leave this index
+CREATE INDEX IF NOT EXISTS transactions_unarchived ON transactions (received_at, id)
+    WHERE outcome = 'accepted' AND coalesce(packet, raw) IS NOT NULL;
 """
 
 #: Deliveries per state, kept by triggers in the transaction that changes a state, so /metrics and
@@ -387,9 +391,10 @@ class SqliteJournal:
         except FileNotFoundError:
             return 0
 
-    async def archive_candidates(self, before: float, after_id: int, limit: int) -> list[tuple[int, str, str, int]]:
+    async def archive_candidates(self, before: float, after: tuple[float, int],
+                                 limit: int) -> list[tuple[int, str, str, int, float]]:
         return await self._read_side(lambda c: c.execute(
-            R.archive_candidates_sql("?", FINISHED), (before, after_id, limit)).fetchall())
+            R.archive_candidates_sql("?", FINISHED), (before, *after, limit)).fetchall())
 
     async def packet(self, msg_id: str) -> bytes | None:
         row = await self._read_side(lambda c: c.execute(

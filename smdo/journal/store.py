@@ -108,10 +108,12 @@ class JournalStore(Protocol):
         `archive`: the folder packets were archived to, each archived file re-hashed against its entry."""
 
     # For archiving (smdo/journal/archive.py): finished packets' bytes moved out, an `Archived` record each.
-    async def archive_candidates(self, before: float, after_id: int, limit: int) -> list[tuple[int, str, str, int]]:
-        """(row id, msg_id, digest, size) of up to `limit` accepted rows with id > `after_id`, received
-        before `before`, still holding their packet, and whose every delivery is finished
-        (`transitions.FINISHED`), by id."""
+    async def archive_candidates(self, before: float, after: tuple[float, int],
+                                 limit: int) -> list[tuple[int, str, str, int, float]]:
+        """(row id, msg_id, digest, size, received_at) of up to `limit` accepted rows received before
+        `before`, still holding their packet, whose every delivery is finished (`transitions.FINISHED`),
+        in (received_at, id) order after the keyset bound `after`. Read through an index of the rows
+        still holding a packet, so archived rows cost nothing however old the journal."""
 
     async def packet(self, msg_id: str) -> bytes | None:
         """The accepted packet's stored bytes; None when there is none (or it was archived)."""

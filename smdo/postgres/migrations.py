@@ -192,6 +192,10 @@ END $$;
 CREATE TRIGGER meta_data_version_notifies AFTER UPDATE ON meta
     FOR EACH ROW WHEN (NEW.key = 'data_version') EXECUTE FUNCTION smdo_registry_changed();
 """),
+    Migration(8, "journal: archiving walks only the rows still holding a packet", """
+CREATE INDEX transactions_unarchived ON transactions (received_at, id)
+    WHERE outcome = 'accepted' AND coalesce(packet, raw) IS NOT NULL;
+"""),
 )
 
 #: The version this code reads and writes.
