@@ -18,40 +18,17 @@ import asyncio
 import logging
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from cli.conformance import RunSettings, run_conformance
 from edms_adapters.config import FAULTS, EdmsConfig
-from edms_adapters.runner import RunningEdms, start_edms
+from edms_adapters.runner import RestartableEdms
 from signing.pki import init_pki, issue_certificate
 from smdo.conformance.cases import Timing
 from smdo.conformance.runner import ERROR, FAILED, SuiteResult
 
 TARGET = 0.90
 QUICK = ("trusts-unknown-ca", "acks-before-store", "garbles-cyrillic-titles", "drops-task-zone", "slow")
-
-
-class Edms:
-    """One emulated EDMS under test that the suite's restart hook can stop and start again."""
-
-    def __init__(self, config: EdmsConfig) -> None:
-        self.config = config
-        self.running: RunningEdms | None = None
-
-    async def start(self) -> RunningEdms:
-        self.running = await start_edms(self.config)
-        self.config = replace(self.config, listen_port=self.running.runner.addresses[0][1])
-        return self.running
-
-    async def restart(self) -> None:
-        await self.stop()
-        await self.start()
-
-    async def stop(self) -> None:
-        if self.running is not None:
-            await self.running.stop()
-            self.running = None
 
 
 async def run_once(work: Path, pki, certs, kind: str, faults: frozenset[str], timing: Timing) -> SuiteResult:
@@ -62,13 +39,13 @@ async def run_once(work: Path, pki, certs, kind: str, faults: frozenset[str], ti
     code = "MUT-EDMS"
     settings = RunSettings(signer=certs["SMDO-TEST"].signer(), trust=pki.trust_store(), trust_path=pki.trust_dir,
                            code=code, edms_cert=certs[code].certificate, timing=timing, pki=pki.directory)
-    edms: list[Edms] = []
+    edms: list[RestartableEdms] = []
 
     async def listening(url: str) -> None:
         config = EdmsConfig(kind=kind, code=code, name="Agency under test", hub_url=url, data_dir=work / "edms",
                             key=certs[code].key_path, cert=certs[code].cert_path, trust=pki.trust_dir,
                             crls=(pki.crl_path,), faults=faults, poll_interval=0.05, slow_seconds=timing.delivery + 1)
-        started = Edms(config)
+        started = RestartableEdms(config)
         running = await started.start()
         edms.append(started)
         settings.endpoint = f"{running.url}/sdip/packets"

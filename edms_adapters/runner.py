@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from aiohttp import web
 
@@ -98,6 +98,30 @@ async def start_edms(config: EdmsConfig, *, tls: bool = True) -> RunningEdms:
         mail = MailInbox(service)
         await mail.start()
     return RunningEdms(service, runner, url, tasks, mail)
+
+
+class RestartableEdms:
+    """One EDMS in this process that can be stopped and started again on the same port and data
+    (what it held only in memory is lost): what a conformance run's restart hook does to it."""
+
+    def __init__(self, config: EdmsConfig) -> None:
+        self.config = config
+        self.running: RunningEdms | None = None
+
+    async def start(self) -> RunningEdms:
+        self.running = await start_edms(self.config)
+        self.config = replace(self.config, listen_port=self.running.runner.addresses[0][1])
+        return self.running
+
+    async def restart(self) -> None:
+        assert self.running is not None
+        await self.stop()
+        await self.start()
+
+    async def stop(self) -> None:
+        if self.running is not None:
+            await self.running.stop()
+            self.running = None
 
 
 def push_url(running: RunningEdms) -> str | None:

@@ -13,7 +13,7 @@ import aiohttp
 from edms_adapters.adapter import Party
 from edms_adapters.config import EdmsConfig
 from edms_adapters.hub_client import client_ssl_context
-from edms_adapters.runner import RunningEdms, start_edms
+from edms_adapters.runner import RestartableEdms, RunningEdms, start_edms
 from signing.pki import PkiLayout
 from smdo.conformance.cases import Timing
 from smdo.registry import TEST_COUNTERPART_CODE
@@ -44,28 +44,9 @@ def edms_config(kind: str, code: str, cert, pki: PkiLayout, data: Path, hub_url:
                       faults=faults, poll_interval=0.05, slow_seconds=SLOW_SECONDS)
 
 
-class Restartable:
-    """An in-process emulated EDMS the suite's restart callable stops and starts again on the same port
-    and data (what it held only in memory is lost). The CLI test uses a real process kill instead."""
-
-    def __init__(self, config: EdmsConfig) -> None:
-        self.config = config
-        self.running: RunningEdms | None = None
-
-    async def start(self) -> RunningEdms:
-        self.running = await start_edms(self.config)
-        self.config = replace(self.config, listen_port=self.running.runner.addresses[0][1])
-        return self.running
-
-    async def restart(self) -> None:
-        assert self.running is not None
-        await self.running.stop()
-        await self.start()
-
-    async def stop(self) -> None:
-        if self.running is not None:
-            await self.running.stop()
-            self.running = None
+class Restartable(RestartableEdms):
+    """An in-process emulated EDMS the suite's restart callable stops and starts again (the CLI test
+    uses a real process kill instead), with its test adapter's address."""
 
     @property
     def adapter_url(self) -> str:
