@@ -28,6 +28,8 @@ import tempfile
 import time
 import zlib
 from pathlib import Path
+
+from bench.memory import reset_peak, vm
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -82,17 +84,6 @@ def _receivers_main(pki_dir: str, db_dir: str, ports: "multiprocessing.Queue[lis
 
 
 # --------------------------------------------------------------------------- measurements
-
-
-def vm(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
-def reset_peak(pid: int) -> None:
-    Path(f"/proc/{pid}/clear_refs").write_text("5")  # VmHWM := VmRSS (Linux >= 4.0)
 
 
 def p99(values: list[float]) -> float:

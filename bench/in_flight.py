@@ -24,16 +24,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.memory import reset_peak, vm
+
 REPO = Path(__file__).resolve().parent.parent
 MB = 1024 * 1024
 GOAL = 2.0
-
-
-def vm(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
-    return 0
 
 
 async def one_packet(base: str, ctx: ssl.SSLContext, raw: bytes, hub_pid: int) -> tuple[int, float, float, int]:
@@ -44,7 +39,7 @@ async def one_packet(base: str, ctx: ssl.SSLContext, raw: bytes, hub_pid: int) -
         async with session.get(f"{base}/healthz") as r:  # a connection ready for the polls
             await r.read()
         before = vm(hub_pid, "VmRSS")
-        Path(f"/proc/{hub_pid}/clear_refs").write_text("5")  # VmHWM := VmRSS
+        reset_peak(hub_pid)
         done = asyncio.Event()
         slowest = 0.0
 

@@ -35,6 +35,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.memory import vm
+
 REPO = Path(__file__).resolve().parent.parent
 RSS_GOAL_MB = 150
 
@@ -66,13 +68,6 @@ def _floor_main(pki_dir: str, target: str, ports: "multiprocessing.Queue[int]") 
         await asyncio.Event().wait()
 
     asyncio.run(main())
-
-
-def _peak_rss_mb(pid: int) -> float:
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 async def _measure(pki, file, hub_url: str, floor_url: str, receiver, tmp: Path) -> dict[str, float]:
@@ -232,7 +227,7 @@ def run(argv: list[str] | None = None) -> None:
                                        floor_url, receiver, tmp)
             finally:
                 await receiver.stop()
-            return times, _peak_rss_mb(hub.pid)
+            return times, vm(hub.pid, "VmHWM") / (1024 * 1024)
 
         times, rss = asyncio.run(main())
     finally:
