@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import ssl
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -16,6 +16,7 @@ from signing.keys import Signer
 from signing.pki import PkiLayout
 from signing.trust import TrustStore
 from smdo.check import read_packet, validate_packet, verify_packet
+from smdo.conformance.parts import PartFile
 from smdo.errors import PacketRejected
 from smdo.packet import DocTransfer, Envelope, read_header
 from smdo.parts import files_of, reference_for
@@ -27,34 +28,15 @@ CHUNK = 1024 * 1024
 
 
 @dataclass(frozen=True)
-class GeneratedFile:
-    """`size` bytes made block by block from a seed: the same bytes every time, never held whole."""
+class GeneratedFile(PartFile):
+    """`size` bytes made block by block from a seed (the conformance suite's files): the same bytes
+    every time, never held whole; `stream()` for an upload's body."""
 
-    size: int
     seed: bytes = b"smdo"
-
-    def chunks(self, start: int = 0) -> Iterator[bytes]:
-        block = hashlib.sha256(self.seed).digest() * (CHUNK // 32)
-        offset = 0
-        n = 0
-        while offset < self.size:
-            chunk = n.to_bytes(8, "big") + block[8:min(CHUNK, self.size - offset)]
-            chunk = chunk[:min(CHUNK, self.size - offset)]
-            if offset + len(chunk) > start:
-                yield chunk[max(0, start - offset):]
-            offset += len(chunk)
-            n += 1
 
     async def stream(self) -> AsyncIterator[bytes]:
         for chunk in self.chunks():
             yield chunk
-
-    @property
-    def digest(self) -> str:
-        h = hashlib.sha256()
-        for chunk in self.chunks():
-            h.update(chunk)
-        return h.hexdigest()
 
 
 async def upload(session: aiohttp.ClientSession, hub_url: str, digest: str, body) -> tuple[int, dict]:
