@@ -189,12 +189,7 @@ class PostgresJournal:
 
     async def _claim(self, mode: str, receiver: str | None, holder: str, now: float, lease: float,
                      limit: int, lanes: Lanes | None = None) -> list[Claimed]:
-        where = (f"d.mode = %s AND d.state IN {PENDING} AND d.next_at <= %s AND d.deadline > %s"
-                 " AND (d.claim_until IS NULL OR d.claim_until < %s)")
-        args: list[object] = [mode, now, now, now]
-        if receiver is not None:
-            where += " AND d.receiver = %s"
-            args.append(receiver)
+        where, args = R.claim_filter("%s", mode, receiver, now)
         # The idle poll: one indexed read on the reader connection, not the chain lock, when nothing is due.
         if not await self._read(f"SELECT 1 FROM deliveries d WHERE {where} LIMIT 1", args):
             return []

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from smdo.journal.records import Accepted, Carried, Claimed, DeliveryView, TransactionView
+from smdo.journal.transitions import PENDING
 
 #: A packet's bytes: in `packet` (the last column, so SQLite can write a large one in place) since
 #: SQLite schema 3 / PostgreSQL migration 5, in `raw` before.
@@ -24,6 +25,19 @@ DELIVERY_VIEW_COLUMNS = "receiver, mode, state, attempts, updated_at, next_at, d
 
 #: Transaction outcomes; any other searched state is a delivery's.
 OUTCOMES = ("accepted", "rejected")
+
+
+def claim_filter(placeholder: str, mode: str, receiver: str | None, now: float) -> tuple[str, list[Any]]:
+    """The WHERE clause (over deliveries d) and arguments of the deliveries a claim may take: this
+    mode's, pending, due, before their deadline and leased by nobody (optionally one receiver's)."""
+    p = placeholder
+    where = (f"d.mode = {p} AND d.state IN {PENDING} AND d.next_at <= {p} AND d.deadline > {p}"
+             f" AND (d.claim_until IS NULL OR d.claim_until < {p})")
+    args: list[Any] = [mode, now, now, now]
+    if receiver is not None:
+        where += f" AND d.receiver = {p}"
+        args.append(receiver)
+    return where, args
 
 
 def transaction_filter(placeholder: str, *, since: float | None, until: float | None, sender: str | None,

@@ -483,12 +483,7 @@ class SqliteJournal:
     def _claim(self, conn: sqlite3.Connection, mode: str, receiver: str | None, holder: str, now: float,
                lease: float, limit: int, lanes: Lanes | None = None) -> tuple[list[Claimed], float]:
         """The claimed deliveries, and until when nothing will be due (-inf: unknown)."""
-        where = (f"d.mode = ? AND d.state IN {PENDING} AND d.next_at <= ? AND d.deadline > ?"
-                 " AND (d.claim_until IS NULL OR d.claim_until < ?)")
-        args: list[object] = [mode, now, now, now]
-        if receiver is not None:
-            where += " AND d.receiver = ?"
-            args.append(receiver)
+        where, args = R.claim_filter("?", mode, receiver, now)
         full = lanes.full() if lanes is not None else []
         if full:
             where += f" AND d.receiver NOT IN ({','.join('?' * len(full))})"
