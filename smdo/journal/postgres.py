@@ -27,7 +27,7 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 
@@ -41,6 +41,8 @@ from smdo.journal.timing import LockTimes
 from smdo.journal.transitions import FINISHED, PENDING, accepted_msg_ids, archived_msg_ids, changed_msg_ids, plan_write
 from smdo.postgres import SESSION_OPTIONS, migrations
 from smdo.storage import StorageError
+
+T = TypeVar("T")
 
 _PASSWORD = re.compile(r"(://[^:/@]+:)[^@]*@")
 _HEAD = "SELECT seq, hash FROM chain_head WHERE id = 1 FOR UPDATE"
@@ -263,20 +265,19 @@ class PostgresJournal:
         return rows[0][0] if rows else None
 
     async def accepted(self, msg_id: str) -> Accepted | None:
-        rows = await self._read(
-            f"SELECT {R.ACCEPTED_COLUMNS} FROM transactions WHERE msg_id = %s AND outcome = 'accepted'", (msg_id,))
-        if not rows:
-            return None
-        deliveries = await self._read("SELECT receiver, mode FROM deliveries WHERE msg_id = %s ORDER BY id", (msg_id,))
-        return R.accepted(rows[0], deliveries)
+        return await self._accepted(msg_id, R.ACCEPTED_COLUMNS, R.accepted)
 
     async def carried(self, msg_id: str) -> Carried | None:
+        return await self._accepted(msg_id, R.CARRIED_COLUMNS, R.carried)
+
+    async def _accepted(self, msg_id: str, columns: str, make: Callable[[Sequence[Any], list[Any]], T]) -> T | None:
+        """The accepted transaction `msg_id` as `make` builds it from `columns` and its deliveries."""
         rows = await self._read(
-            f"SELECT {R.CARRIED_COLUMNS} FROM transactions WHERE msg_id = %s AND outcome = 'accepted'", (msg_id,))
+            f"SELECT {columns} FROM transactions WHERE msg_id = %s AND outcome = 'accepted'", (msg_id,))
         if not rows:
             return None
         deliveries = await self._read("SELECT receiver, mode FROM deliveries WHERE msg_id = %s ORDER BY id", (msg_id,))
-        return R.carried(rows[0], deliveries)
+        return make(rows[0], deliveries)
 
     async def transaction(self, msg_id: str) -> list[TransactionView]:
         return await self._views("t.msg_id = %s", (msg_id,), 1000)

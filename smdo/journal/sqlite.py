@@ -336,24 +336,10 @@ class SqliteJournal:
         return row[0] if row else None
 
     async def accepted(self, msg_id: str) -> Accepted | None:
-        def read(c: sqlite3.Connection) -> Accepted | None:
-            row = c.execute(f"SELECT {R.ACCEPTED_COLUMNS} FROM transactions WHERE msg_id = ? AND outcome = 'accepted'",
-                            (msg_id,)).fetchone()
-            if row is None:
-                return None
-            return R.accepted(row, c.execute("SELECT receiver, mode FROM deliveries WHERE msg_id = ? ORDER BY id",
-                                             (msg_id,)).fetchall())
-        return await self._run(read)
+        return await self._run(_accepted, msg_id, R.ACCEPTED_COLUMNS, R.accepted)
 
     async def carried(self, msg_id: str) -> Carried | None:
-        def read(c: sqlite3.Connection) -> Carried | None:
-            row = c.execute(f"SELECT {R.CARRIED_COLUMNS} FROM transactions WHERE msg_id = ? AND outcome = 'accepted'",
-                            (msg_id,)).fetchone()
-            if row is None:
-                return None
-            return R.carried(row, c.execute("SELECT receiver, mode FROM deliveries WHERE msg_id = ? ORDER BY id",
-                                            (msg_id,)).fetchall())
-        return await self._run(read)
+        return await self._run(_accepted, msg_id, R.CARRIED_COLUMNS, R.carried)
 
     async def transaction(self, msg_id: str) -> list[TransactionView]:
         return await self._read_side(_views, "t.msg_id = ?", (msg_id,), 1000)
@@ -701,6 +687,17 @@ def _apply(conn: sqlite3.Connection, chain: ChainWriter, prepared: list) -> list
     conn.executemany("UPDATE transactions SET packet = NULL, raw = NULL WHERE msg_id = ? AND outcome = 'accepted'",
                      [(m,) for m in plan.archived])
     return plan.results
+
+
+def _accepted(conn: sqlite3.Connection, msg_id: str, columns: str,
+              make: Callable[[Sequence[Any], list[tuple[Any, ...]]], T]) -> T | None:
+    """The accepted transaction `msg_id` as `make` builds it from `columns` and its deliveries."""
+    row = conn.execute(f"SELECT {columns} FROM transactions WHERE msg_id = ? AND outcome = 'accepted'",
+                       (msg_id,)).fetchone()
+    if row is None:
+        return None
+    return make(row, conn.execute("SELECT receiver, mode FROM deliveries WHERE msg_id = ? ORDER BY id",
+                                  (msg_id,)).fetchall())
 
 
 def _in_chunks(conn: sqlite3.Connection, sql: str, keys: list[str], row: Callable[[tuple], T]) -> list[T]:
