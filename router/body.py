@@ -227,10 +227,6 @@ class Body:
     def open(self) -> BinaryIO:
         return open(self.path, "rb") if self.path is not None else io.BytesIO(self.data or b"")
 
-    def read(self) -> bytes:
-        """The whole body in memory (a spooled one is read from its file)."""
-        return self.data if self.data is not None else self.path.read_bytes()
-
     async def reserve_for_checking(self, in_memory: int) -> None:
         """Hold budget for a check that keeps `in_memory` bytes of this body in memory, waiting for
         room (503 when there is none in time); what is already held counts."""

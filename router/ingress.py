@@ -107,7 +107,7 @@ class Incoming:
     def raw(self) -> bytes | RawFile:
         """What the journal stores: the bytes, or the spool file it copies them from."""
         assert self.body is not None
-        return RawFile(self.body.path, self.body.size) if self.body.path is not None else self.body.read()
+        return RawFile(self.body.path, self.body.size) if self.body.path is not None else self.body.data
 
 
 async def receive_packet(request: web.Request) -> web.Response:
