@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 from smdo.journal.archive import ArchiveResult, archive_packets
 from smdo.parts import archive as archive_parts
 
+from router.periodic import every
+
 if TYPE_CHECKING:
     from router.hub import Hub
 
@@ -38,7 +40,10 @@ class Archiver:
 
     def start(self) -> None:
         if self.enabled:
-            self._task = asyncio.create_task(self._every(self.hub.config.archive_interval), name="journal-archive")
+            interval = self.hub.config.archive_interval
+            # A full archive volume must not stop the hub: said, and tried again next round.
+            self._task = asyncio.create_task(every(interval, self.run, log, "archiving finished packets failed",
+                                                   first=min(FIRST_RUN, interval)), name="journal-archive")
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -46,15 +51,6 @@ class Archiver:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-
-    async def _every(self, interval: float) -> None:
-        await asyncio.sleep(min(FIRST_RUN, interval))
-        while True:
-            try:
-                await self.run()
-            except Exception:  # a full archive volume must not stop the hub; say so, try next time
-                log.exception("archiving finished packets failed")
-            await asyncio.sleep(interval)
 
     async def run(self) -> ArchiveResult:
         """One pass: packets (journal) first, then parts (their packets are finished alike)."""

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 from signing.tsa import TimestampError, request_timestamp
 from smdo.journal.checkpoints import append_checkpoint, make_checkpoint
 
+from router.periodic import every
+
 if TYPE_CHECKING:
     from router.hub import Hub
 
@@ -28,7 +30,9 @@ class Checkpointer:
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._every(self.hub.config.checkpoint_interval), name="journal-checkpoints")
+        # A full disk or a broken TSA must not stop the hub: said, and tried again next round.
+        self._task = asyncio.create_task(every(self.hub.config.checkpoint_interval, self.checkpoint, log,
+                                               "writing a journal checkpoint failed"), name="journal-checkpoints")
 
     async def stop(self) -> None:
         """Stop the timer and write the final checkpoint (call while the journal is still open)."""
@@ -37,14 +41,6 @@ class Checkpointer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self.checkpoint()
-
-    async def _every(self, interval: float) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.checkpoint()
-            except Exception:  # a full disk or a broken TSA must not stop the hub; say so and retry
-                log.exception("writing a journal checkpoint failed")
 
     async def checkpoint(self) -> bool:
         """Checkpoint the current head unless this process already did; True if one was written."""

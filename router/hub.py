@@ -21,6 +21,7 @@ from router.config import HubConfig
 from router.crl_watch import CrlWatch, crl_files, crl_health
 from router.delivery import PushDelivery, PushSettings
 from router.metrics import Metrics
+from router.periodic import every
 from router.receipts import Receipts
 from router.registry_view import RegistryView
 from router.tls import client_context
@@ -87,16 +88,15 @@ class Hub:
         self.registry.close()
 
     async def watch(self, interval: float = 0.5) -> None:
-        """Every `interval`, off the event loop: reload the registry and CRLs if they changed."""
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                self.sync_metrics()
-                await self.registry.reload_if_told()
-                await asyncio.to_thread(self.crls.check)
-                self.log_crl_health()
-            except Exception:  # a busy registry or a half-written file: keep the old, look again
-                log.exception("reloading the registry or CRLs failed")
+        """Every `interval`, off the event loop: reload the registry and CRLs if they changed (a busy
+        registry or a half-written file: the old ones are kept, and looked at again next round)."""
+        await every(interval, self._refresh, log, "reloading the registry or CRLs failed")
+
+    async def _refresh(self) -> None:
+        self.sync_metrics()
+        await self.registry.reload_if_told()
+        await asyncio.to_thread(self.crls.check)
+        self.log_crl_health()
 
     def log_crl_health(self) -> None:
         """One log line when a CA's CRL goes missing or stale (and one when all are current again)."""
