@@ -149,8 +149,9 @@ async def check_parts(hub: Hub, root, sender: str, receivers: Sequence[str] = ()
     problems = []
     digests = [ref.digest for ref in files if ref.digest is not None]
     snapshot = hub.registry.snapshot
-    by_mail = [code for code in receivers if (s := snapshot.get(code)) is not None and s.receives_by_mail]
-    if digests and by_mail:
+    by_mail = [code for code in receivers if (s := snapshot.get(code)) is not None and s.receives_by_mail] \
+        if digests else []
+    if by_mail:
         raise PartsRefused([Problem(ErrorCode.WRONG_ELEMENT_TYPE, f"{', '.join(by_mail)} receive(s) by mail, which "
                                     "carries files inline or as attachments, not parts beside the envelope: send "
                                     "the files inline", "DocTransfer/Data@referenceid")])
