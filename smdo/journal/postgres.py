@@ -164,8 +164,7 @@ class PostgresJournal:
         for t in plan.transactions:
             if isinstance(t.raw, RawFile):  # a large body: streamed from its file, never whole in memory
                 async with cur.copy(f"COPY transactions ({pg_copy.COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
-                    chunks = t.raw.chunks()
-                    for block in pg_copy.copy_stream(t, t.raw.size, chunks):
+                    for block in pg_copy.copy_stream(t, t.raw.size, t.raw.chunks()):
                         await copy.write(block)
         if plan.deliveries:
             await cur.executemany(

@@ -46,9 +46,6 @@ class RawFile:
             while chunk := file.read(size):
                 yield chunk
 
-    def read(self) -> bytes:
-        return self.path.read_bytes()
-
 
 @dataclass(frozen=True)
 class Accepted:
