@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.hub_throughput import RECEIVERS, REPO, SENDER, _count_received, _packets, _receivers_main, _unp
+from bench.memory import cpu_seconds
 
 EMPTY_SUBSCRIBERS = 10
 
@@ -117,12 +118,6 @@ async def _fill_journal(data: Path, n: int) -> None:
 
 
 # --------------------------------------------------------------------------- measuring one hub
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process (its threads included)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _switches(pid: int) -> int:
@@ -247,9 +242,9 @@ def _measure(case: Case, data: Path, pki, packets: list[tuple[str, bytes]], rece
         print(f"  [{case.name}] hub up in {f['start-up (s)']:.2f} s; idle for {idle:.0f} s", flush=True)
 
         time.sleep(1.0)  # start-up work settles
-        cpu0 = _cpu_seconds(hub.pid)
+        cpu0 = cpu_seconds(hub.pid)
         time.sleep(idle)
-        f["idle CPU (%)"] = 100 * (_cpu_seconds(hub.pid) - cpu0) / idle
+        f["idle CPU (%)"] = 100 * (cpu_seconds(hub.pid) - cpu0) / idle
 
         operator = _Operator(port, pki)
         scrapes = []
@@ -273,7 +268,7 @@ def _measure(case: Case, data: Path, pki, packets: list[tuple[str, bytes]], rece
         before = _count_received(receivers_dir)
         sampler = _sampler(hub.pid, case.name)
         switches0 = _switches(hub.pid)
-        cpu0 = _cpu_seconds(hub.pid)
+        cpu0 = cpu_seconds(hub.pid)
         t0 = time.perf_counter()
         print(f"  [{case.name}] load: {len(packets)} packets", flush=True)
         accepted, p99, failed = asyncio.run(_load(f"{base}/smdo/v1/packets", packets, pki.ca_bundle_path))
@@ -284,7 +279,7 @@ def _measure(case: Case, data: Path, pki, packets: list[tuple[str, bytes]], rece
         f["p99 answer (ms)"] = 1000 * p99
         f["failed requests"] = failed
         time.sleep(0.5)  # the receivers' delivery acks (101/registration) reach the hub
-        f["hub CPU per delivered packet (ms)"] = 1000 * (_cpu_seconds(hub.pid) - cpu0) / len(packets)
+        f["hub CPU per delivered packet (ms)"] = 1000 * (cpu_seconds(hub.pid) - cpu0) / len(packets)
         f["hub context switches per packet"] = (_switches(hub.pid) - switches0) / len(packets)
         if sampler is not None:
             sampler.send_signal(signal.SIGINT)
