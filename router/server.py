@@ -44,10 +44,14 @@ def keep_large_blocks_out_of_the_heap() -> None:
     """glibc raises its mmap threshold each time a large block is freed (up to 32 MB), after which
     body-sized blocks (packets, parsed trees) come from the heap and stay in RSS when freed. A fixed
     threshold keeps them mmapped, so memory goes back to the system as soon as a packet is done.
-    The price: asyncio's TLS reads hand over blocks of up to ~300 KB, each then an mmap, page faults
-    and a munmap, ~40% of a large part's upload time (bench/large_file.py). A 1 MiB threshold (or
-    buffered TLS reads into one shared buffer) removed that, but put 200 concurrent 28 MB uploads
-    at 380-460 MB peak RSS against the 400 MB goal (`bench abuse`), 303-325 MB with this one."""
+    The price: the TLS layer (uvloop's as asyncio's) reads into a fresh 256 KiB block each time and
+    aiohttp joins what it buffered into blocks of up to ~1 MB, each then an mmap, page faults and a
+    munmap. Measured on 2026-12-01 (bench/large_file.py, bench/abuse.py): a part upload costs the hub
+    1.5 s of CPU per 300 MB at 256 KiB, 0.9 s at 320 KiB, 0.5 s at 1 MiB (the upload leg at 0.32-0.46
+    of the floor, against 0.61-0.70 at 1 MiB); 200 concurrent 28 MB uploads peak at 241-256 MB at
+    256 KiB, 346-365 MB at 320 KiB and 315-363 MB at 1 MiB, against the 400 MB goal. The TLS blocks
+    that cost the CPU are the ones that fill the heap, so there is no threshold between: this one
+    keeps the margin under many uploads, which is the bound an attacker can push on."""
     try:
         ctypes.CDLL("libc.so.6").mallopt(-3, 256 * 1024)  # M_MMAP_THRESHOLD
     except (OSError, AttributeError):  # not glibc: its allocator decides
