@@ -218,10 +218,12 @@ def checkpoints_(data: Path, checkpoints_file: Path | None, as_json: bool) -> No
               help="Folder the packets and parts are moved to (e.g. an archive volume).")
 @click.option("--retention", default="30d", envvar="SMDO_RETENTION", show_default=True,
               help="Keep packets and parts of packets received less than this long ago [SMDO_RETENTION].")
-def archive_(data: Path, db: str | None, to: Path, retention: str) -> None:
+@click.option("--parts-dir", type=click.Path(file_okay=False, path_type=Path), envvar="SMDO_PARTS_DIR",
+              help="The hub's parts folder, when not DATA/parts (the hub's parts_dir) [SMDO_PARTS_DIR].")
+def archive_(data: Path, db: str | None, to: Path, retention: str, parts_dir: Path | None) -> None:
     """Move finished packets (every receiver delivered, registered, refused or expired) received more
     than --retention ago out of the journal to TO/packets/<msg_id>.xml, and the files carried beside
-    them out of DATA/parts to TO. Each packet moved leaves a chain entry with its digest, so
+    them out of DATA/parts (or --parts-dir) to TO. Each packet moved leaves a chain entry with its digest, so
     `smdo journal verify` still passes and `--archive TO` re-checks the files. For a stopped hub:
     a running one archives by itself with its `retention` and `archive_dir` settings."""
     from smdo.datadir import DataDirBusy, lock_data_dir
@@ -241,7 +243,8 @@ def archive_(data: Path, db: str | None, to: Path, retention: str) -> None:
             raise click.ClickException(
                 f"a hub is running on {where.folder}: it archives by itself when given the settings "
                 "retention and archive_dir (smdo serve --retention 30d --archive-dir DIR)") from None
-    parts = PartStore(data / "parts") if (data / "parts").exists() else None
+    parts_dir = parts_dir or data / "parts"
+    parts = PartStore(parts_dir) if parts_dir.exists() else None
 
     async def run(journal: JournalStore):
         now = time.time()

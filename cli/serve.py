@@ -52,6 +52,8 @@ from smdo.storage import StorageError
 @click.option("--retention", help="Move finished packets and their parts older than this (e.g. 90d) to "
                                    "--archive-dir, hourly [unset: keep everything].")
 @click.option("--archive-dir", help="Where --retention moves finished packets and parts (an archive volume).")
+@click.option("--parts-dir", help="Where files beside the envelope are kept; in a cluster, a folder every node "
+                                  "shares [SMDO_PARTS_DIR; DATA/parts].")
 @click.option("--tsa", help="RFC 3161 time-stamping authority URL: timestamp every journal checkpoint.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
               help="Least important level logged [warning]: refused packets and failed deliveries are warnings.")

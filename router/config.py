@@ -66,6 +66,8 @@ class HubConfig:
     part_quota_bytes: int = 16 * 1024 ** 3  # uploaded parts waiting for their envelope
     part_quota_count: int = 1000
     part_ttl: float = 24 * 3600.0  # an uploaded part no envelope named is deleted after this
+    # Where parts are kept; unset: <data>/parts. Nodes of a cluster must all name one shared folder.
+    parts_dir: Path | None = None
     push_concurrency: int = 8  # in flight per receiver
     breaker_failures: int = 5  # consecutive failures that open an endpoint's breaker
     breaker_cooldown: float = 30.0
@@ -171,6 +173,10 @@ class HubConfig:
         return PartLimits(self.part_max_bytes, self.part_quota_bytes, self.part_quota_count, self.part_ttl)
 
     @property
+    def parts_path(self) -> Path:
+        return self.parts_dir or self.data / "parts"
+
+    @property
     def spool_path(self) -> Path:
         return self.data / "spool"
 
@@ -208,7 +214,7 @@ def _convert(name: str, value: Any) -> Any:
         return None
     if name in _DURATIONS:
         return parse_duration(value)
-    if name in ("data", "key", "cert", "tls_key", "tls_cert", "trust", "archive_dir"):
+    if name in ("data", "key", "cert", "tls_key", "tls_cert", "trust", "archive_dir", "parts_dir"):
         return Path(value)
     if name in ("crl", "operator_certs"):
         items = value.split(",") if isinstance(value, str) else value

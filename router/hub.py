@@ -65,7 +65,7 @@ class Hub:
         self.directory: tuple[int, bytes] | None = None  # (registry version, signed directory)
         self.crl_problems: list[str] = []  # as last logged
         self.checkpoints = Checkpointer(self)
-        self.parts = PartStore(config.data / "parts", config.part_limits)
+        self.parts = PartStore(config.parts_path, config.part_limits)
         self.archiver = Archiver(self)
 
     async def open(self) -> None:

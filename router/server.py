@@ -70,6 +70,10 @@ def serve(config: HubConfig, announce: Callable[[str], None] | None = None) -> N
     # The journal's leases are released at start, which is only safe when no other hub uses them;
     # nodes sharing PostgreSQL release nothing (a dead node's leases run out) and need no folder.
     lock = None if config.clustered else lock_data_dir(config.storage.folder, "serve.lock", "another hub")
+    if config.clustered and config.parts_dir is None:
+        log.warning("files beside the envelope are kept in %s, this node's own folder: nodes sharing a "
+                    "database must also share parts_dir, or a part uploaded to one is unknown to the others",
+                    config.parts_path)
     # The journal's thread holds SQLite's write lock while it runs; with the default 5 ms GIL
     # switch interval it can wait that long for the event loop thread, and so can every writer.
     sys.setswitchinterval(0.0005)

@@ -1,6 +1,8 @@
 """Files carried beside the envelope ("parts"), content-addressed by SHA-256 (docs/design.md).
 
-Layout under one folder (`<data>/parts`):
+Layout under one folder (the hub's `parts_dir`, default `<data>/parts`; the nodes of a cluster
+all name one shared folder, and nothing here needs a lock: uploads are written under unique names
+and renamed into place, and two nodes storing the same digest store the same bytes):
 
     staged/<sender>/<sha256>        uploaded by that sender, not yet named by an accepted envelope
     staged/<sender>/.incoming-*     an upload in progress (deleted if it breaks or mismatches)
@@ -15,14 +17,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import os
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_ISREG
 from typing import TYPE_CHECKING, Any
 
 from lxml import etree
@@ -172,11 +176,11 @@ class PartStore:
         if announced is not None and announced > self.limits.max_bytes:
             raise PartError(413, f"part of {announced} bytes exceeds the limit of {self.limits.max_bytes}")
         self.expire(owner)
-        staged = [p for p in self.staged_dir(owner).glob("*") if p.is_file()] if self.staged_dir(owner).exists() else []
+        staged = _sizes(self.staged_dir(owner))
         if len(staged) >= self.limits.quota_count:
             raise PartError(507, f"{owner} has {len(staged)} parts waiting for an envelope (limit "
                                  f"{self.limits.quota_count}); send their envelopes or wait {self.limits.ttl:.0f} s")
-        used = sum(p.stat().st_size for p in staged)
+        used = sum(staged.values())
         if used + (announced or 0) > self.limits.quota_bytes:
             raise PartError(507, f"{owner} has {used} bytes of parts waiting for an envelope (limit "
                                  f"{self.limits.quota_bytes})")
@@ -184,12 +188,9 @@ class PartStore:
 
     def expire(self, owner: str) -> None:
         """Delete this sender's staged parts (and broken uploads) older than the time-to-live."""
-        folder = self.staged_dir(owner)
-        if not folder.exists():
-            return
         cutoff = self.clock() - self.limits.ttl
-        for path in folder.iterdir():
-            if path.stat().st_mtime < cutoff:
+        for path, stat in _listing(self.staged_dir(owner)):
+            if stat.st_mtime < cutoff:
                 path.unlink(missing_ok=True)
 
     def missing(self, owner: str, digests: list[str]) -> list[str]:
@@ -250,13 +251,18 @@ class PartStore:
                 out.append((path.name, sorted(p.name for p in refs.iterdir()) if refs.exists() else []))
         return out
 
-    def move_out(self, digest: str, to: Path) -> Path:
-        """Blocking: the stored part moved to `to/<sha256>` (checked, fsynced), then forgotten here."""
+    def move_out(self, digest: str, to: Path) -> Path | None:
+        """Blocking: the stored part moved to `to/<sha256>` (checked, fsynced), then forgotten here;
+        None when it is gone already (another node of a cluster moved it)."""
         to.mkdir(parents=True, exist_ok=True)
         target = to / digest
-        temporary = to / f".{digest}.tmp"
+        temporary = to / f".{digest}.{uuid.uuid4().hex}.tmp"
         h = hashlib.sha256()
-        with open(self.stored_path(digest), "rb") as src, open(temporary, "wb") as dst:
+        try:
+            src = open(self.stored_path(digest), "rb")
+        except FileNotFoundError:
+            return None
+        with src, open(temporary, "wb") as dst:
             while chunk := src.read(1024 * 1024):
                 h.update(chunk)
                 dst.write(chunk)
@@ -267,11 +273,11 @@ class PartStore:
             raise ValueError(f"stored part {digest} does not match its digest: left in place")
         os.replace(temporary, target)
         _fsync_dir(to)
-        self.stored_path(digest).unlink()
+        self.stored_path(digest).unlink(missing_ok=True)
         for folder in (self.root / "grants" / digest, self.root / "refs" / digest):
-            if folder.exists():
-                for path in folder.iterdir():
-                    path.unlink()
+            for path, _ in _listing(folder):
+                path.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
                 folder.rmdir()
         return target
 
@@ -292,10 +298,29 @@ async def archive(store: PartStore, journal: JournalStore, to: Path, *, retentio
                                 any(d.state not in FINAL_STATES for d in v.deliveries) for v in views):
                 done = False
                 break
-        if done:
-            await asyncio.to_thread(store.move_out, digest, to)
+        if done and await asyncio.to_thread(store.move_out, digest, to) is not None:
             moved.append(digest)
     return moved
+
+
+def _listing(folder: Path) -> Iterator[tuple[Path, os.stat_result]]:
+    """The files in `folder` with their stat; a file gone between the listing and its stat (another
+    upload finished and renamed it, or another node of a cluster expired it) is left out."""
+    try:
+        paths = list(folder.iterdir())
+    except FileNotFoundError:
+        return
+    for path in paths:
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            continue
+        if S_ISREG(stat.st_mode):
+            yield path, stat
+
+
+def _sizes(folder: Path) -> dict[Path, int]:
+    return {path: stat.st_size for path, stat in _listing(folder)}
 
 
 def _fsync_dir(path: Path) -> None:
