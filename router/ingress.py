@@ -139,7 +139,10 @@ async def check_and_journal(hub: Hub, packet: Incoming) -> web.Response:
         timed(hub, "authorise", lambda: authorise(hub, packet))
         files = await check_parts(hub, packet)
         record = await plan(hub, packet, files.signature_problems)
-        await commit_parts(hub, packet.header.sender_id, files.digests, list(record.receivers), record.msg_id)
+        try:
+            await commit_parts(hub, packet.header.sender_id, files.digests, list(record.receivers), record.msg_id)
+        except parts.PartsRefused as exc:
+            raise Refused("parts", exc.problems, 400) from exc
         started = time.perf_counter()
         [duplicate] = await hub.committer.submit([record])
         hub.metrics.stage("journal", time.perf_counter() - started)

@@ -198,9 +198,16 @@ def _hash_file(hub: Hub, sender: str, ref: FileRef, algorithm: DigestAlgorithm) 
 
 
 async def commit_parts(hub: Hub, sender: str, digests: list[str], receivers: list[str], msg_id: str) -> None:
-    """Durable and granted before the journal commit (so the 100 covers them)."""
-    if digests:
-        await asyncio.to_thread(hub.parts.commit, sender, digests, receivers, msg_id)
+    """Durable and granted before the journal commit (so the 100 covers them). A part archived
+    since the check (its packets all finished, and this sender relied on the stored copy rather
+    than uploading it again) refuses the packet with -21, as if it had not been uploaded."""
+    if not digests:
+        return
+    gone = await asyncio.to_thread(hub.parts.commit, sender, digests, receivers, msg_id)
+    if gone:
+        raise PartsRefused([Problem(ErrorCode.SIGNATURE_INVALID, f"a referenced file is missing: part sha256-{digest} "
+                                    "was archived while this packet was checked: upload it again",
+                                    "DocTransfer/Data@referenceid") for digest in gone])
 
 
 def add_routes(app: web.Application) -> None:

@@ -9,6 +9,7 @@ and renamed into place, and two nodes storing the same digest store the same byt
     store/<sha256>                  named by an accepted envelope
     grants/<sha256>/<subscriber>    who may download it (its receivers and its sender)
     refs/<sha256>/<msg_id>          the accepted packets naming it (what `archive` asks the journal about)
+    locks/<sha256>                  taken (POSIX lock) by a commit naming it and by its move to the archive
 
 Everything here is plain blocking file work: callers run it off the event loop where it may block
 (fsync, hashing a stored part). The envelope names a part as `Data@referenceid="sha256-<hex>"`.
@@ -18,12 +19,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import fcntl
 import hashlib
 import os
 import re
+import struct
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from stat import S_ISREG
@@ -155,7 +158,7 @@ class Upload:
 class PartStore:
     def __init__(self, root: Path, limits: Limits = Limits(), clock: Callable[[], float] = time.time) -> None:
         self.root, self.limits, self.clock = root, limits, clock
-        for name in ("staged", "store", "grants", "refs"):
+        for name in ("staged", "store", "grants", "refs", "locks"):
             (root / name).mkdir(parents=True, exist_ok=True)
 
     def staged_dir(self, owner: str) -> Path:
@@ -196,32 +199,56 @@ class PartStore:
     def missing(self, owner: str, digests: list[str]) -> list[str]:
         return [d for d in digests if not self.has(owner, d)]
 
-    def commit(self, owner: str, digests: list[str], readers: list[str], msg_id: str) -> None:
+    def commit(self, owner: str, digests: list[str], readers: list[str], msg_id: str) -> list[str]:
         """Blocking: move the sender's staged parts to the store, grant them to `readers` and note
         that `msg_id` names them, all fsynced (called before the journal commit, so a 100 means the
-        parts are durable)."""
+        parts are durable). Returns the digests no longer stored: a part the sender had not uploaded
+        again, archived between the check and this commit (the packet must then be refused)."""
         if not _MSG_ID.fullmatch(msg_id):
             raise ValueError(f"not a msg_id: {msg_id!r}")
+        gone = []
         for digest in dict.fromkeys(digests):
-            refs = self.root / "refs" / digest
-            refs.mkdir(exist_ok=True)
-            (refs / msg_id).touch()
-            _fsync_dir(refs)
-            staged = self.staged_dir(owner) / digest
-            target = self.stored_path(digest)
-            if staged.is_file():
-                os.replace(staged, target)
-            grants = self.root / "grants" / digest
-            grants.mkdir(exist_ok=True)
-            for reader in dict.fromkeys([owner, *readers]):
-                grant = grants / reader
-                if not grant.exists():
-                    with open(grant, "wb") as f:
-                        os.fsync(f.fileno())
-            _fsync_dir(grants)
+            with self.locked(digest):
+                self._commit_one(owner, digest, readers, msg_id)
+                if not self.stored_path(digest).is_file():
+                    (self.root / "refs" / digest / msg_id).unlink()  # a refused packet must not pin a later copy
+                    gone.append(digest)
         _fsync_dir(self.root / "store")
         if self.staged_dir(owner).exists():
             _fsync_dir(self.staged_dir(owner))
+        return gone
+
+    def _commit_one(self, owner: str, digest: str, readers: list[str], msg_id: str) -> None:
+        refs = self.root / "refs" / digest
+        refs.mkdir(exist_ok=True)
+        (refs / msg_id).touch()
+        _fsync_dir(refs)
+        staged = self.staged_dir(owner) / digest
+        target = self.stored_path(digest)
+        if staged.is_file():
+            os.replace(staged, target)
+        grants = self.root / "grants" / digest
+        grants.mkdir(exist_ok=True)
+        for reader in dict.fromkeys([owner, *readers]):
+            grant = grants / reader
+            if not grant.exists():
+                with open(grant, "wb") as f:
+                    os.fsync(f.fileno())
+        _fsync_dir(grants)
+
+    @contextlib.contextmanager
+    def locked(self, digest: str) -> Iterator[None]:
+        """An exclusive lock on `locks/<sha256>`, held by a commit naming the part and by its move to
+        the archive, so neither sees the other half done. An open-file-description lock: it excludes
+        the threads of one hub as well as other processes and (NFS, cluster file systems) nodes,
+        where a classic POSIX lock is the process's and lets its own threads through. The lock
+        file stays: removing it while another waits on it would let a third lock a new file."""
+        fd = os.open(self.root / "locks" / digest, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.fcntl(fd, fcntl.F_OFD_SETLKW, struct.pack("hhqqi4x", fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0))
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
     def may_read(self, subscriber: str, digest: str) -> bool:
         return (self.root / "grants" / digest / subscriber).exists() and self.stored_path(digest).is_file()
@@ -251,9 +278,16 @@ class PartStore:
                 out.append((path.name, sorted(p.name for p in refs.iterdir()) if refs.exists() else []))
         return out
 
-    def move_out(self, digest: str, to: Path) -> Path | None:
-        """Blocking: the stored part moved to `to/<sha256>` (checked, fsynced), then forgotten here;
-        None when it is gone already (another node of a cluster moved it)."""
+    def move_out(self, digest: str, to: Path, finished: Collection[str] | None = None) -> Path | None:
+        """Blocking: the stored part moved to `to/<sha256>` (checked, fsynced), then forgotten here.
+        None, and nothing moved, when it is gone already (another node of a cluster moved it) or a
+        packet not in `finished` has named it since the caller asked the journal."""
+        with self.locked(digest):
+            if finished is not None and not set(self.naming(digest)) <= set(finished):
+                return None
+            return self._move_out(digest, to)
+
+    def _move_out(self, digest: str, to: Path) -> Path | None:
         to.mkdir(parents=True, exist_ok=True)
         target = to / digest
         temporary = to / f".{digest}.{uuid.uuid4().hex}.tmp"
@@ -298,7 +332,7 @@ async def archive(store: PartStore, journal: JournalStore, to: Path, *, retentio
                                 any(d.state not in FINAL_STATES for d in v.deliveries) for v in views):
                 done = False
                 break
-        if done and await asyncio.to_thread(store.move_out, digest, to) is not None:
+        if done and await asyncio.to_thread(store.move_out, digest, to, msg_ids) is not None:
             moved.append(digest)
     return moved
 

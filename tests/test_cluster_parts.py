@@ -105,3 +105,52 @@ def test_two_nodes_archiving_one_part_move_it_once(tmp_path):
     assert hashlib.sha256((to / file.digest).read_bytes()).hexdigest() == file.digest
     assert [p.name for p in to.iterdir()] == [file.digest]  # no temporary left behind
     assert not node2.may_read("ORG-B", file.digest)
+
+
+def test_a_commit_and_an_archive_move_of_one_part_exclude_each_other(tmp_path):
+    """The archiver decided from the journal that every packet naming a part is finished; meanwhile a
+    sender names the stored part again. Whichever comes second sees the first whole: a commit after
+    the move reports the part gone (the packet is refused, -21), a move after the commit keeps it."""
+    from smdo.parts import PartStore
+
+    store, to = PartStore(tmp_path / "parts"), tmp_path / "archive"
+    file = GeneratedFile(SIZE, seed=b"race")
+    upload = store.begin("ORG-A", file.digest, SIZE)
+    upload.write_all(list(file.chunks()))
+    upload.finish()
+    first, second, third = ("0b7e7c8e-1f2a-4c3d-9e8f-00112233445" + str(i) for i in range(3))
+    assert store.commit("ORG-A", [file.digest], ["ORG-B"], first) == []
+    assert store.has("ORG-A", file.digest)  # stored, and the sender may read it: no new upload needed
+
+    assert store.commit("ORG-A", [file.digest], ["ORG-C"], second) == []
+    assert store.move_out(file.digest, to, finished=[first]) is None  # `second` named it since: kept
+    assert store.may_read("ORG-C", file.digest)
+
+    assert store.move_out(file.digest, to, finished=[first, second]) == to / file.digest
+    assert store.commit("ORG-A", [file.digest], ["ORG-B"], third) == [file.digest]  # gone: refuse
+    assert store.naming(file.digest) == []  # the refused packet pins nothing
+
+
+def test_the_part_lock_holds_between_threads_of_one_hub(tmp_path):
+    """Commits and archive moves run in worker threads of one process: the lock must exclude those
+    too (a classic POSIX lock belongs to the process and would let them through)."""
+    import threading
+    import time
+
+    from smdo.parts import PartStore
+
+    store = PartStore(tmp_path / "parts")
+    digest = GeneratedFile(10, seed=b"lock").digest
+    entered = threading.Event()
+
+    def other() -> None:
+        with store.locked(digest):
+            entered.set()
+
+    with store.locked(digest):
+        thread = threading.Thread(target=other)
+        thread.start()
+        time.sleep(0.3)
+        assert not entered.is_set()
+    thread.join(10)
+    assert entered.is_set()
