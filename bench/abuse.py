@@ -29,6 +29,7 @@ import time
 import zlib
 from pathlib import Path
 
+from bench.hub_process import start_hub, stop_hub
 from bench.memory import reset_peak, vm
 from typing import TYPE_CHECKING
 
@@ -258,15 +259,8 @@ def run(argv: list[str] | None = None) -> None:
             register(registry, pki, SLOW, push_url=f"https://127.0.0.1:{slow_port}/inbox")
         (tmp / "hub.toml").write_text(f'[hub]\nhead_timeout = "{HEAD_TIMEOUT}s"\nbody_grace = "10s"\n'
                                       f'operator_certs = "{pki.cert_path("OPS")}"\n')
-        hub = subprocess.Popen(
-            [sys.executable, "-m", "cli.main", "serve", "--config", str(tmp / "hub.toml"), "--data", str(data),
-             "--port", "0", "--key", str(pki.key_path("HUB")), "--cert", str(pki.cert_path("HUB")),
-             "--trust", str(pki.trust_dir), "--retry-base", "200ms", "--retry-max", "2s"],
-            cwd=REPO, stdout=subprocess.PIPE)
-        line = hub.stdout.readline().decode()
-        if "listening on" not in line:
-            raise SystemExit(f"the hub did not start: {line}")
-        base = line.split("listening on ")[1].split()[0]
+        hub, base = start_hub(pki, "--config", str(tmp / "hub.toml"), "--data", str(data),
+                              "--retry-base", "200ms", "--retry-max", "2s")
         url = base + "/smdo/v1/packets"
         host, port = base.removeprefix("https://").rsplit(":", 1)
         ctx = ssl.create_default_context(cafile=str(pki.ca_bundle_path))
@@ -338,11 +332,7 @@ def run(argv: list[str] | None = None) -> None:
         print(f"\nhub idle RSS {idle_rss // MB} MB; limits enforced (smdo_limits_enforced_total): {metrics}")
     finally:
         if hub is not None and hub.poll() is None:
-            hub.terminate()
-            try:
-                hub.wait(30)
-            except subprocess.TimeoutExpired:
-                hub.kill()
+            stop_hub(hub)
         if receivers is not None and receivers.is_alive():
             receivers.terminate()
             receivers.join(5)

@@ -33,6 +33,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.hub_process import start_hub
 from bench.hub_throughput import (
     RECEIVERS,
     REPO,
@@ -58,14 +59,6 @@ class Result:
     urls: list[str] = field(default_factory=list)
     receivers: multiprocessing.Process | None = None
     receiver_dir: Path | None = None
-
-
-def _serve(args: list[str]) -> tuple[subprocess.Popen[bytes], str]:
-    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", *args], cwd=REPO, stdout=subprocess.PIPE)
-    line = proc.stdout.readline().decode()  # type: ignore[union-attr]
-    if "listening on" not in line:
-        raise SystemExit(f"a hub node did not start: {line}")
-    return proc, line.split("listening on ")[1].split()[0]
 
 
 def _register(registry, pki, receiver_ports: list[int]) -> None:
@@ -147,8 +140,7 @@ def run(argv: list[str] | None = None) -> None:
         _, _, floor_ok, _, _, floor_elapsed = answers.get()
         floor_rate = floor_ok / floor_elapsed
 
-        hub_args = ["--port", "0", "--key", str(pki.key_path("HUB")), "--cert", str(pki.cert_path("HUB")),
-                    "--trust", str(pki.trust_dir), "--claim-lease", f"{args.lease}s"]
+        hub_args = ["--claim-lease", f"{args.lease}s"]
 
         def start_receivers(result: Result) -> list[int]:
             result.receiver_dir = tmp / f"receivers-{len(results)}"
@@ -164,7 +156,7 @@ def run(argv: list[str] | None = None) -> None:
         receiver_ports = start_receivers(sqlite_run)
         with registry_store(tmp / "sqlite") as registry:
             _register(registry, pki, receiver_ports)
-        node, url = _serve(["--data", str(tmp / "sqlite"), *hub_args])
+        node, url = start_hub(pki, "--data", str(tmp / "sqlite"), *hub_args)
         sqlite_run.nodes, sqlite_run.urls = [node], [url]
         results.append(sqlite_run)
 
@@ -176,7 +168,7 @@ def run(argv: list[str] | None = None) -> None:
         with registry_store(db) as registry:
             _register(registry, pki, receiver_ports)
         for i in (1, 2):
-            node, url = _serve(["--db", db, "--node", f"n{i}", "--data", str(tmp / f"node{i}"), *hub_args])
+            node, url = start_hub(pki, "--db", db, "--node", f"n{i}", "--data", str(tmp / f"node{i}"), *hub_args)
             pg_run.nodes.append(node)
             pg_run.urls.append(url)
         results.append(pg_run)

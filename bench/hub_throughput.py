@@ -31,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.hub_process import start_hub, stop_hub
+
 REPO = Path(__file__).resolve().parent.parent
 SENDER, RECEIVERS = "ORG-A", ("ORG-B", "ORG-C")
 
@@ -254,15 +256,9 @@ def run(argv: list[str] | None = None) -> None:
                 registry.add_subscriber(code, name=f"Organisation {code}", unp=_unp(i),
                                         certificates=[pki.certificate(code)], push_url=push, pull=push is None,
                                         status=SubscriberStatus.ACTIVE)
-        hub = subprocess.Popen(
-            [sys.executable, "-m", "cli.main", "serve", "--data", str(data), "--port", "0",
-             "--key", str(pki.key_path("HUB")), "--cert", str(pki.cert_path("HUB")), "--trust", str(pki.trust_dir),
-             "--operator-cert", str(pki.cert_path("OPERATOR")), "--workers", str(args.workers)],
-            cwd=REPO, stdout=subprocess.PIPE)
-        line = hub.stdout.readline().decode()
-        if "listening on" not in line:
-            raise SystemExit(f"the hub did not start: {line}")
-        hub_url = line.split("listening on ")[1].split()[0] + "/smdo/v1/packets"
+        hub, base = start_hub(pki, "--data", str(data), "--operator-cert", str(pki.cert_path("OPERATOR")),
+                              "--workers", str(args.workers))
+        hub_url = base + "/smdo/v1/packets"
         floor_url = f"https://127.0.0.1:{floor_port}/smdo/v1/packets"
 
         print("  load generator: signing packets ...", flush=True)
@@ -331,11 +327,7 @@ def run(argv: list[str] | None = None) -> None:
               f"journal verify: {(verify.stdout or verify.stderr).strip().splitlines()[0]}")
     finally:
         if hub is not None and hub.poll() is None:
-            hub.terminate()
-            try:
-                hub.wait(30)
-            except subprocess.TimeoutExpired:
-                hub.kill()
+            stop_hub(hub)
         for p in procs:
             if p.is_alive():
                 p.terminate()

@@ -24,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.hub_process import start_hub, stop_hub
 from bench.memory import reset_peak, vm
 
 REPO = Path(__file__).resolve().parent.parent
@@ -101,14 +102,7 @@ def run(argv: list[str] | None = None) -> None:
         with registry_store(registry_at) as registry:
             register(registry, pki, "ORG-A")
             register(registry, pki, "ORG-B")  # pull: nothing is pushed while we measure
-        hub = subprocess.Popen(
-            [sys.executable, "-m", "cli.main", "serve", *store, "--data", str(data), "--port", "0",
-             "--key", str(pki.key_path("HUB")), "--cert", str(pki.cert_path("HUB")), "--trust", str(pki.trust_dir)],
-            cwd=REPO, stdout=subprocess.PIPE)
-        line = hub.stdout.readline().decode()
-        if "listening on" not in line:
-            raise SystemExit(f"the hub did not start: {line}")
-        base = line.split("listening on ")[1].split()[0]
+        hub, base = start_hub(pki, *store, "--data", str(data))
         ctx = ssl.create_default_context(cafile=str(pki.ca_bundle_path))
         signer = pki.signer("ORG-A")
 
@@ -139,8 +133,7 @@ def run(argv: list[str] | None = None) -> None:
                   f"{slowest * 1000:>13.0f} ms | {'#' * max(1, round(ratio * 10))}")
     finally:
         if hub is not None:
-            hub.terminate()
-            hub.wait(timeout=30)
+            stop_hub(hub)
         if postgres is not None:
             postgres.stop()
         shutil.rmtree(tmp, ignore_errors=True)

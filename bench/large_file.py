@@ -37,6 +37,7 @@ import os
 from pathlib import Path
 from typing import Callable
 
+from bench.hub_process import start_hub, stop_hub
 from bench.memory import cpu_seconds, vm
 
 REPO = Path(__file__).resolve().parent.parent
@@ -223,16 +224,8 @@ def run(argv: list[str] | None = None) -> None:
                     registry.add_subscriber(code, name=f"Organisation {code}", unp=make_unp(f"1000000{i + 2}"),
                                             certificates=[pki.certificate(code)], push_url=push, pull=push is None,
                                             status=SubscriberStatus.ACTIVE)
-            hub = subprocess.Popen(
-                [sys.executable, *(["-m", "cProfile", "-o", args.profile] if args.profile else []),
-                 "-m", "cli.main", "serve", "--data", str(data), "--port", "0",
-                 "--key", str(pki.key_path("HUB")), "--cert", str(pki.cert_path("HUB")),
-                 "--trust", str(pki.trust_dir)],
-                cwd=REPO, stdout=subprocess.PIPE, env={**__import__("os").environ, "SMDO_PUSH_TIMEOUT": "1h"})
-            line = await asyncio.get_running_loop().run_in_executor(None, hub.stdout.readline)
-            if b"listening on" not in line:
-                raise RuntimeError(f"smdo serve did not start: {line!r}")
-            hub_url = line.split(b"listening on ")[1].split()[0].decode()
+            hub, hub_url = start_hub(pki, "--data", str(data), env={**os.environ, "SMDO_PUSH_TIMEOUT": "1h"},
+                                     python=["-m", "cProfile", "-o", args.profile] if args.profile else [])
             receiver.hub_url = hub_url
             try:
                 pids = (os.getpid(), hub.pid, floor_proc.pid)
@@ -245,8 +238,7 @@ def run(argv: list[str] | None = None) -> None:
         times, cpus, rss = asyncio.run(main())
     finally:
         if hub is not None:
-            hub.terminate()
-            hub.wait(30)
+            stop_hub(hub)
         if floor_proc is not None:
             floor_proc.terminate()
         shutil.rmtree(tmp, ignore_errors=True)

@@ -42,6 +42,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.hub_process import start_hub, stop_hub
 from bench.hub_throughput import RECEIVERS, REPO, SENDER, _count_received, _packets, _receivers_main, _unp
 from bench.memory import cpu_seconds
 
@@ -226,18 +227,10 @@ def _measure(case: Case, data: Path, pki, packets: list[tuple[str, bytes]], rece
     config = data.parent / f"{data.name}-hub.toml"
     config.write_text(f'[hub]\nevent_loop = "{event_loop}"\n')
     began = time.perf_counter()
-    hub = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "serve", "--config", str(config), "--data", str(data), "--port", "0",
-         "--key", str(pki.key_path("HUB")), "--cert", str(pki.cert_path("HUB")), "--trust", str(pki.trust_dir),
-         "--operator-cert", str(pki.cert_path("OPERATOR")), "--workers", "1"],
-        cwd=REPO, stdout=subprocess.PIPE)
+    hub, base = start_hub(pki, "--config", str(config), "--data", str(data),
+                          "--operator-cert", str(pki.cert_path("OPERATOR")), "--workers", "1")
     try:
-        assert hub.stdout is not None
-        line = hub.stdout.readline().decode()
-        if "listening on" not in line:
-            raise SystemExit(f"the hub did not start: {line}")
         f["start-up (s)"] = time.perf_counter() - began
-        base = line.split("listening on ")[1].split()[0]
         port = int(base.rsplit(":", 1)[1])
         print(f"  [{case.name}] hub up in {f['start-up (s)']:.2f} s; idle for {idle:.0f} s", flush=True)
 
@@ -291,11 +284,7 @@ def _measure(case: Case, data: Path, pki, packets: list[tuple[str, bytes]], rece
         f["WAL after 3.5 s quiet (MB)"] = (wal.stat().st_size if wal.exists() else 0) / 2**20
         operator.conn.close()
     finally:
-        hub.terminate()
-        try:
-            hub.wait(30)
-        except subprocess.TimeoutExpired:
-            hub.kill()
+        stop_hub(hub)
 
     entries = sqlite3.connect(data / "journal.db").execute("SELECT seq FROM chain_head").fetchone()[0]
     print(f"  [{case.name}] journal verify over {entries:,} entries", flush=True)
