@@ -1,7 +1,7 @@
 """One large file beside the envelope through a real hub: the hub's peak memory and the throughput,
 next to the floor (the same bytes copied over TLS loopback by a bare client and server).
 
-    python -m bench large_file [--size-mb 1024] [--quick]     (--quick: 100 MB)
+    python -m bench large_file [--size-mb 100,1024] [--quick]     (--quick: 100 MB only)
 
 Set-up (real TLS everywhere, fresh test PKI): `smdo serve` as a subprocess; ORG-A uploads the file
 (`PUT /smdo/v1/parts/{sha256}`, made on the fly, streamed) and posts the envelope naming it; ORG-B
@@ -17,7 +17,11 @@ Measured in the same run:
                (from the 100 until that receiver holds the file);
 - end to end:  size / (from the first byte uploaded until both receivers hold the file), and the
                bound store and forward puts on it (the upload leg, then the slower download leg);
-- hub peak RSS: VmHWM of the hub process.
+- CPU:         seconds of every process taking part (sender and receivers, hub, floor server) per
+               leg, and two bounds no overlap of the legs (cut-through) could beat: these legs' CPU
+               spread over all cores, and three TLS hops at the floor's own CPU per hop;
+- hub peak RSS: VmHWM of the hub process; each size runs through a fresh hub, and a run of several
+               sizes ends with the peak by size.
 Goals: hub peak RSS < 150 MB at any size; end-to-end throughput >= half the floor.
 `--profile FILE` runs the hub under cProfile and prints where its event loop spent its time.
 """
@@ -29,7 +33,6 @@ import base64
 import multiprocessing
 import shutil
 import ssl
-import subprocess
 import sys
 import tempfile
 import time
@@ -182,27 +185,24 @@ def _delivery_ack(pki, code: str, packet_b64: str) -> bytes:
 
 def run(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench large_file")
-    parser.add_argument("--size-mb", type=int, default=1024, help="the file's size in MiB [1024]")
+    parser.add_argument("--size-mb", default="100,1024",
+                        help="the file's size in MiB; several, comma-separated, each through a fresh hub [100,1024]")
     parser.add_argument("--quick", action="store_true", help="a short run: 100 MB")
     parser.add_argument("--profile", metavar="FILE", help="run the hub under cProfile, write FILE, print the top")
     args = parser.parse_args(argv or [])
-    if args.quick:
-        args.size_mb = 100
+    sizes = [100] if args.quick else [int(mb) for mb in args.size_mb.split(",")]
+    if args.profile and len(sizes) > 1:
+        parser.error("--profile takes one --size-mb")
     sys.path.insert(0, str(REPO))
     sys.path.insert(0, str(REPO / "tests"))
     from signing.pki import init_pki, issue_certificate
-    from smdo.registry import Registry, SubscriberStatus
-    from smdo.unp import make_unp
-
-    from parts_fixtures import GeneratedFile, PartsReceiver
-    from router_fixtures import edms_server_ssl
 
     tmp = Path(tempfile.mkdtemp(prefix="smdo-bench-large-"))
     ctx = multiprocessing.get_context("spawn")
     floor_proc = None
-    hub: subprocess.Popen[bytes] | None = None
+    results: list[tuple[int, dict[str, float], dict[str, float], float]] = []
     try:
-        print(f"setting up in {tmp}: test PKI, hub, a push and a pull receiver, the floor", flush=True)
+        print(f"setting up in {tmp}: test PKI, the floor's server", flush=True)
         pki_dir = tmp / "pki"
         pki = init_pki(pki_dir)
         issue_certificate(pki_dir, "HUB", "smdo-hub", key_type="ec", tls_hostnames=("127.0.0.1", "localhost"))
@@ -212,40 +212,62 @@ def run(argv: list[str] | None = None) -> None:
         floor_proc = ctx.Process(target=_floor_main, args=(str(pki_dir), str(tmp / "floor.bin"), ports), daemon=True)
         floor_proc.start()
         floor_url = f"https://127.0.0.1:{ports.get(timeout=60)}/copy"
-
-        async def main() -> tuple[dict[str, float], dict[str, float], float]:
-            nonlocal hub
-            receiver = await PartsReceiver("ORG-B", pki.signer("ORG-B"), pki.trust_store(), edms_server_ssl(pki),
-                                           pki, tmp / "org-b").start()
-            data = tmp / "data"
-            with Registry(data / "registry.db") as registry:
-                for i, code in enumerate(("ORG-A", "ORG-B", "ORG-C")):
-                    push = receiver.url if code == "ORG-B" else None
-                    registry.add_subscriber(code, name=f"Organisation {code}", unp=make_unp(f"1000000{i + 2}"),
-                                            certificates=[pki.certificate(code)], push_url=push, pull=push is None,
-                                            status=SubscriberStatus.ACTIVE)
-            hub, hub_url = start_hub(pki, "--data", str(data), env={**os.environ, "SMDO_PUSH_TIMEOUT": "1h"},
-                                     python=["-m", "cProfile", "-o", args.profile] if args.profile else [])
-            receiver.hub_url = hub_url
-            try:
-                pids = (os.getpid(), hub.pid, floor_proc.pid)
-                times, cpus = await _measure(pki, GeneratedFile(args.size_mb * 2**20, seed=b"bench"), hub_url,
-                                             floor_url, receiver, tmp, lambda: sum(map(cpu_seconds, pids)))
-            finally:
-                await receiver.stop()
-            return times, cpus, vm(hub.pid, "VmHWM") / (1024 * 1024)
-
-        times, cpus, rss = asyncio.run(main())
+        for size_mb in sizes:
+            print(f"\n--- {size_mb} MiB: a fresh hub, a push and a pull receiver", flush=True)
+            folder = tmp / f"{size_mb}mb"
+            times, cpus, rss = asyncio.run(_one_size(pki, size_mb, floor_url, floor_proc.pid, folder, args.profile))
+            shutil.rmtree(folder, ignore_errors=True)  # a 1 GB run leaves 3 copies of the file
+            _report(size_mb, times, cpus, rss)
+            results.append((size_mb, times, cpus, rss))
     finally:
-        if hub is not None:
-            stop_hub(hub)
         if floor_proc is not None:
             floor_proc.terminate()
         shutil.rmtree(tmp, ignore_errors=True)
 
-    _report(args.size_mb, times, cpus, rss)
+    if len(results) > 1:
+        _summary(results)
     if args.profile:
         _print_profile(args.profile)
+
+
+async def _one_size(pki, size_mb: int, floor_url: str, floor_pid: int, folder: Path,
+                    profile: str | None) -> tuple[dict[str, float], dict[str, float], float]:
+    """One file through a hub of its own (so its VmHWM is this size's): times, CPU, peak RSS (MB)."""
+    from smdo.registry import Registry, SubscriberStatus
+    from smdo.unp import make_unp
+
+    from parts_fixtures import GeneratedFile, PartsReceiver
+    from router_fixtures import edms_server_ssl
+
+    receiver = await PartsReceiver("ORG-B", pki.signer("ORG-B"), pki.trust_store(), edms_server_ssl(pki),
+                                   pki, folder / "org-b").start()
+    data = folder / "data"
+    with Registry(data / "registry.db") as registry:
+        for i, code in enumerate(("ORG-A", "ORG-B", "ORG-C")):
+            push = receiver.url if code == "ORG-B" else None
+            registry.add_subscriber(code, name=f"Organisation {code}", unp=make_unp(f"1000000{i + 2}"),
+                                    certificates=[pki.certificate(code)], push_url=push, pull=push is None,
+                                    status=SubscriberStatus.ACTIVE)
+    hub, hub_url = start_hub(pki, "--data", str(data), env={**os.environ, "SMDO_PUSH_TIMEOUT": "1h"},
+                             python=["-m", "cProfile", "-o", profile] if profile else [])
+    receiver.hub_url = hub_url
+    try:
+        pids = (os.getpid(), hub.pid, floor_pid)
+        times, cpus = await _measure(pki, GeneratedFile(size_mb * 2**20, seed=b"bench"), hub_url, floor_url,
+                                     receiver, folder, lambda: sum(map(cpu_seconds, pids)))
+        return times, cpus, vm(hub.pid, "VmHWM") / (1024 * 1024)
+    finally:
+        await receiver.stop()
+        stop_hub(hub)
+
+
+def _summary(results: list[tuple[int, dict[str, float], dict[str, float], float]]) -> None:
+    """The hub's peak memory and end-to-end ratio by file size: the memory must not grow with it."""
+    print(f"\nby file size (each # = 5 MB of hub peak RSS; goal < {RSS_GOAL_MB} MB at any size)")
+    print(f"{'file':>9} {'hub peak RSS':>13} {'end to end /floor':>18}  chart")
+    for size_mb, times, _, rss in results:
+        e2e = (size_mb / times["total"]) / (size_mb / times["floor"])
+        print(f"{size_mb:>5} MiB {rss:>10.0f} MB {e2e:>18.2f}  {'#' * round(rss / 5)}")
 
 
 def _report(mb: int, times: dict[str, float], cpus: dict[str, float], rss: float) -> None:
