@@ -31,11 +31,11 @@ from typing import Any, TypeVar
 
 import psycopg
 
-from smdo.journal import pg_copy
+from smdo.journal import claims, pg_copy
 from smdo.journal import rows as R
 from smdo.journal.audit import DELIVERY_COLUMNS, ENTRY_COLUMNS, TRANSACTION_COLUMNS, Progress, run_audit
 from smdo.journal.chain import ChainProblem, ChainWriter
-from smdo.journal.entries import Prepared, claim_entry, prepare
+from smdo.journal.entries import Prepared, prepare
 from smdo.journal.records import Accepted, Carried, Claimed, Duplicate, Lanes, RawFile, ReceiverBacklog, Record, TransactionView
 from smdo.journal.timing import LockTimes
 from smdo.journal.transitions import FINISHED, PENDING, accepted_msg_ids, archived_msg_ids, changed_msg_ids, plan_write
@@ -203,27 +203,17 @@ class PostgresJournal:
         async def claim(cur: psycopg.AsyncCursor[Any], chain: ChainWriter) -> list[Claimed]:
             # Lock candidates by id, receiver and size first, then read the chosen ones' bodies only.
             await cur.execute(
-                f"SELECT d.id, d.receiver, t.size FROM deliveries d JOIN transactions t"
+                f"SELECT {claims.CANDIDATE_COLUMNS} FROM deliveries d JOIN transactions t"
                 f" ON t.msg_id = d.msg_id AND t.outcome = 'accepted' WHERE {where}"
-                " ORDER BY d.next_at LIMIT %s FOR UPDATE OF d SKIP LOCKED",
-                (*args, limit if lanes is None else lanes.lookahead(limit)))
-            candidates = await cur.fetchall()
-            if lanes is not None:
-                candidates = [candidates[i] for i in lanes.admit([c[1] for c in candidates],
-                                                                 [c[2] for c in candidates])][:limit]
-            order = {c[0]: i for i, c in enumerate(candidates)}
-            rows: list[Any] = []
-            if order:
-                await cur.execute(
-                    f"SELECT {R.CLAIMED_COLUMNS} FROM deliveries d JOIN transactions t"
-                    " ON t.msg_id = d.msg_id AND t.outcome = 'accepted' WHERE d.id = ANY(%s)", (list(order),))
-                rows = sorted(await cur.fetchall(), key=lambda r: order[r[0]])
-            if rows:
-                await cur.executemany(
-                    "UPDATE deliveries SET state = 'forwarding', attempts = attempts + 1, updated_at = %s,"
-                    " entry_seq = %s, claimed_by = %s, claim_until = %s WHERE id = %s",
-                    [(now, chain.append(claim_entry(r[1], r[2], now, r[5] + 1, holder), r[1]), holder, now + lease, r[0])
-                     for r in rows])
+                " ORDER BY d.next_at LIMIT %s FOR UPDATE OF d SKIP LOCKED", (*args, claims.candidate_limit(limit, lanes)))
+            order = claims.choose(await cur.fetchall(), limit, lanes)
+            if not order:
+                return []
+            await cur.execute(
+                f"SELECT {R.CLAIMED_COLUMNS} FROM deliveries d JOIN transactions t"
+                " ON t.msg_id = d.msg_id AND t.outcome = 'accepted' WHERE d.id = ANY(%s)", (list(order),))
+            rows, updates = claims.lease(await cur.fetchall(), order, chain, holder, now, lease)
+            await cur.executemany(claims.update_sql("%s"), updates)
             return [R.claimed(r, attempt_added=1) for r in rows]
 
         return await self._chained(claim, flush_wal=False)

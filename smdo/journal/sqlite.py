@@ -22,10 +22,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from smdo.journal import claims
 from smdo.journal import rows as R
 from smdo.journal.audit import DELIVERY_COLUMNS, ENTRY_COLUMNS, TRANSACTION_COLUMNS, Progress, run_audit
 from smdo.journal.chain import GENESIS, ChainProblem, ChainWriter
-from smdo.journal.entries import claim_entry, prepare
+from smdo.journal.entries import prepare
 from smdo.journal.records import Accepted, Carried, Claimed, Duplicate, Lanes, RawFile, ReceiverBacklog, Record, TransactionView
 from smdo.journal.timing import LockTimes
 from smdo.journal.transitions import (
@@ -485,23 +486,17 @@ class SqliteJournal:
 
         def claim(chain: ChainWriter) -> list[Claimed]:
             # Choose by id, receiver and size first, then read the chosen ones' bodies only.
-            candidates = conn.execute(
-                f"SELECT d.id, d.receiver, t.size FROM deliveries d JOIN transactions t"
+            order = claims.choose(conn.execute(
+                f"SELECT {claims.CANDIDATE_COLUMNS} FROM deliveries d JOIN transactions t"
                 f" ON t.msg_id = d.msg_id AND t.outcome = 'accepted' WHERE {where} ORDER BY d.next_at LIMIT ?",
-                (*args, limit if lanes is None else lanes.lookahead(limit))).fetchall()
-            if lanes is not None:
-                candidates = [candidates[i] for i in lanes.admit([c[1] for c in candidates],
-                                                                 [c[2] for c in candidates])][:limit]
-            order = {c[0]: i for i, c in enumerate(candidates)}
-            rows = sorted(conn.execute(
+                (*args, claims.candidate_limit(limit, lanes))).fetchall(), limit, lanes)
+            if not order:
+                return []
+            rows, updates = claims.lease(conn.execute(
                 f"SELECT {R.CLAIMED_COLUMNS} FROM deliveries d JOIN transactions t"
                 f" ON t.msg_id = d.msg_id AND t.outcome = 'accepted' WHERE d.id IN ({','.join('?' * len(order))})",
-                list(order)).fetchall(), key=lambda r: order[r[0]]) if order else []
-            updates = [(now, chain.append(claim_entry(row[1], row[2], now, row[5] + 1, holder), row[1]), holder, now + lease,
-                        row[0]) for row in rows]
-            conn.executemany(
-                "UPDATE deliveries SET state = 'forwarding', attempts = attempts + 1, updated_at = ?,"
-                " entry_seq = ?, claimed_by = ?, claim_until = ? WHERE id = ?", updates)
+                list(order)).fetchall(), order, chain, holder, now, lease)
+            conn.executemany(claims.update_sql("?"), updates)
             return [R.claimed(row, attempt_added=1) for row in rows]
 
         # A claim need not survive a power cut: lost, the delivery is simply due again (receivers
