@@ -70,10 +70,6 @@ def serve(config: HubConfig, announce: Callable[[str], None] | None = None) -> N
     # The journal's leases are released at start, which is only safe when no other hub uses them;
     # nodes sharing PostgreSQL release nothing (a dead node's leases run out) and need no folder.
     lock = None if config.clustered else lock_data_dir(config.storage.folder, "serve.lock", "another hub")
-    if config.clustered and config.parts_dir is None:
-        log.warning("files beside the envelope are kept in %s, this node's own folder: nodes sharing a "
-                    "database must also share parts_dir, or a part uploaded to one is unknown to the others",
-                    config.parts_path)
     # The journal's thread holds SQLite's write lock while it runs; with the default 5 ms GIL
     # switch interval it can wait that long for the event loop thread, and so can every writer.
     sys.setswitchinterval(0.0005)
@@ -163,6 +159,10 @@ async def _worker(config: HubConfig, announce: Callable[[str], None]) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     announce(f"smdo-hub listening on {url(config, port)}")
+    if config.clustered and config.parts_dir is None:  # said once up, so a refusal to start stays one line
+        log.warning("files beside the envelope are kept in %s, this node's own folder: nodes sharing a "
+                    "database must also share parts_dir, or a part uploaded to one is unknown to the others",
+                    config.parts_path)
     await stop.wait()
     log.info("stopping: no new connections, finishing requests in flight, parking deliveries")
     server.close()

@@ -154,3 +154,12 @@ def test_the_part_lock_holds_between_threads_of_one_hub(tmp_path):
         assert not entered.is_set()
     thread.join(10)
     assert entered.is_set()
+
+
+async def test_a_node_on_postgresql_without_a_parts_folder_says_so(tmp_path, test_pki, postgres_url):
+    told = []
+    for extra in ((), ("--parts-dir", str(tmp_path / "shared"))):
+        node = await ServeProcess(tmp_path / f"node{len(told)}", test_pki, "--db", postgres_url, *extra).ready()
+        assert node.terminate() == 0
+        told.append("must also share parts_dir" in node.proc.stderr.read().decode())
+    assert told == [True, False]
