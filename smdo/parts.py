@@ -1,15 +1,15 @@
 """Files carried beside the envelope ("parts"), content-addressed by SHA-256 (docs/design.md).
 
 Layout under one folder (the hub's `parts_dir`, default `<data>/parts`; the nodes of a cluster
-all name one shared folder, and nothing here needs a lock: uploads are written under unique names
-and renamed into place, and two nodes storing the same digest store the same bytes):
+all name one shared folder: uploads are written under unique names and renamed into place, two
+nodes storing the same digest store the same bytes, and the one lock is a part's, below):
 
     staged/<sender>/<sha256>        uploaded by that sender, not yet named by an accepted envelope
     staged/<sender>/.incoming-*     an upload in progress (deleted if it breaks or mismatches)
     store/<sha256>                  named by an accepted envelope
     grants/<sha256>/<subscriber>    who may download it (its receivers and its sender)
     refs/<sha256>/<msg_id>          the accepted packets naming it (what `archive` asks the journal about)
-    locks/<sha256>                  taken (POSIX lock) by a commit naming it and by its move to the archive
+    locks/<sha256>                  locked by a commit naming it and by its move to the archive
 
 Everything here is plain blocking file work: callers run it off the event loop where it may block
 (fsync, hashing a stored part). The envelope names a part as `Data@referenceid="sha256-<hex>"`.
@@ -243,6 +243,7 @@ class PartStore:
         the threads of one hub as well as other processes and (NFS, cluster file systems) nodes,
         where a classic POSIX lock is the process's and lets its own threads through. The lock
         file stays: removing it while another waits on it would let a third lock a new file."""
+        assert is_digest(digest)
         fd = os.open(self.root / "locks" / digest, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.fcntl(fd, fcntl.F_OFD_SETLKW, struct.pack("hhqqi4x", fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0))
