@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -16,6 +15,7 @@ from router.keys import CONNECTIONS, HUB, MAIL
 from router.mail_in import MailIngress
 from router.mail_out import MailDelivery
 from router.metrics import Metrics
+from router.periodic import cancel
 from router.tls import client_context
 
 
@@ -53,9 +53,7 @@ def create_app(config: HubConfig, *, release_claims: bool = True) -> web.Applica
         # Shutdown: the server has stopped accepting and finished in-flight requests (each answered
         # only after its commit); park deliveries, commit what is queued, close the journal.
         hub.stopping = True
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
+        await cancel(watcher)
         if mail_in is not None:
             await mail_in.stop()
         await hub.delivery.stop()

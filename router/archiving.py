@@ -6,7 +6,6 @@ because it is the journal's writer; `smdo journal archive` does the same for a s
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -14,7 +13,7 @@ from typing import TYPE_CHECKING
 from smdo.journal.archive import ArchiveResult, archive_packets
 from smdo.parts import archive as archive_parts
 
-from router.periodic import every
+from router.periodic import cancel, every
 
 if TYPE_CHECKING:
     from router.hub import Hub
@@ -46,11 +45,8 @@ class Archiver:
                                                    first=min(FIRST_RUN, interval)), name="journal-archive")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
 
     async def run(self) -> ArchiveResult:
         """One pass: packets (journal) first, then parts (their packets are finished alike)."""

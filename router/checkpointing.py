@@ -4,7 +4,6 @@ shutdown, the chain head signed with the hub's key, optionally timestamped by `-
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import datetime as dt
 import functools
@@ -14,7 +13,7 @@ from typing import TYPE_CHECKING
 from signing.tsa import TimestampError, request_timestamp
 from smdo.journal.checkpoints import append_checkpoint, make_checkpoint
 
-from router.periodic import every
+from router.periodic import cancel, every
 
 if TYPE_CHECKING:
     from router.hub import Hub
@@ -36,10 +35,7 @@ class Checkpointer:
 
     async def stop(self) -> None:
         """Stop the timer and write the final checkpoint (call while the journal is still open)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel(self._task)
         await self.checkpoint()
 
     async def checkpoint(self) -> bool:

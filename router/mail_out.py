@@ -25,6 +25,7 @@ from smdo.mailpack import compose, detach
 from smdo.registry import SubscriberStatus
 
 from router.hub import Hub
+from router.periodic import cancel
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +44,7 @@ class MailDelivery:
         self._task = asyncio.create_task(self._run(), name="mail-delivery")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await cancel(self._task)
         if self.answers:
             await asyncio.wait(self.answers, timeout=self.config.mail_timeout)
 

@@ -1,10 +1,11 @@
 """A chore the hub repeats for as long as it runs (checkpoints, archiving, the registry and CRL
-watch): one loop, and one rule for failures."""
+watch, the mail route, registry notifications): one loop, one rule for failures, one way to stop."""
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 
 async def every(interval: float, work: Callable[[], Awaitable[object]], log: logging.Logger, failed: str, *,
@@ -19,3 +20,11 @@ async def every(interval: float, work: Callable[[], Awaitable[object]], log: log
         except Exception:
             log.exception(failed)
         await asyncio.sleep(interval)
+
+
+async def cancel(task: asyncio.Task[Any] | None) -> None:
+    """Stop a chore's task and wait until it has ended. A chore logs its own failures, so nothing
+    it ended with is raised here; a cancellation of the caller is."""
+    if task is not None:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

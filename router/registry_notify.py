@@ -10,6 +10,8 @@ import logging
 import time
 from typing import Any
 
+from router.periodic import cancel
+
 log = logging.getLogger(__name__)
 
 CHANNEL = "smdo_registry"
@@ -30,9 +32,7 @@ class RegistryListener:
         self._task = asyncio.create_task(self._run(), name="registry-listen")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await cancel(self._task)
 
     def due(self) -> bool:
         """True when the counter should be read: told of a change, not listening, or `recheck` passed."""
