@@ -256,8 +256,7 @@ class PartStore:
 
     def naming(self, digest: str) -> list[str]:
         """The msg_ids of the packets that named this part when they were committed."""
-        refs = self.root / "refs" / digest
-        return sorted(p.name for p in refs.iterdir()) if refs.is_dir() else []
+        return sorted(path.name for path, _ in _listing(self.root / "refs" / digest))
 
     def hash_file(self, owner: str, digest: str, new_hash: Callable[[], Any]) -> bytes:
         """Blocking: a part of this sender (staged or stored) hashed with another algorithm, in chunks."""
@@ -275,16 +274,15 @@ class PartStore:
         out = []
         for path in sorted((self.root / "store").iterdir()):
             if is_digest(path.name):
-                refs = self.root / "refs" / path.name
-                out.append((path.name, sorted(p.name for p in refs.iterdir()) if refs.exists() else []))
+                out.append((path.name, self.naming(path.name)))
         return out
 
-    def move_out(self, digest: str, to: Path, finished: Collection[str] | None = None) -> Path | None:
+    def move_out(self, digest: str, to: Path, finished: Collection[str]) -> Path | None:
         """Blocking: the stored part moved to `to/<sha256>` (checked, fsynced), then forgotten here.
         None, and nothing moved, when it is gone already (another node of a cluster moved it) or a
         packet not in `finished` has named it since the caller asked the journal."""
         with self.locked(digest):
-            if finished is not None and not set(self.naming(digest)) <= set(finished):
+            if not set(self.naming(digest)) <= set(finished):
                 return None
             return self._move_out(digest, to)
 

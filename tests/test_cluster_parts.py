@@ -97,11 +97,12 @@ def test_two_nodes_archiving_one_part_move_it_once(tmp_path):
     upload = node1.begin("ORG-A", file.digest, SIZE)
     upload.write_all(list(file.chunks()))
     upload.finish()
-    node1.commit("ORG-A", [file.digest], ["ORG-B"], "0b7e7c8e-1f2a-4c3d-9e8f-001122334455")
+    msg_id = "0b7e7c8e-1f2a-4c3d-9e8f-001122334455"
+    node1.commit("ORG-A", [file.digest], ["ORG-B"], msg_id)
     assert node2.may_read("ORG-B", file.digest)
 
-    assert node1.move_out(file.digest, to) == to / file.digest
-    assert node2.move_out(file.digest, to) is None
+    assert node1.move_out(file.digest, to, finished=[msg_id]) == to / file.digest
+    assert node2.move_out(file.digest, to, finished=[msg_id]) is None
     assert hashlib.sha256((to / file.digest).read_bytes()).hexdigest() == file.digest
     assert [p.name for p in to.iterdir()] == [file.digest]  # no temporary left behind
     assert not node2.may_read("ORG-B", file.digest)
