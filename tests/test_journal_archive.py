@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import hashlib
 
-import pytest
-
+from router.keys import HUB
+from smdo.datadir import init_data_dir
 from smdo.journal import DeliveryState, StateChange, journal_store
 from smdo.journal.archive import archive_packets
-from router.keys import HUB
+from smdo.journal.rows import archive_candidates_sql
+from smdo.journal.transitions import FINISHED
 from smdo.registry import Registry
 
 from router_fixtures import HubUnderTest, document, eventually, hub_config, register, sign, smdo
-from smdo.journal.rows import archive_candidates_sql
-from smdo.journal.transitions import FINISHED
 from test_store_contract import accepted, journal, raw_sql, store_url  # noqa: F401 - the stores' fixtures
 
 
@@ -95,8 +94,7 @@ async def test_registration_results_and_expiry_count_as_finished(journal, tmp_pa
 
 async def test_the_cli_verify_names_a_changed_archived_file(tmp_path):
     data = tmp_path / "data"
-    data.mkdir()
-    (data / "smdo-data.txt").write_text("smdo data folder\n")
+    init_data_dir(data)
     store = journal_store(f"sqlite://{data}")
     await store.open()
     await store.write([accepted("m1", b"<Envelop>1</Envelop>")])
@@ -121,8 +119,7 @@ async def test_the_cli_refuses_to_archive_while_a_hub_runs_on_the_folder(tmp_pat
     from smdo.datadir import lock_data_dir
 
     data = tmp_path / "data"
-    data.mkdir()
-    (data / "smdo-data.txt").write_text("smdo data folder\n")
+    init_data_dir(data)
     store = journal_store(f"sqlite://{data}")
     await store.open()
     await store.close()
