@@ -154,7 +154,8 @@ async def _measure(pki, file, hub_url: str, floor_url: str, receiver, tmp: Path,
         times["accepted"] = time.perf_counter() - started
         out, cpu_out = time.perf_counter(), cpu()
         times["push_both"], times["pull_both"] = await asyncio.gather(pushed(msg_id, out), pull(out))
-        times["total"], cpus["total"], cpus["out"] = time.perf_counter() - started, cpu() - cpu0, cpu() - cpu_out
+        times["total"], spent = time.perf_counter() - started, cpu()
+        cpus["total"], cpus["out"] = spent - cpu0, spent - cpu_out
         print("each download leg alone (the same part, a packet to one receiver at a time)", flush=True)
         out, cpu_out = time.perf_counter(), cpu()
         times["push_alone"] = await pushed(await send(["ORG-B"]), out)
