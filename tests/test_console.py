@@ -83,7 +83,9 @@ async def test_operator_follows_documents_suspends_and_downloads_statistics(cons
     await page.goto(f"{hub.url}/console/transactions/{stuck_doc.msg_id}")
     receivers = await page.text_content("#receivers")
     assert "ORG-C's endpoint failing since" in receivers and "HTTP 503" in receivers
-    assert "next try" in receivers and "deadline" in receivers and "ORG-C's EDMS administrators" in receivers
+    # Retries run all the time here: the page may be read between two attempts or during one.
+    assert ("next try" in receivers or "under way" in receivers) and "deadline" in receivers
+    assert "ORG-C's EDMS administrators" in receivers
 
     # Suspend ORG-B with a reason: recorded in its history with the operator's name.
     await page.goto(f"{hub.url}/console/subscribers")

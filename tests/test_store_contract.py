@@ -255,7 +255,7 @@ async def test_history_backlog_hourly_and_statistics_facts(journal):
     assert [e.get("state") for e in history if e.get("receiver") == "B"] == ["forwarding", "delivered", "registered"]
     [backlog] = await journal.backlog()
     assert (backlog.receiver, backlog.waiting, backlog.failing, backlog.last_error) == ("C", 1, 1, "HTTP 503")
-    assert backlog.oldest_received_at == 7200.0
+    assert backlog.oldest_received_at == 7200.0 and backlog.next_try_at == 7300
     assert await journal.hourly(0) == [(7200, 1, 1, 1)]
     facts: dict[str, list] = {}
     await journal.period_facts(0, 86400, lambda kind, rows: facts.setdefault(kind, []).extend(map(tuple, rows)))
@@ -264,6 +264,17 @@ async def test_history_backlog_hourly_and_statistics_facts(journal):
     assert facts["durations"] == [(0, "A", 10.0, 60.0)]
     assert [v.msg_id for v in await journal.list_transactions(receiver="C", until=7250)] == ["m1"]
     assert await journal.verify() == []
+
+
+async def test_a_push_retry_under_way_is_still_failing_in_the_backlog(journal):
+    await journal.write([accepted("m1", receivers=("B", "C"), at=100.0)])
+    await journal.claim_push("w", now=101, lease=30, limit=10)
+    [b_first] = [b for b in await journal.backlog() if b.receiver == "B"]
+    assert b_first.failing == 0  # a first attempt under way has failed nothing yet
+    await journal.write([StateChange("m1", "C", DeliveryState.RETRY_WAIT, at=102, next_at=110, detail="HTTP 503")])
+    assert len(await journal.claim_push("w", now=110, lease=30, limit=10)) == 1  # C's retry
+    [c] = [b for b in await journal.backlog() if b.receiver == "C"]
+    assert (c.failing, c.last_error, c.next_try_at) == (1, "HTTP 503", None)
 
 
 async def test_searches_by_receiver_and_state_are_newest_first_one_per_transaction(journal, store_url):

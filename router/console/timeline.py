@@ -65,13 +65,16 @@ def events(entries: list[dict[str, Any]]) -> list[Event]:
 
 def statuses(view: TransactionView, entries: list[dict[str, Any]], deadline: float, now: float) -> list[ReceiverStatus]:
     first_failure: dict[str, float] = {}
+    last_failure: dict[str, str] = {}
     for e in entries:
         if e.get("kind") == "state":
             r = str(e.get("receiver"))
             if e.get("state") == "retry-wait":
                 first_failure.setdefault(r, float(e["at"]))
+                last_failure[r] = str(e.get("detail") or "")
             elif e.get("state") == "delivered":
                 first_failure.pop(r, None)
+                last_failure.pop(r, None)
     out = []
     for d in view.deliveries:
         number = ""
@@ -83,6 +86,12 @@ def statuses(view: TransactionView, entries: list[dict[str, Any]], deadline: flo
             since = first_failure.get(d.receiver, d.updated_at)
             text = (f"{d.receiver}'s endpoint failing since {when(since)} ({d.detail}); next try {when(d.next_at)};"
                     f" {deadline_text(deadline, now)}")
+            who = f"{d.receiver}'s EDMS administrators"
+        elif d.state == "forwarding" and d.mode == "push" and d.receiver in first_failure:
+            # A retry in flight is still a failing endpoint: the page must not flip to "being
+            # delivered" for the second each attempt lasts.
+            text = (f"{d.receiver}'s endpoint failing since {when(first_failure[d.receiver])}"
+                    f" ({last_failure[d.receiver]}); attempt {d.attempts} under way; {deadline_text(deadline, now)}")
             who = f"{d.receiver}'s EDMS administrators"
         elif d.state in ("accepted", "forwarding") and d.mode == "pull":
             text = f"waiting in {d.receiver}'s mailbox since {when(view.received_at)}"

@@ -117,8 +117,9 @@ async def overview(request: web.Request) -> web.Response:
     alerts = []
     for b in backlog:
         if b.failing:
+            retry = "a retry under way" if b.next_try_at is None else f"next try {timeline.when(b.next_try_at)}"
             alerts.append(f"{b.receiver}: endpoint failing, {b.failing} deliveries waiting for a retry "
-                          f"(last: {b.last_error}; next try {timeline.when(b.next_try_at)})")
+                          f"(last: {b.last_error}; {retry})")
         elif b.oldest_received_at is not None and now - b.oldest_received_at > WAITING_WARNING:
             alerts.append(f"{b.receiver}: oldest delivery waiting since {timeline.when(b.oldest_received_at)}")
     for c in crls:

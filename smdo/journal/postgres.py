@@ -363,24 +363,11 @@ class PostgresJournal:
         return [json.loads(body) for body, in rows]
 
     async def backlog(self) -> list[ReceiverBacklog]:
-        rows = await self._read(
-            "SELECT d.receiver, d.mode, count(*), min(d.deadline), max(d.attempts),"
-            " sum(CASE WHEN d.state = 'retry-wait' AND d.attempts > 0 THEN 1 ELSE 0 END)"
-            f" FROM deliveries d WHERE d.state IN {PENDING} GROUP BY d.receiver, d.mode ORDER BY d.receiver")
         out = []
-        for receiver, mode, waiting, oldest_deadline, attempts, failing in rows:
-            oldest = await self._read(
-                "SELECT t.received_at FROM deliveries d JOIN transactions t ON t.msg_id = d.msg_id"
-                f" AND t.outcome = 'accepted' WHERE d.receiver = %s AND d.state IN {PENDING}"
-                " ORDER BY d.deadline LIMIT 1", (receiver,))
-            last = await self._read(
-                "SELECT detail, updated_at, next_at FROM deliveries WHERE receiver = %s AND state = 'retry-wait'"
-                " AND attempts > 0 ORDER BY updated_at DESC LIMIT 1", (receiver,))
-            out.append(ReceiverBacklog(
-                receiver=receiver, mode=mode, waiting=waiting, oldest_received_at=oldest[0][0] if oldest else None,
-                oldest_deadline=oldest_deadline, failing=int(failing), max_attempts=attempts,
-                last_error=last[0][0] if last else "", last_error_at=last[0][1] if last else None,
-                next_try_at=last[0][2] if last else None))
+        for row in await self._read(R.BACKLOG_SQL):
+            oldest = await self._read(R.backlog_oldest_sql("%s"), (row[0],))
+            failure = await self._read(R.backlog_failure_sql("%s"), (row[0],))
+            out.append(R.backlog(row, oldest[0] if oldest else None, failure[0] if failure else None))
         return out
 
     async def hourly(self, since: float) -> list[tuple[int, int, int, int]]:

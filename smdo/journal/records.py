@@ -204,11 +204,11 @@ class ReceiverBacklog:
     waiting: int
     oldest_received_at: float | None
     oldest_deadline: float | None
-    failing: int  # waiting for a retry after a failed attempt
+    failing: int  # pending after a failed attempt: waiting for a retry, or a push retry under way
     max_attempts: int
     last_error: str  # the latest failed attempt's detail
     last_error_at: float | None
-    next_try_at: float | None
+    next_try_at: float | None  # None while a retry is under way
 
 
 @dataclass(frozen=True)

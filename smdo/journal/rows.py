@@ -5,7 +5,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from smdo.journal.records import Accepted, Carried, Claimed, DeliveryView, TransactionView
+from smdo.journal.records import Accepted, Carried, Claimed, DeliveryView, ReceiverBacklog, TransactionView
 from smdo.journal.transitions import PENDING
 
 #: A packet's bytes: in `packet` (the last column, so SQLite can write a large one in place) since
@@ -149,3 +149,36 @@ def archive_candidates_sql(placeholder: str, finished: Sequence[str]) -> str:
             f" AND t.received_at < {placeholder} AND (t.received_at, t.id) > ({placeholder}, {placeholder})"
             f" AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.msg_id = t.msg_id AND d.state NOT IN ({states}))"
             f" ORDER BY t.received_at, t.id LIMIT {placeholder}")
+
+
+#: A delivery still pending after a failed attempt: waiting for its retry, or a push retry under
+#: way (counted too, so an operator's alert does not vanish for the seconds each retry lasts).
+FAILED_BEFORE = ("(d.state = 'retry-wait' AND d.attempts > 0"
+                 " OR d.state = 'forwarding' AND d.mode = 'push' AND d.attempts > 1)")
+#: Per receiver and mode: waiting, oldest deadline, most attempts, failing.
+BACKLOG_SQL = ("SELECT d.receiver, d.mode, count(*), min(d.deadline), max(d.attempts),"
+               f" sum(CASE WHEN {FAILED_BEFORE} THEN 1 ELSE 0 END)"
+               f" FROM deliveries d WHERE d.state IN {PENDING} GROUP BY d.receiver, d.mode ORDER BY d.receiver")
+
+
+def backlog_oldest_sql(placeholder: str) -> str:
+    """When the receiver's delivery nearest its deadline was received."""
+    return ("SELECT t.received_at FROM deliveries d JOIN transactions t ON t.msg_id = d.msg_id"
+            f" AND t.outcome = 'accepted' WHERE d.receiver = {placeholder} AND d.state IN {PENDING}"
+            " ORDER BY d.deadline LIMIT 1")
+
+
+def backlog_failure_sql(placeholder: str) -> str:
+    """The receiver's latest failure: its detail, when, and the next try (none while one is under way)."""
+    return ("SELECT d.detail, d.updated_at, CASE WHEN d.state = 'retry-wait' THEN d.next_at END"
+            f" FROM deliveries d WHERE d.receiver = {placeholder} AND {FAILED_BEFORE}"
+            " ORDER BY d.updated_at DESC LIMIT 1")
+
+
+def backlog(row: Sequence[Any], oldest: Sequence[Any] | None, failure: Sequence[Any] | None) -> ReceiverBacklog:
+    receiver, mode, waiting, oldest_deadline, attempts, failing = row
+    return ReceiverBacklog(
+        receiver=receiver, mode=mode, waiting=waiting, oldest_received_at=oldest[0] if oldest else None,
+        oldest_deadline=oldest_deadline, failing=int(failing), max_attempts=attempts,
+        last_error=failure[0] if failure else "", last_error_at=failure[1] if failure else None,
+        next_try_at=failure[2] if failure else None)

@@ -736,26 +736,9 @@ def _with_deliveries(conn: sqlite3.Connection, rows: list) -> list[TransactionVi
 
 
 def _backlog(conn: sqlite3.Connection) -> list[ReceiverBacklog]:
-    rows = conn.execute(
-        "SELECT d.receiver, d.mode, count(*), min(d.deadline), max(d.attempts),"
-        " sum(CASE WHEN d.state = 'retry-wait' AND d.attempts > 0 THEN 1 ELSE 0 END)"
-        f" FROM deliveries d WHERE d.state IN {PENDING} GROUP BY d.receiver, d.mode ORDER BY d.receiver"
-    ).fetchall()
-    out = []
-    for receiver, mode, waiting, oldest_deadline, attempts, failing in rows:
-        oldest = conn.execute(
-            "SELECT t.received_at FROM deliveries d JOIN transactions t ON t.msg_id = d.msg_id"
-            f" AND t.outcome = 'accepted' WHERE d.receiver = ? AND d.state IN {PENDING}"
-            " ORDER BY d.deadline LIMIT 1", (receiver,)).fetchone()
-        last = conn.execute(
-            "SELECT detail, updated_at, next_at FROM deliveries WHERE receiver = ? AND state = 'retry-wait'"
-            " AND attempts > 0 ORDER BY updated_at DESC LIMIT 1", (receiver,)).fetchone()
-        out.append(ReceiverBacklog(
-            receiver=receiver, mode=mode, waiting=waiting, oldest_received_at=oldest[0] if oldest else None,
-            oldest_deadline=oldest_deadline, failing=failing, max_attempts=attempts,
-            last_error=last[0] if last else "", last_error_at=last[1] if last else None,
-            next_try_at=last[2] if last else None))
-    return out
+    return [R.backlog(row, conn.execute(R.backlog_oldest_sql("?"), (row[0],)).fetchone(),
+                      conn.execute(R.backlog_failure_sql("?"), (row[0],)).fetchone())
+            for row in conn.execute(R.BACKLOG_SQL).fetchall()]
 
 
 def _hourly(conn: sqlite3.Connection, since: float) -> list[tuple[int, int, int, int]]:
