@@ -108,7 +108,8 @@ async def metrics(request: web.Request) -> web.Response:
         gauge("smdo_receiver_backlog_deliveries", "Deliveries still waiting for each receiver", ["receiver"],
               [([b.receiver], b.waiting) for b in backlog]),
         gauge("smdo_receiver_failing_deliveries",
-              "Deliveries pending after a failed attempt (waiting for a retry, or retrying)", ["receiver"], [([b.receiver], b.failing) for b in backlog]),
+              "Deliveries pending after a failed attempt (waiting for a retry, or retrying)", ["receiver"],
+              [([b.receiver], b.failing) for b in backlog]),
         gauge("smdo_receiver_oldest_waiting_seconds", "Age of the oldest delivery still waiting for each receiver",
               ["receiver"], [([b.receiver], max(0.0, now - b.oldest_received_at))
                              for b in backlog if b.oldest_received_at is not None]),

@@ -20,7 +20,8 @@ def test_a_retry_in_flight_still_says_the_endpoint_is_failing_since_the_first_fa
     entries = _entries(("forwarding", T0 + 1, ""), ("retry-wait", T0 + 2, "HTTP 503 from ORG-C"),
                        ("forwarding", T0 + 12, ""), ("retry-wait", T0 + 13, "timeout after 30 s"),
                        ("forwarding", T0 + 40, ""))
-    delivery = DeliveryView("ORG-C", "push", "forwarding", 3, T0 + 40, None, "")
+    # As the journal holds it: a claim keeps the detail of the failure before it.
+    delivery = DeliveryView("ORG-C", "push", "forwarding", 3, T0 + 40, T0 + 40, "timeout after 30 s")
     [status] = statuses(_view(delivery), entries, deadline=T0 + 86400, now=T0 + 41)
     assert "failing since 2027-01-15 08:00:02" in status.now  # the first failure, not the latest
     assert "(timeout after 30 s)" in status.now and "attempt 3 under way" in status.now

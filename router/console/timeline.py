@@ -65,16 +65,13 @@ def events(entries: list[dict[str, Any]]) -> list[Event]:
 
 def statuses(view: TransactionView, entries: list[dict[str, Any]], deadline: float, now: float) -> list[ReceiverStatus]:
     first_failure: dict[str, float] = {}
-    last_failure: dict[str, str] = {}
     for e in entries:
         if e.get("kind") == "state":
             r = str(e.get("receiver"))
             if e.get("state") == "retry-wait":
                 first_failure.setdefault(r, float(e["at"]))
-                last_failure[r] = str(e.get("detail") or "")
             elif e.get("state") == "delivered":
                 first_failure.pop(r, None)
-                last_failure.pop(r, None)
     out = []
     for d in view.deliveries:
         number = ""
@@ -82,16 +79,15 @@ def statuses(view: TransactionView, entries: list[dict[str, Any]], deadline: flo
         if d.state == "registered" and match:
             number = match.group(1)
         who = ""
-        if d.state == "retry-wait":
+        # A retry in flight is still a failing endpoint (the journal's rows.FAILED_BEFORE): the page
+        # must not flip to "being delivered" for the second each attempt lasts. A claim keeps the
+        # row's detail, so it is the last failure's in both states.
+        retrying = d.state == "forwarding" and d.mode == "push" and d.attempts > 1
+        if d.state == "retry-wait" or retrying:
             since = first_failure.get(d.receiver, d.updated_at)
-            text = (f"{d.receiver}'s endpoint failing since {when(since)} ({d.detail}); next try {when(d.next_at)};"
+            then = f"attempt {d.attempts} under way" if retrying else f"next try {when(d.next_at)}"
+            text = (f"{d.receiver}'s endpoint failing since {when(since)} ({d.detail}); {then};"
                     f" {deadline_text(deadline, now)}")
-            who = f"{d.receiver}'s EDMS administrators"
-        elif d.state == "forwarding" and d.mode == "push" and d.receiver in first_failure:
-            # A retry in flight is still a failing endpoint: the page must not flip to "being
-            # delivered" for the second each attempt lasts.
-            text = (f"{d.receiver}'s endpoint failing since {when(first_failure[d.receiver])}"
-                    f" ({last_failure[d.receiver]}); attempt {d.attempts} under way; {deadline_text(deadline, now)}")
             who = f"{d.receiver}'s EDMS administrators"
         elif d.state in ("accepted", "forwarding") and d.mode == "pull":
             text = f"waiting in {d.receiver}'s mailbox since {when(view.received_at)}"
